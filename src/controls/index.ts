@@ -1,0 +1,9 @@
+/**
+ * The control registry: every control Rampart ships, keyed by its name under an API's
+ * `controls:`. Order here does not matter; stages are ordered by their phase.
+ */
+import type { ControlDefinition } from '../pipeline/control.ts';
+import { headersControl } from './headers/index.ts';
+import { limitsControl } from './limits/index.ts';
+
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl];

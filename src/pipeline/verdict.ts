@@ -1,0 +1,28 @@
+/**
+ * Verdicts: what a request stage answers. `undefined` means continue; a {@link Rejection} stops
+ * the chain, is sent to the client as problem details and emits exactly one security event.
+ */
+import type { Problem } from './problem.ts';
+import type { Severity } from '../events/event.ts';
+
+/** Stop the chain: `deny` refuses the request, `challenge` asks the client to authenticate again (step-up). */
+export interface Rejection {
+  readonly action: 'deny' | 'challenge';
+  readonly problem: Problem;
+  readonly severity: Severity;
+  /** Extra event details. Never secrets: they are redacted centrally but should not be put here. */
+  readonly details?: Record<string, unknown>;
+}
+
+/** Continue (`undefined`) or stop with a rejection. */
+export type Verdict = Rejection | undefined;
+
+/** Deny the request with `problem`. */
+export function deny(problem: Problem, severity: Severity = 'medium', details?: Record<string, unknown>): Rejection {
+  return { action: 'deny', problem, severity, details };
+}
+
+/** Challenge the client (step-up authentication, e.g. RFC 9470 `insufficient_user_authentication`). */
+export function challenge(problem: Problem, severity: Severity = 'medium', details?: Record<string, unknown>): Rejection {
+  return { action: 'challenge', problem, severity, details };
+}

@@ -1,9 +1,13 @@
 /**
  * MemoryStore: the default, single-process {@link Store}. A bounded LRU (default 100,000 keys)
  * with per-entry TTLs; the least recently used entry is evicted when full.
+ *
+ * With `gcraShare` < 1 every GCRA limit is scaled to that share of its budget (see
+ * `scaleLimit`): N worker processes each holding a MemoryStore with share 1/N together admit
+ * at most the configured budget. Exact cluster-wide limits need the Redis store.
  */
 import type { GcraLimit, GcraResult, Store } from './store.ts';
-import { gcraDecide } from './gcra.ts';
+import { gcraDecide, scaleLimit } from './gcra.ts';
 
 interface Entry {
   value: string | number | Set<string> | { size: number; members: Set<string> };
@@ -16,6 +20,8 @@ export interface MemoryStoreOptions {
   maxKeys?: number;
   /** Clock in milliseconds (tests inject one). */
   now?: () => number;
+  /** Share (0 < share ≤ 1, default 1) of every GCRA budget this store enforces. */
+  gcraShare?: number;
 }
 
 export class MemoryStore implements Store {
@@ -23,10 +29,16 @@ export class MemoryStore implements Store {
   private readonly map = new Map<string, Entry>();
   private readonly maxKeys: number;
   private readonly now: () => number;
+  /** Share of every GCRA budget enforced here (1 = the whole budget). */
+  readonly gcraShare: number;
+  private readonly scaled = new WeakMap<GcraLimit, GcraLimit>();
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.maxKeys = opts.maxKeys ?? 100_000;
     this.now = opts.now ?? Date.now;
+    const share = opts.gcraShare ?? 1;
+    if (!(share > 0 && share <= 1)) throw new RangeError(`gcraShare must be in (0, 1], got ${share}`);
+    this.gcraShare = share;
   }
 
   /** Number of live-or-not-yet-swept keys (for tests and metrics). */
@@ -56,7 +68,16 @@ export class MemoryStore implements Store {
     }
   }
 
+  /** Synchronous {@link Store.gcra} (the memory store needs no I/O). */
   gcraSync(key: string, limit: GcraLimit, cost = 1): GcraResult {
+    if (this.gcraShare < 1) {
+      let s = this.scaled.get(limit);
+      if (s === undefined) {
+        s = scaleLimit(limit, this.gcraShare);
+        this.scaled.set(limit, s);
+      }
+      limit = s;
+    }
     const now = this.now();
     const e = this.read(key, now);
     const tat = e === undefined ? now : (e.value as number);

@@ -12,6 +12,11 @@ export interface Rejection {
   readonly severity: Severity;
   /** Extra event details. Never secrets: they are redacted centrally but should not be put here. */
   readonly details?: Record<string, unknown>;
+  /**
+   * When true the gateway sends the problem but emits no event: for repeated rejections of a key
+   * that already produced its event in the current window (rate limiting's "one event per window").
+   */
+  readonly quiet?: boolean;
 }
 
 /** Continue (`undefined`) or stop with a rejection. */

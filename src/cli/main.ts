@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+/**
+ * The `rampart` command line. One module per command; each exports `register(program)`.
+ */
+import { Command } from 'commander';
+import { register as registerConfig } from './config.ts';
+import { register as registerServe } from './serve.ts';
+
+const program = new Command();
+program.name('rampart').description('Rampart: a zero-trust API security gateway').version('0.1.0');
+registerServe(program);
+registerConfig(program);
+
+await program.parseAsync(process.argv);

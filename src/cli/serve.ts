@@ -1,0 +1,100 @@
+/**
+ * `rampart serve`: the main job. Runs the gateway from a configuration file (`--config`) or in
+ * zero-config mode (`--upstream URL`), with hot reload on SIGHUP and on file change, graceful
+ * drain on SIGTERM, and `--workers N` processes sharing the listening socket.
+ */
+import { watch } from 'node:fs';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { ConfigError } from '../config/load.ts';
+import { zeroConfig } from '../config/zero.ts';
+import { runCluster, runWorker, shouldCluster } from '../gateway/cluster.ts';
+import { startGateway, type GatewayHandle } from '../gateway/gateway.ts';
+
+/** Parsed options of `rampart serve`. */
+export interface ServeOptions {
+  config?: string;
+  upstream?: string;
+  listen?: string;
+  admin?: string;
+  trustedProxy: string[];
+  workers?: string;
+  controls: boolean;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** Registers `serve` on the program. */
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('run the gateway in front of an upstream API')
+    .option('-c, --config <file>', 'configuration file (YAML)')
+    .option('--upstream <url>', 'zero-config mode: the upstream API to protect')
+    .option('--listen <addr>', 'API listener address (zero-config)', undefined)
+    .option('--admin <addr>', 'admin listener address (zero-config)', undefined)
+    .option('--trusted-proxy <cidr>', 'trust X-Forwarded-For from this CIDR (repeatable)', collect, [])
+    .option('--workers <n>', 'worker processes, or "auto" for the CPU count')
+    .addOption(new Option('--no-controls', 'turn every control off (benchmark baseline only)').hideHelp())
+    .action(async (o: ServeOptions) => {
+      await serve(o);
+    });
+}
+
+/** Builds the gateway source (file or zero-config object) from the options. @throws {Error} on conflicting flags. */
+export function sourceOf(o: ServeOptions): { configFile?: string; config?: unknown } {
+  if (o.config && o.upstream) throw new Error('use either --config or --upstream, not both');
+  if (o.config) return { configFile: o.config };
+  if (!o.upstream) throw new Error('one of --config FILE or --upstream URL is required');
+  const workers = o.workers === undefined ? undefined : o.workers === 'auto' ? 'auto' : Number(o.workers);
+  return {
+    config: zeroConfig({ upstream: o.upstream, listen: o.listen, admin: o.admin, trustedProxies: o.trustedProxy, workers, noControls: !o.controls }),
+  };
+}
+
+async function serve(o: ServeOptions): Promise<void> {
+  let source: { configFile?: string; config?: unknown };
+  try {
+    source = sourceOf(o);
+  } catch (e) {
+    process.stderr.write(`rampart serve: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  if (await shouldCluster(source, o.workers)) return runCluster(source, o.workers);
+  if (process.env.RAMPART_WORKER === '1') return runWorker(source);
+  let gw: GatewayHandle;
+  try {
+    gw = await startGateway(source);
+  } catch (e) {
+    if (e instanceof ConfigError) process.stderr.write(`rampart: invalid configuration\n${e.message}\n`);
+    else process.stderr.write(`rampart: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  installSignals(gw, source.configFile);
+}
+
+/** SIGHUP and file changes reload; SIGTERM/SIGINT drain and exit. */
+export function installSignals(gw: GatewayHandle, file: string | undefined): void {
+  const reload = () => void gw.reload().catch(() => {});
+  process.on('SIGHUP', reload);
+  if (file) watchFile(file, reload);
+  const stop = () => {
+    void gw.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+/** Watches a file (and its directory, for editors that replace it) and calls `onChange` debounced (200 ms). */
+export function watchFile(file: string, onChange: () => void): void {
+  let timer: NodeJS.Timeout | undefined;
+  const fire = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(onChange, 200);
+  };
+  try {
+    watch(file, { persistent: false }, fire);
+  } catch {
+    /* the reload on SIGHUP still works */
+  }
+}

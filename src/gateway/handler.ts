@@ -1,0 +1,389 @@
+/**
+ * The request handler: the request pipeline read top to bottom.
+ *
+ *   1. transport facts (request id, peer, trusted-proxy rule) and request-target checks
+ *   2. route to an API (deny by default: 404)
+ *   3. the API's request stages in phase order (a rejection ends here)
+ *   4. proxy to the upstream (streaming, bounded, timeouts, passive health)
+ *   5. the response stages, then send
+ *   6. access log, metrics and each stage's `done` hook, exactly once
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline, Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { EventInput } from '../events/event.ts';
+import { RequestContext, type TlsInfo } from '../pipeline/context.ts';
+import { PROBLEM_CONTENT_TYPE, Problem } from '../pipeline/problem.ts';
+import type { RequestOutcome } from '../pipeline/stage.ts';
+import type { Rejection } from '../pipeline/verdict.ts';
+import { deriveForwarded, normalizeIp, stripHopByHop, upstreamRequestHeaders } from '../proxy/headers.ts';
+import type { Target } from '../proxy/upstream.ts';
+import type { GatewayMetrics } from '../telemetry/metrics.ts';
+import { type BodyMeter, BodyLimitExceeded, bodyTooLarge, meteredBody, RequestBody, UpstreamResponse } from './body.ts';
+import type { CompiledApi, CompiledConfig } from './compile.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
+const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
+const ENCODED_SLASH_DOT = /%2e%2e|%2f|%5c|\\/i;
+const NO_BODY_STATUS = new Set([204, 304]);
+
+/** Access-log writer (one line per request). */
+export interface AccessLog {
+  info(obj: object): void;
+}
+
+/** What the handler needs from the gateway. */
+export interface HandlerDeps {
+  /** Counts and dispatches a security event (metrics, redaction and sinks are the gateway's). */
+  emit: (e: EventInput) => void;
+  metrics: GatewayMetrics;
+  accessLog: AccessLog | undefined;
+  /** TLS facts for a request (undefined on plain HTTP). Supplied by the listener layer. */
+  tlsInfo?: (req: IncomingMessage) => TlsInfo | undefined;
+}
+
+/** In-flight accounting of one compiled configuration (so a replaced one closes after draining). */
+export interface Generation {
+  compiled: CompiledConfig;
+  inFlight: number;
+  retired: boolean;
+  onIdle?: () => void;
+}
+
+export class RequestHandler {
+  private gen: Generation;
+  private readonly deps: HandlerDeps;
+  /** Requests in flight across generations. */
+  inFlight = 0;
+
+  constructor(compiled: CompiledConfig, deps: HandlerDeps) {
+    this.gen = { compiled, inFlight: 0, retired: false };
+    this.deps = deps;
+  }
+
+  get compiled(): CompiledConfig {
+    return this.gen.compiled;
+  }
+
+  /**
+   * Swaps in a new compiled configuration atomically; requests already running finish on the
+   * old one. Resolves with the old generation's close once it has drained.
+   */
+  swap(next: CompiledConfig): Promise<void> {
+    const old = this.gen;
+    this.gen = { compiled: next, inFlight: 0, retired: false };
+    old.retired = true;
+    return new Promise((resolve) => {
+      const close = () => void old.compiled.close().then(resolve, resolve);
+      if (old.inFlight === 0) close();
+      else old.onIdle = close;
+    });
+  }
+
+  /** The `request` listener of the API server. Never throws. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.serve(req, res).catch((e) => {
+      this.internalError(res, undefined, e);
+    });
+  };
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const gen = this.gen;
+    const compiled = gen.compiled;
+    const { metrics } = this.deps;
+    const startedAt = performance.now();
+    gen.inFlight++;
+    this.inFlight++;
+    metrics.inFlight.inc();
+
+    const tls = this.deps.tlsInfo?.(req);
+    const scheme = tls ? 'https' : 'http';
+    const peerIp = normalizeIp(req.socket.remoteAddress);
+    const facts = deriveForwarded(req.headers, peerIp, scheme, compiled.trusted);
+    const rid = req.headers['x-request-id'];
+    const id = typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : randomUUID();
+    const method = req.method ?? 'GET';
+    const target = req.url ?? '/';
+
+    let api: CompiledApi | undefined;
+    let ctx: RequestContext | undefined;
+    let verdict = 'allow';
+    let status = 0;
+    const meter: BodyMeter = { bytes: 0, exceeded: false };
+    let bytesOut = 0;
+    let finished = false;
+    const ac = new AbortController();
+
+    const emit = (e: EventInput): void => {
+      this.deps.emit({
+        request_id: id,
+        api: api?.name,
+        operation: ctx?.operation?.id,
+        client_ip: facts.clientIp,
+        identity: ctx?.identity?.subject,
+        method,
+        path: target,
+        ...e,
+      });
+    };
+
+    const finish = (aborted: boolean): void => {
+      if (finished) return;
+      finished = true;
+      gen.inFlight--;
+      this.inFlight--;
+      metrics.inFlight.dec();
+      if (gen.retired && gen.inFlight === 0) gen.onIdle?.();
+      const st = status || res.statusCode;
+      const latency = performance.now() - startedAt;
+      const apiName = api?.name ?? '-';
+      metrics.requests.inc({ api: apiName, status: String(st), verdict });
+      metrics.requestDuration.observe({ api: apiName }, latency / 1000);
+      if (api && ctx) {
+        const outcome: RequestOutcome = { status: st, aborted, bytesIn: meter.bytes, bytesOut };
+        for (const s of api.doneStages) {
+          try {
+            s.done?.(ctx, outcome);
+          } catch {
+            /* a done hook must not break accounting */
+          }
+        }
+      }
+      this.deps.accessLog?.info({
+        type: 'access',
+        request_id: id,
+        api: apiName,
+        method,
+        path: compiled.redactor.path(target),
+        status: st,
+        verdict,
+        aborted,
+        bytes_in: meter.bytes,
+        bytes_out: bytesOut,
+        latency_ms: Math.round(latency * 1000) / 1000,
+        upstream_ms: ctx?.timings.upstream,
+        client_ip: facts.clientIp,
+      });
+    };
+    res.once('close', () => {
+      if (!res.writableFinished) ac.abort();
+      finish(!res.writableFinished);
+    });
+
+    const reject = (r: Rejection, control: string): void => {
+      verdict = r.action;
+      status = r.problem.status;
+      if (!r.quiet) {
+        emit({ control, reason: r.problem.code, action: r.action, severity: r.severity, status: r.problem.status, details: r.details });
+      }
+      bytesOut = sendProblem(res, r.problem, id, !req.complete);
+    };
+
+    // 1. Request-target checks: origin-form only, no dot segments (routing and the upstream must agree on the path).
+    if (target[0] !== '/') {
+      return reject({ action: 'deny', severity: 'low', problem: new Problem(400, 'invalid-request-target', 'Bad Request', { detail: 'Only origin-form request targets are accepted.' }) }, 'gateway');
+    }
+    const q = target.indexOf('?');
+    const path = q === -1 ? target : target.slice(0, q);
+    if (DOT_SEGMENT.test(path) || (path.includes('%') && ENCODED_SLASH_DOT.test(path)) || path.includes('\\')) {
+      return reject({ action: 'deny', severity: 'medium', problem: new Problem(400, 'path-not-normalized', 'Bad Request', { detail: 'The path contains dot segments or encoded separators.' }) }, 'gateway');
+    }
+
+    // 2. Route: deny by default.
+    api = compiled.route(facts.host, path);
+    if (api === undefined) {
+      return reject({ action: 'deny', severity: 'low', problem: new Problem(404, 'no-route', 'Not Found', { detail: 'No API is configured for this host and path.' }) }, 'gateway');
+    }
+
+    const body = new RequestBody(req, () => (ctx ? ctx.maxBodyBytes : api!.defaultMaxBodyBytes), meter);
+    ctx = new RequestContext(
+      { id, req, method, target, clientIp: facts.clientIp, peerIp, scheme: facts.proto, host: facts.host, tls, apiName: api.name, body, emit, signal: ac.signal },
+      api.defaultMaxBodyBytes,
+    );
+
+    // 3. Request stages in phase order.
+    for (const stage of api.requestStages) {
+      let r: Rejection | undefined;
+      try {
+        const v = stage.run(ctx);
+        r = v instanceof Promise ? await v : v;
+      } catch (e) {
+        if (e instanceof Problem) r = { action: 'deny', problem: e, severity: e.status >= 500 ? 'high' : 'medium' };
+        else {
+          verdict = 'error';
+          emit({ control: stage.control, reason: 'internal-error', action: 'error', severity: 'high', status: 500, details: { message: (e as Error)?.message } });
+          status = 500;
+          bytesOut = sendProblem(res, new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the request.' }), id, !req.complete);
+          return;
+        }
+      }
+      if (r !== undefined) return reject(r, stage.control);
+      if (ac.signal.aborted) return;
+    }
+
+    // 4. Proxy.
+    let upstreamPath = path;
+    if (api.config.upstream.strip_prefix && api.prefix) upstreamPath = path.slice(api.prefix.length) || '/';
+    const query = q === -1 ? '' : target.slice(q);
+    const headers = upstreamRequestHeaders(req.headers, peerIp, facts, id, ctx.upstreamHeaders);
+    const cap = ctx.maxBodyBytes;
+    let reqBody: Buffer | Readable | undefined;
+    if (body.buffered !== undefined) {
+      reqBody = body.buffered;
+      headers['content-length'] = String(body.buffered.length);
+    } else if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+      reqBody = Readable.from(meteredBody(req, cap, meter), { objectMode: false });
+    }
+    const timeouts = api.config.upstream.timeouts;
+    const first = api.upstream.pick();
+    if (first === undefined) {
+      verdict = 'error';
+      status = 503;
+      emit({ control: 'proxy', reason: 'no-healthy-upstream', action: 'error', severity: 'high', status: 503 });
+      bytesOut = sendProblem(res, new Problem(503, 'no-healthy-upstream', 'Service Unavailable', { detail: 'No upstream target is healthy.', headers: { 'retry-after': '5' } }), id, !req.complete);
+      return;
+    }
+    let t: Target = first;
+    const upStart = performance.now();
+    let up: Dispatcher.ResponseData;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        up = await t.pool.request({
+          path: t.basePath + upstreamPath + query,
+          method: method as Dispatcher.HttpMethod,
+          headers,
+          body: reqBody,
+          signal: ac.signal,
+          headersTimeout: timeouts.headers_ms,
+          bodyTimeout: timeouts.body_idle_ms,
+        });
+        break;
+      } catch (e) {
+        if (ac.signal.aborted) return;
+        if (meter.exceeded || e instanceof BodyLimitExceeded) {
+          return reject({ action: 'deny', severity: 'low', problem: bodyTooLarge(cap), details: { limit: cap } }, 'limits');
+        }
+        const code = (e as { code?: string }).code ?? '';
+        api.upstream.failure(t);
+        // A refused connection sent nothing: another target may take a replayable request.
+        const next: Target | undefined = code === 'ECONNREFUSED' && attempt === 0 && !(reqBody instanceof Readable) ? api.upstream.pick(t) : undefined;
+        if (next) {
+          t = next;
+          continue;
+        }
+        const p = upstreamProblem(code);
+        verdict = 'error';
+        status = p.status;
+        emit({ control: 'proxy', reason: p.code, action: 'error', severity: 'medium', status: p.status, details: { target: t.origin, error: code || (e as Error).message } });
+        bytesOut = sendProblem(res, p, id, !req.complete);
+        return;
+      }
+    }
+    api.upstream.success(t);
+    ctx.timings.upstream = performance.now() - upStart;
+    metrics.upstreamDuration.observe({ api: api.name }, ctx.timings.upstream / 1000);
+
+    // 5. Response stages, then send.
+    const respHeaders = up.headers as Record<string, string | string[] | undefined>;
+    stripHopByHop(respHeaders);
+    const state = new UpstreamResponse(up.statusCode, respHeaders, up.body);
+    for (const stage of api.responseStages) {
+      let r: Rejection | undefined;
+      try {
+        const v = stage.run(ctx, state);
+        r = v instanceof Promise ? await v : v;
+      } catch (e) {
+        if (e instanceof Problem) r = { action: 'deny', problem: e, severity: 'high' };
+        else {
+          up.body.destroy();
+          verdict = 'error';
+          status = 500;
+          emit({ control: stage.control, reason: 'internal-error', action: 'error', severity: 'high', status: 500, details: { message: (e as Error)?.message } });
+          bytesOut = sendProblem(res, new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the response.' }), id, !req.complete);
+          return;
+        }
+      }
+      if (r !== undefined) {
+        up.body.destroy();
+        return reject(r, stage.control);
+      }
+      if (ac.signal.aborted) {
+        up.body.destroy();
+        return;
+      }
+    }
+    status = state.status;
+    const out: Record<string, string | string[]> = {};
+    for (const k in state.headers) {
+      const v = state.headers[k];
+      if (v !== undefined) out[k] = v;
+    }
+    for (const [k, v] of ctx.responseHeaders) out[k] = v;
+    out['x-request-id'] = id;
+    res.writeHead(state.status, out);
+    if (method === 'HEAD' || NO_BODY_STATUS.has(state.status)) {
+      up.body.resume();
+      res.end();
+      return;
+    }
+    if (state.buffer !== undefined) {
+      bytesOut = state.buffer.length;
+      res.end(state.buffer);
+      up.body.resume();
+      return;
+    }
+    const stream = state.body;
+    stream.on('data', (c: Buffer) => {
+      bytesOut += c.length;
+    });
+    pipeline(stream, res, (err) => {
+      if (err && !ac.signal.aborted) {
+        emit({ control: 'proxy', reason: 'response-aborted', action: 'abort', severity: 'medium', details: { error: (err as { code?: string }).code ?? err.message } });
+      }
+    });
+  }
+
+  private internalError(res: ServerResponse, id: string | undefined, e: unknown): void {
+    this.deps.emit({ control: 'gateway', reason: 'internal-error', action: 'error', severity: 'high', request_id: id, details: { message: (e as Error)?.message } });
+    if (!res.headersSent) sendProblem(res, new Problem(500, 'internal-error', 'Internal Server Error'), id ?? '', true);
+    else res.destroy();
+  }
+}
+
+/** Maps an undici/socket error code to the problem the client gets (502, 504). */
+export function upstreamProblem(code: string): Problem {
+  switch (code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return new Problem(504, 'upstream-timeout', 'Gateway Timeout', { detail: 'The upstream did not answer in time.' });
+    default:
+      return new Problem(502, 'upstream-unavailable', 'Bad Gateway', { detail: 'The upstream connection failed or its response was malformed.' });
+  }
+}
+
+/**
+ * Writes `problem` as `application/problem+json` (RFC 9457) with the request id as `instance`.
+ * `closeConnection` is set when the request body was not read, so leftover bytes cannot be
+ * taken as the next request. Returns the body size in bytes.
+ */
+export function sendProblem(res: ServerResponse, problem: Problem, requestId: string, closeConnection: boolean): number {
+  if (res.headersSent) {
+    res.destroy();
+    return 0;
+  }
+  const body = JSON.stringify(problem.toBody(requestId || undefined));
+  const headers: Record<string, string | string[]> = {
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'content-length': String(Buffer.byteLength(body)),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...problem.headers,
+  };
+  if (requestId) headers['x-request-id'] = requestId;
+  if (closeConnection) headers.connection = 'close';
+  res.writeHead(problem.status, headers);
+  res.end(body);
+  return Buffer.byteLength(body);
+}

@@ -3,7 +3,8 @@
  * `controls:`. Order here does not matter; stages are ordered by their phase.
  */
 import type { ControlDefinition } from '../pipeline/control.ts';
+import { abuseControl } from './abuse/index.ts';
 import { headersControl } from './headers/index.ts';
 import { limitsControl } from './limits/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl];
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, abuseControl];

@@ -5,6 +5,7 @@
 import type { ControlDefinition } from '../pipeline/control.ts';
 import { abuseControl } from './abuse/index.ts';
 import { headersControl } from './headers/index.ts';
+import { identityControl } from './identity/index.ts';
 import { limitsControl } from './limits/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, abuseControl];
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, abuseControl];

@@ -1,0 +1,444 @@
+/**
+ * `identity` control: who is calling? OAuth 2.0 bearer access tokens (RFC 6750) as JWTs
+ * (RFC 7519 / RFC 9068, keys from the issuer's JWKS via OpenID Connect Discovery) or opaque
+ * tokens checked by introspection (RFC 7662), and Rampart API keys; then scope and claim
+ * requirements. Sets `ctx.identity`, forwards the identity to the upstream in configured headers
+ * and strips (or forwards) the credential.
+ *
+ * OWASP API Security Top 10 2023 API2 (broken authentication); JWT BCP RFC 8725.
+ */
+import { createHash, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import type { JWTPayload } from 'jose';
+import { z } from 'zod';
+import type { Identity, RequestContext } from '../../pipeline/context.ts';
+import { defineControl, type ControlEnv } from '../../pipeline/control.ts';
+import { deny, type Verdict } from '../../pipeline/verdict.ts';
+import { ApiKeyAuthenticator } from './apikeys.ts';
+import { IdentityError, invalidToken, toProblem } from './errors.ts';
+import { isAcceptableProviderUrl } from './http.ts';
+import { Introspector } from './introspection.ts';
+import { JwksCache } from './jwks.ts';
+import { JwtVerifier } from './jwt.ts';
+import { ApiKeyStore, loadPepper } from './keys/store.ts';
+import { compileRequirement, scopesOf } from './policy.ts';
+
+/** Asymmetric JWS algorithms (RFC 7518 §3, RFC 8037). Symmetric (HS*) and `none` are never accepted. */
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+/** Default accepted algorithms. */
+export const DEFAULT_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'];
+
+/** Store key of a revoked `jti` (value `1`; TTL at least the token's remaining lifetime). */
+export function revokedJtiKey(jti: string): string {
+  return `identity:revoked-jti:${jti}`;
+}
+
+const providerUrl = z.string().refine(isAcceptableProviderUrl, 'expected an https URL (http only on 127.0.0.1/localhost)');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header field name').transform((s) => s.toLowerCase());
+const maybeHeader = z.union([headerName, z.literal(false)]);
+
+const jwtSchema = z.strictObject({
+  /** Expected `iss`; also the base of OIDC discovery when `jwks_uri` is absent. */
+  issuer: providerUrl,
+  /** Explicit JWKS URL (skips discovery). */
+  jwks_uri: providerUrl.optional(),
+  /** Accepted `aud` values (RFC 9068 §4: the resource indicator of this API). */
+  audiences: z.array(z.string().min(1)).min(1),
+  /** Accepted JWS algorithms; asymmetric only. */
+  algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1).default(DEFAULT_ALGORITHMS as (typeof ASYMMETRIC_ALGORITHMS)[number][]),
+  /** Clock tolerance for `exp`/`nbf`, seconds. */
+  clock_skew_seconds: z.number().int().min(0).max(300).default(30),
+  /** Claims that must be present besides `exp` (e.g. `jti`, `sub`). */
+  required_claims: z.array(z.string().min(1)).default([]),
+  /** Required `typ` header; `at+jwt` enforces RFC 9068 access tokens. */
+  typ: z.string().optional(),
+  /** Maximum decoded protected-header size, bytes. */
+  max_header_bytes: z.number().int().positive().default(8192),
+  /** Maximum token length, bytes. */
+  max_token_bytes: z.number().int().positive().default(16384),
+  jwks: z
+    .strictObject({
+      timeout_ms: z.number().int().positive().default(5000),
+      /** Minimum interval between refetches caused by unknown `kid`s, ms. */
+      cooldown_ms: z.number().int().nonnegative().default(30000),
+      refresh_ms: z.number().int().positive().default(300000),
+      /** How long the last good key set keeps working while the provider is down, ms. */
+      max_stale_ms: z.number().int().positive().default(86400000),
+    })
+    .prefault({}),
+  /** Accept JWE-wrapped (nested) tokens, decrypted with this private key (PEM, PKCS#8). Off by default. */
+  decryption: z
+    .strictObject({
+      key_file: z.string().min(1),
+      key_management_algorithms: z.array(z.string()).min(1).default(['RSA-OAEP-256', 'ECDH-ES', 'ECDH-ES+A256KW']),
+      content_encryption_algorithms: z.array(z.string()).min(1).default(['A256GCM', 'A128GCM']),
+    })
+    .optional(),
+});
+
+const introspectionSchema = z
+  .strictObject({
+    endpoint: providerUrl,
+    /** Expected `iss` of introspection responses that carry one. */
+    issuer: z.string().optional(),
+    /** Accepted `aud` values (not checked when empty). */
+    audiences: z.array(z.string().min(1)).default([]),
+    client_id: z.string().min(1),
+    /** The gateway's client secret; prefer `client_secret_env`. */
+    client_secret: z.string().min(1).optional(),
+    /** Name of the environment variable holding the client secret. */
+    client_secret_env: z.string().min(1).optional(),
+    auth_method: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+    /** Maximum caching of an active answer, ms (never beyond the token's `exp`). */
+    cache_ttl_ms: z.number().int().nonnegative().default(60000),
+    /** Caching of an inactive answer, ms. */
+    negative_cache_ttl_ms: z.number().int().nonnegative().default(10000),
+    timeout_ms: z.number().int().positive().default(5000),
+  })
+  .refine((o) => o.client_secret !== undefined || o.client_secret_env !== undefined, 'set client_secret_env (or client_secret)');
+
+const apiKeySchema = z.strictObject({
+  /** Request header carrying the key. */
+  header: headerName.default('x-api-key'),
+  /** Query parameter carrying the key. Discouraged: URLs end up in logs and Referer headers. */
+  query: z.string().min(1).optional(),
+  /** SQLite database of the keys (relative to the configuration file). */
+  database: z.string().min(1).default('rampart-keys.db'),
+  /** Environment variable holding the pepper (>= 32 bytes). */
+  pepper_env: z.string().min(1).default('RAMPART_API_KEY_PEPPER'),
+  /** File holding the pepper instead of an environment variable. */
+  pepper_file: z.string().min(1).optional(),
+  /** How long a key lookup is reused, ms: a revocation takes effect within this time. */
+  cache_ttl_ms: z.number().int().nonnegative().default(5000),
+});
+
+export const identitySchema = z.strictObject({
+  providers: z
+    .strictObject({
+      jwt: jwtSchema.optional(),
+      introspection: introspectionSchema.optional(),
+      api_key: apiKeySchema.optional(),
+    })
+    .refine((p) => p.jwt !== undefined || p.introspection !== undefined || p.api_key !== undefined, 'configure at least one of jwt, introspection, api_key'),
+  require: z
+    .strictObject({
+      /** Scopes that must all be granted. */
+      scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'scope token (RFC 6749 §3.3)')).default([]),
+      /** CEL expression over `claims`, `scopes`, `subject`, `client_id`, `issuer`, `methods`, `request`; must be true. */
+      claims: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  forward: z
+    .strictObject({
+      /** `strip` removes the credential (Authorization / API key header) before the upstream; `forward` keeps it. */
+      token: z.enum(['strip', 'forward']).default('strip'),
+      /** Upstream headers carrying the identity (`false` to omit). Client-sent values are always removed. */
+      headers: z
+        .strictObject({
+          subject: maybeHeader.default('x-rampart-subject'),
+          client_id: maybeHeader.default('x-rampart-client-id'),
+          scopes: maybeHeader.default('x-rampart-scopes'),
+          issuer: maybeHeader.default(false),
+          methods: maybeHeader.default('x-rampart-auth-method'),
+          token_id: maybeHeader.default(false),
+        })
+        .prefault({}),
+      /** Extra headers from claims: header name → claim name (top-level claim). */
+      claims: z.record(headerName, z.string().min(1)).default({}),
+    })
+    .prefault({}),
+  /** `realm` of the challenges (default: the API name). */
+  realm: z.string().optional(),
+  /** Verified-token cache (by SHA-256 of the token, until `exp`). */
+  cache: z.strictObject({ max_entries: z.number().int().nonnegative().default(10000) }).prefault({}),
+  revocation: z
+    .strictObject({
+      /** Check every token's `jti` against the deny list in the state store. */
+      check: z.boolean().default(true),
+      /** When the state store fails: `closed` answers 503, `open` lets the request through. */
+      on_store_error: z.enum(['closed', 'open']).default('closed'),
+    })
+    .prefault({}),
+});
+export type IdentityConfig = z.output<typeof identitySchema>;
+export type IdentityConfigInput = z.input<typeof identitySchema>;
+
+/** Header values must be visible ASCII: anything else is percent-encoded (no header injection). */
+function headerValue(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+}
+
+const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/** Builds the identity of a verified JWT payload. */
+function identityFromJwt(p: JWTPayload): Identity {
+  const clientId = typeof p.client_id === 'string' ? p.client_id : typeof p.azp === 'string' ? p.azp : undefined;
+  const subject = typeof p.sub === 'string' ? p.sub : clientId;
+  if (subject === undefined) throw invalidToken('token-claims-invalid', 'The access token has no "sub" or "client_id" claim.', 'medium', { claim: 'sub' });
+  return {
+    subject,
+    clientId,
+    issuer: p.iss,
+    scopes: scopesOf(p as Record<string, unknown>),
+    methods: ['jwt'],
+    tokenId: typeof p.jti === 'string' ? p.jti : undefined,
+    expiresAt: p.exp,
+    claims: p as Record<string, unknown>,
+    cnf: p.cnf !== null && typeof p.cnf === 'object' ? (p.cnf as Record<string, unknown>) : undefined,
+  };
+}
+
+/** Builds the identity of an active introspection response (RFC 7662 §2.2). */
+function identityFromIntrospection(r: Record<string, unknown>): Identity {
+  const clientId = typeof r.client_id === 'string' ? r.client_id : undefined;
+  const subject = typeof r.sub === 'string' ? r.sub : typeof r.username === 'string' ? r.username : clientId;
+  if (subject === undefined) throw invalidToken('token-claims-invalid', 'The introspection response has no "sub" or "client_id".', 'medium');
+  return {
+    subject,
+    clientId,
+    issuer: typeof r.iss === 'string' ? r.iss : undefined,
+    scopes: scopesOf(r),
+    methods: ['introspection'],
+    tokenId: typeof r.jti === 'string' ? r.jti : undefined,
+    expiresAt: typeof r.exp === 'number' ? r.exp : undefined,
+    claims: r,
+    cnf: r.cnf !== null && typeof r.cnf === 'object' ? (r.cnf as Record<string, unknown>) : undefined,
+  };
+}
+
+/** The per-API identity engine, also usable without the pipeline (tests, benches). */
+export interface IdentityEngine {
+  run(ctx: RequestContext): Promise<Verdict>;
+  notReady(): string | undefined;
+  close(): void;
+  /** Introspection of internals for tests. */
+  readonly jwks: JwksCache | undefined;
+  readonly introspector: Introspector | undefined;
+}
+
+/**
+ * Builds the identity engine for one API.
+ * @throws {Error} naming the setting when the configuration cannot work (bad CEL expression,
+ *   missing pepper or client secret, unreadable decryption key).
+ */
+export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Promise<IdentityEngine> {
+    const requirement = compileRequirement(cfg.require, 'require');
+  const realm = cfg.realm ?? env.apiName;
+
+  let jwks: JwksCache | undefined;
+  let jwt: JwtVerifier | undefined;
+  const pj = cfg.providers.jwt;
+  if (pj) {
+    jwks = new JwksCache({
+      issuer: pj.issuer,
+      jwksUri: pj.jwks_uri,
+      timeoutMs: pj.jwks.timeout_ms,
+      cooldownMs: pj.jwks.cooldown_ms,
+      refreshMs: pj.jwks.refresh_ms,
+      maxStaleMs: pj.jwks.max_stale_ms,
+      onError: (message) => {
+        env.log.warn('identity: JWKS refresh failed', { api: env.apiName, error: message });
+        env.emit({ control: 'identity', reason: 'jwks-refresh-failed', action: 'alert', severity: 'high', api: env.apiName, details: { error: message } });
+      },
+      onRecover: () => env.log.info('identity: JWKS refresh recovered', { api: env.apiName }),
+    });
+    // First fetch now (bounded by the timeout, never fatal: the gateway starts and /readyz says why).
+    await jwks.start();
+    let decryption: ConstructorParameters<typeof JwtVerifier>[0]['decryption'];
+    if (pj.decryption) {
+      try {
+        decryption = {
+          key: createPrivateKey(readFileSync(resolve(env.configDir, pj.decryption.key_file))),
+          keyManagementAlgorithms: pj.decryption.key_management_algorithms,
+          contentEncryptionAlgorithms: pj.decryption.content_encryption_algorithms,
+        };
+      } catch (err) {
+        throw new Error(`providers.jwt.decryption.key_file: ${(err as Error).message}`);
+      }
+    }
+    jwt = new JwtVerifier({
+      issuer: pj.issuer,
+      audiences: pj.audiences,
+      algorithms: pj.algorithms,
+      clockSkewSeconds: pj.clock_skew_seconds,
+      requiredClaims: pj.required_claims,
+      typ: pj.typ,
+      maxHeaderBytes: pj.max_header_bytes,
+      maxTokenBytes: pj.max_token_bytes,
+      jwks,
+      decryption,
+    });
+  }
+
+  let introspector: Introspector | undefined;
+  const pi = cfg.providers.introspection;
+  if (pi) {
+    const secret = pi.client_secret ?? process.env[pi.client_secret_env as string];
+    if (secret === undefined || secret === '') throw new Error(`providers.introspection: environment variable ${pi.client_secret_env} is not set`);
+    introspector = new Introspector({
+      endpoint: pi.endpoint,
+      clientId: pi.client_id,
+      clientSecret: secret,
+      authMethod: pi.auth_method,
+      cacheTtlMs: pi.cache_ttl_ms,
+      negativeTtlMs: pi.negative_cache_ttl_ms,
+      cacheMaxEntries: Math.max(1, cfg.cache.max_entries),
+      timeoutMs: pi.timeout_ms,
+      issuer: pi.issuer,
+      audiences: pi.audiences,
+    });
+  }
+
+  let apiKeys: ApiKeyAuthenticator | undefined;
+  const pk = cfg.providers.api_key;
+  if (pk) {
+    let pepper: Buffer;
+    try {
+      pepper = loadPepper(pk.pepper_file ? { file: resolve(env.configDir, pk.pepper_file) } : { env: pk.pepper_env });
+    } catch (err) {
+      throw new Error(`providers.api_key: ${(err as Error).message}`);
+    }
+    const dbPath = pk.database === ':memory:' ? ':memory:' : resolve(env.configDir, pk.database);
+    let store: ApiKeyStore;
+    try {
+      store = new ApiKeyStore(dbPath, pepper);
+    } catch (err) {
+      throw new Error(`providers.api_key.database: ${(err as Error).message}`);
+    }
+    apiKeys = new ApiKeyAuthenticator({ store, api: env.apiName, cacheTtlMs: Math.max(1, pk.cache_ttl_ms), cacheMaxEntries: 10000, flushMs: 5000 });
+    if (pk.query !== undefined) {
+      env.log.warn(`identity: API keys accepted in the query parameter "${pk.query}": URLs are logged by proxies and leak via Referer; prefer the ${pk.header} header`, { api: env.apiName });
+    }
+  }
+
+  const verified = cfg.cache.max_entries > 0 ? new LRUCache<string, Identity>({ max: cfg.cache.max_entries }) : undefined;
+  const challenge = { realm, bearer: jwt !== undefined || introspector !== undefined, apiKeyHeader: pk?.header, scope: requirement.scopeString || undefined };
+
+  // Forwarding, compiled once.
+  const fwd: [string, (i: Identity) => string | undefined][] = [];
+  const h = cfg.forward.headers;
+  if (h.subject) fwd.push([h.subject, (i) => i.subject]);
+  if (h.client_id) fwd.push([h.client_id, (i) => i.clientId]);
+  if (h.scopes) fwd.push([h.scopes, (i) => i.scopes.join(' ')]);
+  if (h.issuer) fwd.push([h.issuer, (i) => i.issuer]);
+  if (h.methods) fwd.push([h.methods, (i) => i.methods.join(' ')]);
+  if (h.token_id) fwd.push([h.token_id, (i) => i.tokenId]);
+  for (const [header, claim] of Object.entries(cfg.forward.claims)) {
+    fwd.push([header, (i) => {
+      const v = i.claims[claim];
+      return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
+    }]);
+  }
+  const stripToken = cfg.forward.token === 'strip';
+  const revocation = cfg.revocation;
+
+  async function authenticate(ctx: RequestContext): Promise<{ identity: Identity; via: 'bearer' | 'api_key' }> {
+    const headers = ctx.headers;
+    const authz = headers.authorization;
+    let key: string | string[] | undefined;
+    if (pk) {
+      key = headers[pk.header];
+      if (key === undefined && pk.query !== undefined) key = ctx.query.get(pk.query) ?? undefined;
+    }
+    const bearerMatch = typeof authz === 'string' && (jwt || introspector) ? BEARER.exec(authz) : null;
+    if (key !== undefined) {
+      if (bearerMatch) throw new IdentityError(400, 'credentials-ambiguous', 'Ambiguous credentials', 'Send either an access token or an API key, not both.', { bearerError: 'invalid_request', severity: 'low' });
+      if (typeof key !== 'string') throw new IdentityError(401, 'api-key-malformed', 'Invalid API key', 'More than one API key was sent.', { bearerError: 'invalid_token', severity: 'low' });
+      return { identity: (apiKeys as ApiKeyAuthenticator).authenticate(key), via: 'api_key' };
+    }
+    if (bearerMatch === null) {
+      if (typeof authz === 'string' && /^bearer(\s|$)/i.test(authz) && (jwt || introspector)) {
+        throw invalidToken('token-malformed', 'The Authorization header is not a valid Bearer credential (RFC 6750 §2.1).', 'low');
+      }
+      throw new IdentityError(401, 'credentials-missing', 'Authentication required', pk && !jwt && !introspector ? `Send an API key in the ${pk.header} header.` : 'Send an access token in the Authorization header (Bearer).', { severity: 'low' });
+    }
+    const token = bearerMatch[1] as string;
+    const hash = createHash('sha256').update(token).digest('base64url');
+    const hit = verified?.get(hash);
+    if (hit !== undefined) return { identity: { ...hit, methods: [...hit.methods], scopes: [...hit.scopes] }, via: 'bearer' };
+    let identity: Identity;
+    if (jwt && (introspector === undefined || looksLikeJwt(token))) {
+      const { payload } = await jwt.verify(token);
+      identity = identityFromJwt(payload);
+    } else {
+      identity = identityFromIntrospection(await (introspector as Introspector).introspect(token, hash));
+      // The introspector has its own cache (bounded by its TTL); do not keep the answer longer here.
+      return { identity, via: 'bearer' };
+    }
+    if (verified !== undefined && identity.expiresAt !== undefined) {
+      const ttl = identity.expiresAt * 1000 - Date.now();
+      if (ttl > 0) verified.set(hash, identity, { ttl });
+    }
+    return { identity: { ...identity, methods: [...identity.methods], scopes: [...identity.scopes] }, via: 'bearer' };
+  }
+
+  async function checkRevoked(identity: Identity): Promise<void> {
+    if (!revocation.check || identity.tokenId === undefined || identity.methods[0] === 'api_key') return;
+    let v: string | null;
+    try {
+      v = await env.store.get(revokedJtiKey(identity.tokenId));
+    } catch (err) {
+      if (revocation.on_store_error === 'open') return;
+      throw new IdentityError(503, 'revocation-check-unavailable', 'Service unavailable', 'The token revocation list cannot be checked; try again later.', { severity: 'high', details: { error: (err as Error).message } });
+    }
+    if (v !== null) throw invalidToken('token-revoked', 'The access token has been revoked.', 'high', { jti: identity.tokenId });
+  }
+
+  return {
+    jwks,
+    introspector,
+    async run(ctx) {
+      try {
+        const { identity, via } = await authenticate(ctx);
+        await checkRevoked(identity);
+        requirement.check(identity, ctx);
+        ctx.identity = identity;
+        const up = ctx.upstreamHeaders;
+        for (const [name, get] of fwd) {
+          const v = get(identity);
+          up.set(name, v === undefined ? null : headerValue(v));
+        }
+        if (stripToken) {
+          if (via === 'bearer') up.set('authorization', null);
+          else if (pk) up.set(pk.header, null);
+        }
+        return undefined;
+      } catch (err) {
+        if (err instanceof IdentityError) return deny(toProblem(err, challenge), err.severity, err.details);
+        throw err;
+      }
+    },
+    notReady() {
+      const r = jwks?.notReady();
+      return r === undefined ? undefined : `identity (${env.apiName}): ${r}`;
+    },
+    close() {
+      jwks?.close();
+      apiKeys?.close();
+    },
+  };
+}
+
+/** Two or four dots: compact JWS or JWE. */
+function looksLikeJwt(token: string): boolean {
+  let dots = 0;
+  for (let i = 0; i < token.length; i++) if (token.charCodeAt(i) === 46) dots++;
+  return dots === 2 || dots === 4;
+}
+
+export const identityControl = defineControl({
+  name: 'identity',
+  schema: identitySchema,
+  async create(cfg, env) {
+    const engine = await createIdentity(cfg, env);
+    return {
+      request: [{ control: 'identity', phase: 'identity', run: (ctx) => engine.run(ctx) }],
+      notReady: () => engine.notReady(),
+      close: () => engine.close(),
+    };
+  },
+});
+
+export { identityZeroConfig } from './zero.ts';

@@ -8,6 +8,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ConfigError } from '../config/load.ts';
 import { zeroConfig } from '../config/zero.ts';
+import { zeroConfigAbuse } from '../controls/abuse/index.ts';
+import { identityZeroConfig } from '../controls/identity/zero.ts';
 import { runCluster, runWorker, shouldCluster } from '../gateway/cluster.ts';
 import { startGateway, type GatewayHandle } from '../gateway/gateway.ts';
 
@@ -20,6 +22,14 @@ export interface ServeOptions {
   trustedProxy: string[];
   workers?: string;
   controls: boolean;
+  /** `--rate-limit 20/s` (also /min, /h, /day): per identity, else per client IP. */
+  rateLimit?: string;
+  /** `--store redis://HOST:PORT`: shared state across gateway processes. */
+  store?: string;
+  /** `--issuer URL`: require JWT access tokens from this OpenID provider (discovery). */
+  issuer?: string;
+  /** `--audience AUD`: accepted `aud` of those tokens (with `--issuer`). */
+  audience?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -35,6 +45,10 @@ export function register(program: Command): void {
     .option('--admin <addr>', 'admin listener address (zero-config)', undefined)
     .option('--trusted-proxy <cidr>', 'trust X-Forwarded-For from this CIDR (repeatable)', collect, [])
     .option('--workers <n>', 'worker processes, or "auto" for the CPU count')
+    .option('--rate-limit <rate>', 'zero-config: rate limit per identity (else client IP), e.g. 20/s, 600/min, 1000/h, 10000/day')
+    .option('--store <url>', 'zero-config: shared state store, memory (default) or redis://HOST:PORT')
+    .option('--issuer <url>', 'zero-config: require JWT access tokens from this OpenID Connect issuer (discovery)')
+    .option('--audience <aud>', 'zero-config: accepted token audience (with --issuer)')
     .addOption(new Option('--no-controls', 'turn every control off (benchmark baseline only)').hideHelp())
     .action(async (o: ServeOptions) => {
       await serve(o);
@@ -47,8 +61,16 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   if (o.config) return { configFile: o.config };
   if (!o.upstream) throw new Error('one of --config FILE or --upstream URL is required');
   const workers = o.workers === undefined ? undefined : o.workers === 'auto' ? 'auto' : Number(o.workers);
+  const controls: Record<string, unknown> = {};
+  if (o.rateLimit !== undefined) controls.abuse = zeroConfigAbuse(o.rateLimit);
+  if (o.issuer !== undefined || o.audience !== undefined) {
+    if (o.issuer === undefined || o.audience === undefined) throw new Error('--issuer and --audience go together');
+    controls.identity = identityZeroConfig({ issuer: o.issuer, audience: o.audience });
+  }
+  const extra: Record<string, unknown> = {};
+  if (o.store !== undefined) extra.state = { store: o.store };
   return {
-    config: zeroConfig({ upstream: o.upstream, listen: o.listen, admin: o.admin, trustedProxies: o.trustedProxy, workers, noControls: !o.controls }),
+    config: zeroConfig({ upstream: o.upstream, listen: o.listen, admin: o.admin, trustedProxies: o.trustedProxy, workers, noControls: !o.controls, controls, extra }),
   };
 }
 

@@ -4,6 +4,7 @@
  * no site-specific settings is on (through its default configuration); flags of later controls
  * add their settings here.
  */
+import { CONTROLS } from '../controls/index.ts';
 
 /** Flags of `rampart serve` that shape a zero-config configuration. */
 export interface ZeroConfigOptions {
@@ -20,13 +21,11 @@ export interface ZeroConfigOptions {
   extra?: Record<string, unknown>;
 }
 
-/** Control names turned off by `--no-controls`. */
-const ALL_CONTROLS_OFF = ['limits', 'headers', 'inspection', 'dlp'];
 
 /** Returns the configuration object (unvalidated; the loader validates it like a file). */
 export function zeroConfig(o: ZeroConfigOptions): Record<string, unknown> {
   const controls: Record<string, unknown> = { ...(o.controls ?? {}) };
-  if (o.noControls) for (const c of ALL_CONTROLS_OFF) controls[c] = false;
+  if (o.noControls) for (const c of CONTROLS) if (c.defaultConfig !== undefined) controls[c.name] = false;
   return {
     listen: o.listen ?? '127.0.0.1:8080',
     admin: { listen: o.admin ?? '127.0.0.1:9901' },

@@ -126,6 +126,9 @@ export async function runWorker(source: Source): Promise<void> {
     process.stderr.write(`rampart worker: ${(e as Error).message}\n`);
     process.exit(1);
   }
+  // Constructing an AggregatorRegistry installs prom-client's listener that answers the
+  // primary's metrics requests with this worker's registry.
+  new AggregatorRegistry();
   process.send?.({ type: 'ready' });
   process.on('message', (m: { type?: string }) => {
     if (m?.type === 'reload') void gw.reload().catch(() => {});

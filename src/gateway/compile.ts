@@ -8,7 +8,7 @@ import type { BlockList } from 'node:net';
 import { CONTROLS } from '../controls/index.ts';
 import type { ApiConfig, RampartConfig } from '../config/schema.ts';
 import { ConfigError, type ConfigIssue, type Locator, pathString, zodIssues } from '../config/load.ts';
-import type { ControlEnv, ControlInstance } from '../pipeline/control.ts';
+import type { ControlDefinition, ControlEnv, ControlInstance } from '../pipeline/control.ts';
 import { REQUEST_PHASES, RESPONSE_PHASES, type RequestStage, type ResponseStage } from '../pipeline/stage.ts';
 import type { Store } from '../state/store.ts';
 import type { EventInput } from '../events/event.ts';
@@ -56,6 +56,8 @@ export interface CompileEnv {
   store: Store;
   emit(e: EventInput): void;
   log: ControlEnv['log'];
+  /** Control definitions (default: {@link CONTROLS}). */
+  controls?: readonly ControlDefinition[];
 }
 
 const DEFAULT_BODY_CAP = 10 * 1024 * 1024;
@@ -63,7 +65,7 @@ const DEFAULT_BODY_CAP = 10 * 1024 * 1024;
 async function compileApi(api: ApiConfig, index: number, env: CompileEnv, issues: ConfigIssue[]): Promise<CompiledApi | undefined> {
   const instances: ControlInstance[] = [];
   const configured = api.controls as Record<string, unknown>;
-  for (const def of CONTROLS) {
+  for (const def of env.controls ?? CONTROLS) {
     let raw = configured[def.name];
     if (raw === false) continue;
     if (raw === undefined) {

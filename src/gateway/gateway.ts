@@ -16,6 +16,7 @@ import { createStore } from '../state/index.ts';
 import type { Store } from '../state/store.ts';
 import { gatewayMetrics, metricsText } from '../telemetry/metrics.ts';
 import { type AdminRoute, createAdminServer, sendJson } from './admin.ts';
+import type { ControlDefinition } from '../pipeline/control.ts';
 import { type CompiledConfig, compileConfig } from './compile.ts';
 import { RequestHandler } from './handler.ts';
 import { createHttpListener, listen, urlOf } from './listeners.ts';
@@ -34,6 +35,11 @@ export interface GatewayOptions {
   admin?: boolean;
   /** Operational log (default: JSON lines on stdout). */
   log?: pino.Logger;
+  /**
+   * The controls available to APIs (default: every control Rampart ships). Embedders add their
+   * own here; their stages still run in the fixed phase order.
+   */
+  controls?: readonly ControlDefinition[];
 }
 
 /** A running gateway. */
@@ -81,7 +87,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
     error: (msg: string, data?: object) => log.error({ type: 'log', ...data }, msg),
   };
   const compile = (c: RampartConfig, locate?: Locator): Promise<CompiledConfig> =>
-    compileConfig(c, { file, configDir, locate, store, emit, log: controlLog });
+    compileConfig(c, { file, configDir, locate, store, emit, log: controlLog, controls: opts.controls });
 
   let compiled: CompiledConfig;
   try {

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { SecurityEvent } from '../../src/events/event.ts';
-import { type GatewayHandle, startGateway } from '../../src/gateway/gateway.ts';
+import { type GatewayHandle, type GatewayOptions, startGateway } from '../../src/gateway/gateway.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -59,10 +59,10 @@ export interface TestGateway extends GatewayHandle {
  * Starts a gateway in-process on random ports with the given API list (or full config),
  * stdout sinks and the access log off.
  */
-export async function startTestGateway(config: Record<string, unknown>): Promise<TestGateway> {
+export async function startTestGateway(config: Record<string, unknown>, opts: Partial<GatewayOptions> = {}): Promise<TestGateway> {
   const events: SecurityEvent[] = [];
   const full = { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, access_log: false, events: { sinks: [] }, ...config };
-  const gw = await startGateway({ config: full, eventSink: (e) => events.push(e), log: silentLog() });
+  const gw = await startGateway({ config: full, eventSink: (e) => events.push(e), log: silentLog(), ...opts });
   return Object.assign(gw, { events });
 }
 
@@ -81,8 +81,8 @@ export interface RampartProcess {
   /** Everything the process wrote to stdout so far. */
   stdout(): string;
   stderr(): string;
-  /** Resolves with the first stdout JSON line whose `msg` equals `msg`. */
-  waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the `nth` (default first) stdout JSON line whose `msg` equals `msg`. */
+  waitForLog(msg: string, timeoutMs?: number, nth?: number): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -98,15 +98,16 @@ export function spawnRampart(args: string[], env: NodeJS.ProcessEnv = {}): Rampa
     child,
     stdout: () => out,
     stderr: () => err,
-    waitForLog(msg, timeoutMs = 20_000) {
+    waitForLog(msg, timeoutMs = 20_000, nth = 1) {
       return new Promise((resolve, reject) => {
         const started = Date.now();
         const tick = () => {
+          let seen = 0;
           for (const line of out.split('\n')) {
             if (!line.startsWith('{')) continue;
             try {
               const j = JSON.parse(line) as Record<string, unknown>;
-              if (j.msg === msg) return resolve(j);
+              if (j.msg === msg && ++seen === nth) return resolve(j);
             } catch {
               /* partial line */
             }
@@ -140,3 +141,31 @@ export async function waitForStatus(url: string, status = 200, timeoutMs = 20_00
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A response read fully by {@link httpGet}. */
+export interface RawResponse {
+  status: number;
+  headers: import('node:http').IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * A request with node:http, which (unlike fetch) sends any header as given, including
+ * `Connection`, `Host` and `TE`.
+ */
+export function httpRequestText(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<RawResponse> {
+  // Not `new URL(url)`: it would normalise dot segments that tests send on purpose.
+  const m = /^http:\/\/([^/:]+|\[[^\]]+\]):(\d+)(\/.*)?$/.exec(url);
+  if (!m) throw new Error(`unsupported URL ${url}`);
+  return new Promise((resolve, reject) => {
+    const req = httpRequestRaw({ host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]), path: m[3] ?? '/', method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+import { request as httpRequestRaw } from 'node:http';

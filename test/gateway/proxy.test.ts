@@ -1,0 +1,252 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { echoUpstream, httpRequestText, startTestGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+
+/** Sends raw bytes and returns the raw response text (connection closed by the server or after 2 s). */
+function raw(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    s.on('data', (c) => (out += c.toString()));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.setTimeout(2000, () => {
+      s.destroy();
+      resolve(out);
+    });
+    s.write(text);
+  });
+}
+
+describe('proxy', () => {
+  let up: TestUpstream;
+  let gw: TestGateway;
+  let port: number;
+  before(async () => {
+    up = await echoUpstream();
+    gw = await startTestGateway({ apis: [{ name: 'echo', upstream: { targets: [up.url] }, controls: { limits: { body_bytes: 1024 } } }] });
+    port = Number(new URL(gw.url).port);
+  });
+  after(async () => {
+    await gw.close(100);
+    await up.close();
+  });
+
+  test('GET is forwarded with forwarding headers, request id, and without hop-by-hop fields', async () => {
+    const r = await httpRequestText(`${gw.url}/a/b?x=1`, { headers: { connection: 'keep-alive, x-private', 'x-private': 'p', te: 'trailers', 'x-keep': 'k', 'x-request-id': 'req-123' } });
+    assert.equal(r.status, 200);
+    const j = JSON.parse(r.body) as { url: string; headers: Record<string, string> };
+    assert.equal(j.url, '/a/b?x=1');
+    assert.equal(j.headers['x-keep'], 'k');
+    assert.equal(j.headers['x-private'], undefined, 'a header named in Connection is hop-by-hop');
+    assert.equal(j.headers.te, undefined);
+    assert.equal(j.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(j.headers['x-forwarded-proto'], 'http');
+    assert.equal(j.headers.forwarded, `for=127.0.0.1;proto=http;host="127.0.0.1:${port}"`);
+    assert.equal(j.headers['x-request-id'], 'req-123');
+    assert.equal(r.headers['x-request-id'], 'req-123');
+    // Response side: hop-by-hop from the upstream stripped, fingerprinting headers removed, security headers added.
+    assert.equal(r.headers['x-upstream-hop'], undefined);
+    assert.equal(r.headers.server, undefined);
+    assert.equal(r.headers['x-powered-by'], undefined);
+    assert.equal(r.headers['x-content-type-options'], 'nosniff');
+  });
+
+  test('a malformed X-Request-Id is replaced by a generated one', async () => {
+    const r = await fetch(`${gw.url}/`, { headers: { 'x-request-id': 'bad id with spaces' } });
+    const j = (await r.json()) as { headers: Record<string, string> };
+    assert.match(j.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/);
+  });
+
+  test('traceparent passes through unchanged', async () => {
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const j = (await (await fetch(`${gw.url}/`, { headers: { traceparent: tp } })).json()) as { headers: Record<string, string> };
+    assert.equal(j.headers.traceparent, tp);
+  });
+
+  test('spoofed X-Forwarded-For from an untrusted peer is ignored', async () => {
+    const j = (await (await fetch(`${gw.url}/`, { headers: { 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6', 'x-forwarded-proto': 'https' } })).json()) as {
+      headers: Record<string, string>;
+    };
+    assert.equal(j.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(j.headers.forwarded?.includes('6.6.6.6'), false);
+    assert.equal(j.headers['x-forwarded-proto'], 'http');
+  });
+
+  test('POST body streams to the upstream', async () => {
+    const body = Buffer.alloc(1000, 'a');
+    const r = await fetch(`${gw.url}/p`, { method: 'POST', body });
+    assert.equal(((await r.json()) as { bytes: number }).bytes, 1000);
+  });
+
+  test('a chunked body over the cap is refused with 413 (counted on the bytes received)', async () => {
+    const res = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/p', headers: { 'transfer-encoding': 'chunked' } }, (r) => {
+        let b = '';
+        r.on('data', (c) => (b += c));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, type: r.headers['content-type'] ?? '', body: b }));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 10; i++) req.write(Buffer.alloc(500, 'x'));
+      req.end();
+    });
+    assert.equal(res.status, 413);
+    assert.equal(res.type, 'application/problem+json');
+    assert.equal(JSON.parse(res.body).type, 'https://rampart.dev/problems/body-too-large');
+  });
+
+  test('a declared Content-Length over the cap is refused before reading', async () => {
+    const r = await fetch(`${gw.url}/p`, { method: 'POST', body: Buffer.alloc(2048) });
+    assert.equal(r.status, 413);
+  });
+
+  test('Content-Length with Transfer-Encoding is refused, never forwarded', async () => {
+    const before = gw.events.length;
+    const text = await raw(port, 'POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /application\/problem\+json/);
+    assert.doesNotMatch(text, /smuggled/);
+    const ev = gw.events.slice(before).find((e) => e.reason === 'malformed-request');
+    assert.ok(ev, 'a security event is emitted');
+  });
+
+  test('repeated Content-Length with different values is refused', async () => {
+    const text = await raw(port, 'POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde');
+    assert.match(text, /^HTTP\/1\.1 400 /);
+  });
+
+  test('obsolete line folding is refused', async () => {
+    const text = await raw(port, 'GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 400 /);
+  });
+
+  test('dot segments in the path are refused', async () => {
+    const text = await raw(port, 'GET /a/../admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /path-not-normalized/);
+    const text2 = await raw(port, 'GET /a/%2e%2E/admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match(text2, /path-not-normalized/);
+  });
+});
+
+describe('routing', () => {
+  let up: TestUpstream;
+  let gw: TestGateway;
+  before(async () => {
+    up = await echoUpstream();
+    gw = await startTestGateway({
+      apis: [
+        { name: 'v1', match: { path_prefix: '/v1' }, upstream: { targets: [`${up.url}/base`], strip_prefix: true } },
+        { name: 'hosted', match: { host: 'api.example.test', path_prefix: '/' }, upstream: { targets: [up.url] } },
+      ],
+    });
+  });
+  after(async () => {
+    await gw.close(100);
+    await up.close();
+  });
+
+  test('an unknown route is 404 problem details and an event', async () => {
+    const r = await fetch(`${gw.url}/nope`);
+    assert.equal(r.status, 404);
+    assert.equal(r.headers.get('content-type'), 'application/problem+json');
+    const b = (await r.json()) as { type: string; status: number; instance: string };
+    assert.equal(b.type, 'https://rampart.dev/problems/no-route');
+    assert.equal(b.status, 404);
+    assert.match(b.instance, /^urn:rampart:request:/);
+    const ev = gw.events.find((e) => e.reason === 'no-route');
+    assert.equal(ev?.status, 404);
+    assert.equal(ev?.action, 'deny');
+  });
+
+  test('a path prefix matches on a segment boundary and is stripped onto the target base path', async () => {
+    const j = (await (await fetch(`${gw.url}/v1/users?id=1`)).json()) as { url: string };
+    assert.equal(j.url, '/base/users?id=1');
+    assert.equal((await fetch(`${gw.url}/v1x/users`)).status, 404);
+  });
+
+  test('host match', async () => {
+    const r = await httpRequestText(`${gw.url}/anything`, { headers: { host: 'api.example.test' } });
+    assert.equal(r.status, 200);
+    const other = await httpRequestText(`${gw.url}/anything`, { headers: { host: 'other.example.test' } });
+    assert.equal(other.status, 404);
+  });
+});
+
+describe('upstream failures', () => {
+  test('upstream down → 502 problem details', async () => {
+    const dead = await startUpstream(() => {});
+    const url = dead.url;
+    await dead.close();
+    const gw = await startTestGateway({ apis: [{ name: 'dead', upstream: { targets: [url] } }] });
+    try {
+      const r = await fetch(`${gw.url}/x`);
+      assert.equal(r.status, 502);
+      assert.equal(((await r.json()) as { type: string }).type, 'https://rampart.dev/problems/upstream-unavailable');
+      assert.ok(gw.events.some((e) => e.reason === 'upstream-unavailable'));
+    } finally {
+      await gw.close(100);
+    }
+  });
+
+  test('slow upstream → 504', async () => {
+    const slow = await startUpstream((_q, res) => {
+      setTimeout(() => res.end('late'), 1500);
+    });
+    const gw = await startTestGateway({ apis: [{ name: 'slow', upstream: { targets: [slow.url], timeouts: { headers_ms: 200 } } }] });
+    try {
+      const r = await fetch(`${gw.url}/x`);
+      assert.equal(r.status, 504);
+      assert.equal(((await r.json()) as { type: string }).type, 'https://rampart.dev/problems/upstream-timeout');
+    } finally {
+      await gw.close(100);
+      await slow.close();
+    }
+  });
+
+  test('a failing target is skipped for the cool-down; all down → 503', async () => {
+    const good = await echoUpstream();
+    const dead = await startUpstream(() => {});
+    const deadUrl = dead.url;
+    await dead.close();
+    const gw = await startTestGateway({ apis: [{ name: 'rr', upstream: { targets: [deadUrl, good.url], health: { failures: 1, cooldown_ms: 60000 } } }] });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await fetch(`${gw.url}/x`)).status);
+      // The refused connection is retried on the other target, and the dead one is then skipped.
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200]);
+      await good.close();
+      const r = await fetch(`${gw.url}/x`);
+      assert.equal(r.status, 502);
+      const r2 = await fetch(`${gw.url}/x`);
+      assert.equal(r2.status, 503);
+      assert.equal(((await r2.json()) as { type: string }).type, 'https://rampart.dev/problems/no-healthy-upstream');
+    } finally {
+      await gw.close(100);
+    }
+  });
+
+  test('a client that disconnects cancels the upstream request', async () => {
+    let upstreamClosed: () => void = () => {};
+    const closed = new Promise<void>((r) => (upstreamClosed = r));
+    const hang = await startUpstream((req, res) => {
+      res.on('close', () => upstreamClosed());
+      void req;
+    });
+    const gw = await startTestGateway({ apis: [{ name: 'hang', upstream: { targets: [hang.url] } }] });
+    try {
+      const ac = new AbortController();
+      const p = fetch(`${gw.url}/x`, { signal: ac.signal }).catch((e: Error) => e.name);
+      await new Promise((r) => setTimeout(r, 200));
+      ac.abort();
+      assert.equal(await p, 'AbortError');
+      await closed; // resolves only if the upstream saw its request cancelled
+      assert.ok(true);
+    } finally {
+      await gw.close(100);
+      await hang.close();
+    }
+  });
+});

@@ -133,10 +133,15 @@ export class ResilientStore implements Store {
     }
   }
 
+  /**
+   * Races `p` against the deadline. When the deadline timer fires, the verdict waits for the
+   * check phase of the same loop turn (setImmediate), after the poll phase has read replies that
+   * arrived in time: a busy event loop must not turn a timely Redis reply into a false timeout.
+   */
   private withTimeout<R>(p: Promise<R>): Promise<R> {
     let timer: NodeJS.Timeout | undefined;
     const t = new Promise<typeof TIMEOUT>((resolve) => {
-      timer = setTimeout(resolve, this.timeoutMs, TIMEOUT);
+      timer = setTimeout(() => setImmediate(resolve, TIMEOUT), this.timeoutMs);
     });
     p.catch(() => {}); // a late rejection after the timeout must not be unhandled
     return Promise.race([p, t]).then((r) => {

@@ -59,7 +59,7 @@ function substituteEnv(doc: Document, env: NodeJS.ProcessEnv, issues: ConfigIssu
     if (isMap(node)) {
       for (const item of node.items) visit(item.value, [...path, isScalar(item.key) ? String(item.key.value) : '?']);
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => visit(item, [...path, i]));
+      for (let i = 0; i < node.items.length; i++) visit(node.items[i], [...path, i]);
     } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('${')) {
       node.value = node.value.replace(ENV_REF, (_m, name: string, dflt: string | undefined) => {
         const v = env[name];

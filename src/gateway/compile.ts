@@ -106,7 +106,7 @@ async function compileApi(api: ApiConfig, index: number, env: CompileEnv, issues
     doneStages: req.filter((s) => s.done !== undefined),
     upstream: new UpstreamGroup(api.upstream),
     controls: instances,
-    defaultMaxBodyBytes: (limits && limits.body_bytes) || DEFAULT_BODY_CAP,
+    defaultMaxBodyBytes: (limits ? limits.body_bytes : undefined) ?? DEFAULT_BODY_CAP,
   };
 }
 

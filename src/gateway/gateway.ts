@@ -80,7 +80,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
     bus.emit(e);
   };
   const storeUrl = config.state.store;
-  let store: Store = createStore(storeUrl, { memoryMaxKeys: config.state.memory_max_keys, emit });
+  const store: Store = createStore(storeUrl, { memoryMaxKeys: config.state.memory_max_keys, emit });
   const controlLog = {
     info: (msg: string, data?: object) => log.info({ type: 'log', ...data }, msg),
     warn: (msg: string, data?: object) => log.warn({ type: 'log', ...data }, msg),

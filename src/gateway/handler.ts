@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { EventInput } from '../events/event.ts';
 import { RequestContext, type TlsInfo } from '../pipeline/context.ts';
@@ -23,7 +23,7 @@ import type { GatewayMetrics } from '../telemetry/metrics.ts';
 import { type BodyMeter, BodyLimitExceeded, bodyTooLarge, meteredBody, RequestBody, UpstreamResponse } from './body.ts';
 import type { CompiledApi, CompiledConfig } from './compile.ts';
 
-const REQUEST_ID = /^[A-Za-z0-9._:@\-]{1,128}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
 const ENCODED_SLASH_DOT = /%2e%2e|%2f|%5c|\\/i;
 const NO_BODY_STATUS = new Set([204, 304]);
@@ -167,8 +167,11 @@ export class RequestHandler {
       });
     };
     res.once('close', () => {
-      if (!res.writableFinished) ac.abort();
-      finish(!res.writableFinished);
+      // writableEnded, not writableFinished: the latter can still be false on a completed
+      // keep-alive response whose bytes sit in the socket buffer.
+      const aborted = !res.writableEnded;
+      if (aborted) ac.abort();
+      finish(aborted);
     });
 
     const reject = (r: Rejection, control: string): void => {
@@ -337,11 +340,17 @@ export class RequestHandler {
     stream.on('data', (c: Buffer) => {
       bytesOut += c.length;
     });
-    pipeline(stream, res, (err) => {
-      if (err && !ac.signal.aborted) {
-        emit({ control: 'proxy', reason: 'response-aborted', action: 'abort', severity: 'medium', details: { error: (err as { code?: string }).code ?? err.message } });
-      }
+    // pipe(), not stream.pipeline(): the latter allocates an AbortController, listeners and
+    // a DOMException per request. Errors are handled explicitly: a failed body cuts the
+    // response off (the client must see a truncated transfer, never a clean end).
+    stream.once('error', (err: Error & { code?: string }) => {
+      res.destroy();
+      if (!ac.signal.aborted) emit({ control: 'proxy', reason: 'response-aborted', action: 'abort', severity: 'medium', details: { error: err.code ?? err.message } });
     });
+    res.once('close', () => {
+      if (!stream.readableEnded) stream.destroy();
+    });
+    stream.pipe(res);
   }
 
   private internalError(res: ServerResponse, id: string | undefined, e: unknown): void {

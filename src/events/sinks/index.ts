@@ -10,14 +10,9 @@ import { SqliteSink } from './sqlite.ts';
  * @throws when a file or database cannot be opened (a configuration error).
  */
 export function openSinks(configs: readonly EventSinkConfig[], baseDir: string): EventSink[] {
-  return configs.map((c) => {
-    switch (c.type) {
-      case 'stdout':
-        return new PinoSink(1);
-      case 'file':
-        return new PinoSink(resolve(baseDir, c.path));
-      case 'sqlite':
-        return new SqliteSink(resolve(baseDir, c.path));
-    }
+  return configs.map((c): EventSink => {
+    if (c.type === 'file') return new PinoSink(resolve(baseDir, c.path));
+    if (c.type === 'sqlite') return new SqliteSink(resolve(baseDir, c.path));
+    return new PinoSink(1);
   });
 }

@@ -85,7 +85,9 @@ async function run(ctx: BenchContext): Promise<unknown> {
       'non-2xx': result.non2xx,
     }));
     const { connections, durationSec, rounds } = ctx.config;
-    printTable(rows, { title: `identity: GET /health, open vs JWT-protected (cached verification), ${connections} connections, ${durationSec} s x ${rounds} round(s)` });
+    printTable(rows, {
+      title: `identity: GET /health, open vs JWT-protected (cached verification), ${connections} connections, ${durationSec} s x ${rounds} round(s)`,
+    });
     const ratio = base && results[1] ? results[1].result.rps / base.rps : Number.NaN;
     console.log(`\nJWT route / open route: ${(ratio * 100).toFixed(1)} % of req/s (target >= 90 %)`);
     return { ...Object.fromEntries(results.map(({ name, result }) => [name, result])), jwtVsOpenRps: ratio };

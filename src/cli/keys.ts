@@ -48,7 +48,9 @@ export async function openKeyStore(o: StoreOptions): Promise<ApiKeyStore> {
     });
     const api = apis[0];
     if (api === undefined) throw new Error(`${o.config}: no API${o.api ? ` named "${o.api}"` : ''} uses identity.providers.api_key`);
-    const pk = ((api.controls as Record<string, unknown>).identity as { providers: { api_key: { database?: string; pepper_env?: string; pepper_file?: string } } }).providers.api_key;
+    const pk = (
+      (api.controls as Record<string, unknown>).identity as { providers: { api_key: { database?: string; pepper_env?: string; pepper_file?: string } } }
+    ).providers.api_key;
     db = resolve(dir, pk.database ?? 'rampart-keys.db');
     pepperSource = pk.pepper_file ? { file: resolve(dir, pk.pepper_file) } : { env: pk.pepper_env ?? 'RAMPART_API_KEY_PEPPER' };
   }
@@ -66,7 +68,9 @@ function status(r: ApiKeyRecord, now: number): string {
 
 function printNewKey(key: string, r: ApiKeyRecord, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify({ key, id: r.id, api: r.api, subject: r.subject, scopes: r.scopes, expires_at: r.expiresAt === null ? null : iso(r.expiresAt) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ key, id: r.id, api: r.api, subject: r.subject, scopes: r.scopes, expires_at: r.expiresAt === null ? null : iso(r.expiresAt) })}\n`,
+    );
     return;
   }
   process.stdout.write(
@@ -78,7 +82,7 @@ function printNewKey(key: string, r: ApiKeyRecord, json: boolean): void {
 
 function withStoreOptions(c: Command): Command {
   return c
-    .option('-c, --config <file>', 'configuration file: use the API\'s identity.providers.api_key database and pepper')
+    .option('-c, --config <file>', "configuration file: use the API's identity.providers.api_key database and pepper")
     .option('--db <file>', 'key database (SQLite) when no --config is given', 'rampart-keys.db')
     .option('--pepper-env <name>', 'environment variable holding the pepper', 'RAMPART_API_KEY_PEPPER')
     .option('--pepper-file <file>', 'file holding the pepper');
@@ -109,7 +113,10 @@ export function register(program: Command): void {
         const ttlMs = o.expires === undefined ? undefined : parseDuration(o.expires);
         const store = await openKeyStore(o);
         try {
-          const scopes = o.scopes.split(',').map((s) => s.trim()).filter((s) => s !== '');
+          const scopes = o.scopes
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '');
           const { key, record } = store.create({ api: o.api, scopes, subject: o.subject, ttlMs, prefix: o.test ? 'rk_test_' : 'rk_live_' });
           printNewKey(key, record, o.json === true);
         } finally {
@@ -132,9 +139,26 @@ export function register(program: Command): void {
             return;
           }
           const table = [['ID', 'API', 'SUBJECT', 'SCOPES', 'KEY', 'STATUS', 'CREATED', 'EXPIRES', 'LAST USED']];
-          for (const r of rows) table.push([r.id, r.api, r.subject, r.scopes.join(',') || '-', `${r.prefix}…${r.hint}`, status(r, now), iso(r.createdAt), iso(r.expiresAt), iso(r.lastUsedAt)]);
+          for (const r of rows)
+            table.push([
+              r.id,
+              r.api,
+              r.subject,
+              r.scopes.join(',') || '-',
+              `${r.prefix}…${r.hint}`,
+              status(r, now),
+              iso(r.createdAt),
+              iso(r.expiresAt),
+              iso(r.lastUsedAt),
+            ]);
           const widths = table[0]?.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length))) ?? [];
-          for (const row of table) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+          for (const row of table)
+            process.stdout.write(
+              `${row
+                .map((c, i) => c.padEnd(widths[i] ?? 0))
+                .join('  ')
+                .trimEnd()}\n`,
+            );
         } finally {
           store.close();
         }
@@ -155,7 +179,9 @@ export function register(program: Command): void {
       }),
     );
 
-  withStoreOptions(keys.command('rotate').description('replace a key: print a new one, let the old one live on for --grace').argument('<id>', 'key id (key_...)'))
+  withStoreOptions(
+    keys.command('rotate').description('replace a key: print a new one, let the old one live on for --grace').argument('<id>', 'key id (key_...)'),
+  )
     .option('--api <name>', 'API whose settings to use with --config')
     .option('--grace <duration>', 'how long the old key keeps working, e.g. 24h', '0s')
     .option('--expires <duration>', 'lifetime of the new key (default: no expiry)')

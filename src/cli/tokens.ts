@@ -18,7 +18,9 @@ import { parseDuration } from './keys.ts';
  */
 export async function revokeJti(url: string, jti: string, ttlMs: number): Promise<void> {
   if (url === 'memory' || url === '' || url.startsWith('memory:')) {
-    throw new Error('the state store is "memory", which lives inside each gateway process; configure a shared store (state.store: redis://HOST:PORT) to revoke tokens from the command line');
+    throw new Error(
+      'the state store is "memory", which lives inside each gateway process; configure a shared store (state.store: redis://HOST:PORT) to revoke tokens from the command line',
+    );
   }
   const store = createStore(url, { failMode: 'fail_closed', timeoutMs: 5000 });
   try {

@@ -41,7 +41,9 @@ export async function fetchJson(
     res = await fetch(url, { ...opts.init, redirect: 'error', signal: AbortSignal.timeout(opts.timeoutMs) });
   } catch (err) {
     const e = err as Error;
-    throw new ProviderError(`${url}: ${e.name === 'TimeoutError' ? `timed out after ${opts.timeoutMs} ms` : ((e.cause as Error | undefined)?.message ?? e.message)}`);
+    throw new ProviderError(
+      `${url}: ${e.name === 'TimeoutError' ? `timed out after ${opts.timeoutMs} ms` : ((e.cause as Error | undefined)?.message ?? e.message)}`,
+    );
   }
   const ok = opts.acceptStatus ? opts.acceptStatus(res.status) : res.ok;
   if (!ok) {
@@ -85,6 +87,7 @@ export async function fetchJson(
 export async function discover(issuer: string, timeoutMs: number): Promise<Record<string, unknown>> {
   const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
   const { body } = await fetchJson(url, { timeoutMs, maxBytes: 256 * 1024 });
-  if (body.issuer !== issuer) throw new ProviderError(`${url}: issuer ${JSON.stringify(body.issuer)} does not match the configured issuer ${JSON.stringify(issuer)}`);
+  if (body.issuer !== issuer)
+    throw new ProviderError(`${url}: issuer ${JSON.stringify(body.issuer)} does not match the configured issuer ${JSON.stringify(issuer)}`);
   return body;
 }

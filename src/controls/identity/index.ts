@@ -36,7 +36,10 @@ export function revokedJtiKey(jti: string): string {
 }
 
 const providerUrl = z.string().refine(isAcceptableProviderUrl, 'expected an https URL (http only on 127.0.0.1/localhost)');
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header field name').transform((s) => s.toLowerCase());
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header field name')
+  .transform((s) => s.toLowerCase());
 const maybeHeader = z.union([headerName, z.literal(false)]);
 
 const jwtSchema = z.strictObject({
@@ -47,7 +50,10 @@ const jwtSchema = z.strictObject({
   /** Accepted `aud` values (RFC 9068 §4: the resource indicator of this API). */
   audiences: z.array(z.string().min(1)).min(1),
   /** Accepted JWS algorithms; asymmetric only. */
-  algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1).default(DEFAULT_ALGORITHMS as (typeof ASYMMETRIC_ALGORITHMS)[number][]),
+  algorithms: z
+    .array(z.enum(ASYMMETRIC_ALGORITHMS))
+    .min(1)
+    .default(DEFAULT_ALGORITHMS as (typeof ASYMMETRIC_ALGORITHMS)[number][]),
   /** Clock tolerance for `exp`/`nbf`, seconds. */
   clock_skew_seconds: z.number().int().min(0).max(300).default(30),
   /** Claims that must be present besides `exp` (e.g. `jti`, `sub`). */
@@ -224,7 +230,7 @@ export interface IdentityEngine {
  *   missing pepper or client secret, unreadable decryption key).
  */
 export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Promise<IdentityEngine> {
-    const requirement = compileRequirement(cfg.require, 'require');
+  const requirement = compileRequirement(cfg.require, 'require');
   const realm = cfg.realm ?? env.apiName;
 
   let jwks: JwksCache | undefined;
@@ -309,7 +315,10 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
     }
     apiKeys = new ApiKeyAuthenticator({ store, api: env.apiName, cacheTtlMs: Math.max(1, pk.cache_ttl_ms), cacheMaxEntries: 10000, flushMs: 5000 });
     if (pk.query !== undefined) {
-      env.log.warn(`identity: API keys accepted in the query parameter "${pk.query}": URLs are logged by proxies and leak via Referer; prefer the ${pk.header} header`, { api: env.apiName });
+      env.log.warn(
+        `identity: API keys accepted in the query parameter "${pk.query}": URLs are logged by proxies and leak via Referer; prefer the ${pk.header} header`,
+        { api: env.apiName },
+      );
     }
   }
 
@@ -326,10 +335,13 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
   if (h.methods) fwd.push([h.methods, (i) => i.methods.join(' ')]);
   if (h.token_id) fwd.push([h.token_id, (i) => i.tokenId]);
   for (const [header, claim] of Object.entries(cfg.forward.claims)) {
-    fwd.push([header, (i) => {
-      const v = i.claims[claim];
-      return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
-    }]);
+    fwd.push([
+      header,
+      (i) => {
+        const v = i.claims[claim];
+        return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v);
+      },
+    ]);
   }
   const stripToken = cfg.forward.token === 'strip';
   const revocation = cfg.revocation;
@@ -344,15 +356,29 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
     }
     const bearerMatch = typeof authz === 'string' && (jwt || introspector) ? BEARER.exec(authz) : null;
     if (key !== undefined) {
-      if (bearerMatch) throw new IdentityError(400, 'credentials-ambiguous', 'Ambiguous credentials', 'Send either an access token or an API key, not both.', { bearerError: 'invalid_request', severity: 'low' });
-      if (typeof key !== 'string') throw new IdentityError(401, 'api-key-malformed', 'Invalid API key', 'More than one API key was sent.', { bearerError: 'invalid_token', severity: 'low' });
+      if (bearerMatch)
+        throw new IdentityError(400, 'credentials-ambiguous', 'Ambiguous credentials', 'Send either an access token or an API key, not both.', {
+          bearerError: 'invalid_request',
+          severity: 'low',
+        });
+      if (typeof key !== 'string')
+        throw new IdentityError(401, 'api-key-malformed', 'Invalid API key', 'More than one API key was sent.', {
+          bearerError: 'invalid_token',
+          severity: 'low',
+        });
       return { identity: (apiKeys as ApiKeyAuthenticator).authenticate(key), via: 'api_key' };
     }
     if (bearerMatch === null) {
       if (typeof authz === 'string' && /^bearer(\s|$)/i.test(authz) && (jwt || introspector)) {
         throw invalidToken('token-malformed', 'The Authorization header is not a valid Bearer credential (RFC 6750 §2.1).', 'low');
       }
-      throw new IdentityError(401, 'credentials-missing', 'Authentication required', pk && !jwt && !introspector ? `Send an API key in the ${pk.header} header.` : 'Send an access token in the Authorization header (Bearer).', { severity: 'low' });
+      throw new IdentityError(
+        401,
+        'credentials-missing',
+        'Authentication required',
+        pk && !jwt && !introspector ? `Send an API key in the ${pk.header} header.` : 'Send an access token in the Authorization header (Bearer).',
+        { severity: 'low' },
+      );
     }
     const token = bearerMatch[1] as string;
     const hash = createHash('sha256').update(token).digest('base64url');
@@ -381,7 +407,10 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
       v = await env.store.get(revokedJtiKey(identity.tokenId));
     } catch (err) {
       if (revocation.on_store_error === 'open') return;
-      throw new IdentityError(503, 'revocation-check-unavailable', 'Service unavailable', 'The token revocation list cannot be checked; try again later.', { severity: 'high', details: { error: (err as Error).message } });
+      throw new IdentityError(503, 'revocation-check-unavailable', 'Service unavailable', 'The token revocation list cannot be checked; try again later.', {
+        severity: 'high',
+        details: { error: (err as Error).message },
+      });
     }
     if (v !== null) throw invalidToken('token-revoked', 'The access token has been revoked.', 'high', { jti: identity.tokenId });
   }

@@ -89,10 +89,16 @@ export class Introspector {
     try {
       ({ body } = await fetchJson(o.endpoint, { init: { method: 'POST', headers, body: form.toString() }, timeoutMs: o.timeoutMs, maxBytes: 64 * 1024 }));
     } catch (err) {
-      throw new IdentityError(503, 'identity-provider-unavailable', 'Identity provider unavailable', 'The token introspection endpoint is unavailable; try again later.', {
-        severity: 'high',
-        details: { error: (err as Error).message },
-      });
+      throw new IdentityError(
+        503,
+        'identity-provider-unavailable',
+        'Identity provider unavailable',
+        'The token introspection endpoint is unavailable; try again later.',
+        {
+          severity: 'high',
+          details: { error: (err as Error).message },
+        },
+      );
     }
     const now = (o.now ?? Date.now)();
     if (body.active !== true) {
@@ -108,7 +114,8 @@ export class Introspector {
     if (o.audiences.length > 0) {
       const aud = body.aud;
       const auds = Array.isArray(aud) ? aud : typeof aud === 'string' ? [aud] : [];
-      if (!auds.some((a) => o.audiences.includes(a as string))) throw invalidToken('token-audience-invalid', 'The access token is not meant for this API.', 'medium');
+      if (!auds.some((a) => o.audiences.includes(a as string)))
+        throw invalidToken('token-audience-invalid', 'The access token is not meant for this API.', 'medium');
     }
     const claims = body as IntrospectionResult;
     let ttl = o.cacheTtlMs;

@@ -79,9 +79,12 @@ export class JwksCache {
   /** Next background refresh: every `refreshMs`, or every `cooldownMs` while failing. */
   private schedule(): void {
     if (this.closed) return;
-    this.timer = setTimeout(() => {
-      void this.refresh().then(() => this.schedule());
-    }, this.lastError === undefined ? this.opts.refreshMs : Math.min(this.opts.refreshMs, this.opts.cooldownMs));
+    this.timer = setTimeout(
+      () => {
+        void this.refresh().then(() => this.schedule());
+      },
+      this.lastError === undefined ? this.opts.refreshMs : Math.min(this.opts.refreshMs, this.opts.cooldownMs),
+    );
     this.timer.unref();
   }
 
@@ -95,7 +98,8 @@ export class JwksCache {
   /** `undefined` when a usable key set is loaded; otherwise why not (for `/readyz`). */
   notReady(): string | undefined {
     if (this.resolver === undefined) return `JWKS not loaded${this.lastError ? `: ${this.lastError}` : ' yet'}`;
-    if (this.now() - this.fetchedAt > this.opts.maxStaleMs) return `JWKS older than ${this.opts.maxStaleMs} ms and refresh failing: ${this.lastError ?? 'unknown error'}`;
+    if (this.now() - this.fetchedAt > this.opts.maxStaleMs)
+      return `JWKS older than ${this.opts.maxStaleMs} ms and refresh failing: ${this.lastError ?? 'unknown error'}`;
     return undefined;
   }
 
@@ -124,10 +128,16 @@ export class JwksCache {
         this.jwksUri = meta.jwks_uri;
       }
       this.fetchCount++;
-      const { body } = await fetchJson(this.jwksUri, { timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxBytes ?? 512 * 1024, init: { headers: { accept: 'application/jwk-set+json, application/json' } } });
+      const { body } = await fetchJson(this.jwksUri, {
+        timeoutMs: this.opts.timeoutMs,
+        maxBytes: this.opts.maxBytes ?? 512 * 1024,
+        init: { headers: { accept: 'application/jwk-set+json, application/json' } },
+      });
       if (!Array.isArray(body.keys)) throw new ProviderError(`${this.jwksUri}: not a JWK Set (no "keys" array)`);
       // Only public signature keys: drop symmetric keys and private members a broken provider might publish.
-      const keys = (body.keys as Record<string, unknown>[]).filter((k) => k && typeof k === 'object' && k.kty !== 'oct' && (k.use === undefined || k.use === 'sig') && k.d === undefined);
+      const keys = (body.keys as Record<string, unknown>[]).filter(
+        (k) => k && typeof k === 'object' && k.kty !== 'oct' && (k.use === undefined || k.use === 'sig') && k.d === undefined,
+      );
       this.resolver = createLocalJWKSet({ keys } as JSONWebKeySet) as KeyResolver;
       this.kids = keys.map((k) => String(k.kid ?? ''));
       this.fetchedAt = this.now();

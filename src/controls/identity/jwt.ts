@@ -72,16 +72,25 @@ export class JwtVerifier {
       throw invalidToken('token-malformed', 'The access token is not a compact JWS.', 'low');
     }
     if (dot1 <= 0) throw invalidToken('token-malformed', 'The access token has no protected header.', 'low');
-    if (decodedLength(dot1) > o.maxHeaderBytes) throw invalidToken('token-header-too-large', `The token's protected header exceeds ${o.maxHeaderBytes} bytes.`, 'high');
+    if (decodedLength(dot1) > o.maxHeaderBytes)
+      throw invalidToken('token-header-too-large', `The token's protected header exceeds ${o.maxHeaderBytes} bytes.`, 'high');
     const header = this.parseHeader(token.slice(0, dot1));
     const alg = header.alg;
     if (typeof alg !== 'string') throw invalidToken('token-malformed', 'The token header has no "alg".', 'low');
     if (!o.algorithms.includes(alg)) {
       const shown = /^[A-Za-z0-9+_-]{1,20}$/.test(alg) ? alg : '(invalid)';
-      throw invalidToken('token-algorithm-not-allowed', `Algorithm ${shown} is not accepted.`, alg.toLowerCase() === 'none' || alg.startsWith('HS') ? 'high' : 'medium', { alg: shown });
+      throw invalidToken(
+        'token-algorithm-not-allowed',
+        `Algorithm ${shown} is not accepted.`,
+        alg.toLowerCase() === 'none' || alg.startsWith('HS') ? 'high' : 'medium',
+        { alg: shown },
+      );
     }
     for (const h of FORBIDDEN_HEADERS) {
-      if (h in header) throw invalidToken('token-header-forbidden', `The token names its own key ("${h}" header); keys are only taken from the issuer's JWKS.`, 'high', { header: h });
+      if (h in header)
+        throw invalidToken('token-header-forbidden', `The token names its own key ("${h}" header); keys are only taken from the issuer's JWKS.`, 'high', {
+          header: h,
+        });
     }
     if (header.crit !== undefined) {
       // No extension is understood by this verifier: any `crit` entry must make it fail (RFC 7515 §4.1.11).
@@ -113,14 +122,16 @@ export class JwtVerifier {
     } catch {
       throw invalidToken('token-malformed', 'The token header is not base64url-encoded JSON.', 'low');
     }
-    if (header === null || typeof header !== 'object' || Array.isArray(header)) throw invalidToken('token-malformed', 'The token header is not a JSON object.', 'low');
+    if (header === null || typeof header !== 'object' || Array.isArray(header))
+      throw invalidToken('token-malformed', 'The token header is not a JSON object.', 'low');
     return header as Record<string, unknown>;
   }
 
   private async decrypt(token: string): Promise<string> {
     const d = this.o.decryption as NonNullable<JwtVerifierOptions['decryption']>;
     const protectedB64 = token.slice(0, token.indexOf('.'));
-    if (decodedLength(protectedB64.length) > this.o.maxHeaderBytes) throw invalidToken('token-header-too-large', `The token's protected header exceeds ${this.o.maxHeaderBytes} bytes.`, 'high');
+    if (decodedLength(protectedB64.length) > this.o.maxHeaderBytes)
+      throw invalidToken('token-header-too-large', `The token's protected header exceeds ${this.o.maxHeaderBytes} bytes.`, 'high');
     try {
       const { plaintext, protectedHeader } = await compactDecrypt(token, d.key, {
         keyManagementAlgorithms: d.keyManagementAlgorithms,
@@ -143,7 +154,13 @@ export class JwtVerifier {
 export function mapJoseError(err: unknown): IdentityError {
   if (err instanceof IdentityError) return err;
   if (err instanceof JwksUnavailableError) {
-    return new IdentityError(503, 'identity-provider-unavailable', 'Identity provider unavailable', 'The issuer\'s signing keys cannot be loaded; try again later.', { severity: 'high' });
+    return new IdentityError(
+      503,
+      'identity-provider-unavailable',
+      'Identity provider unavailable',
+      "The issuer's signing keys cannot be loaded; try again later.",
+      { severity: 'high' },
+    );
   }
   if (err instanceof joseErrors.JWTExpired) return invalidToken('token-expired', 'The access token has expired.', 'low');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
@@ -161,7 +178,8 @@ export function mapJoseError(err: unknown): IdentityError {
         return invalidToken('token-claims-invalid', `The access token's "${err.claim}" claim is missing or invalid.`, 'medium', { claim: err.claim });
     }
   }
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return invalidToken('token-signature-invalid', 'The access token signature is invalid.', 'high');
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return invalidToken('token-signature-invalid', 'The access token signature is invalid.', 'high');
   if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
     return invalidToken('token-key-unknown', 'The access token is signed with a key the issuer does not publish.', 'high');
   }

@@ -65,8 +65,14 @@ describe('identity: API key store (SQLite, HMAC-SHA-256 with pepper)', () => {
     const store = new ApiKeyStore(':memory:', PEPPER);
     const a = store.create({ api: 'orders', scopes: ['read', 'write'], subject: 'acme', ttlMs: 90 * 86_400_000 }, 1_000);
     const b = store.create({ api: 'billing' }, 2_000);
-    assert.deepEqual(store.list().map((r) => r.id), [b.record.id, a.record.id]);
-    assert.deepEqual(store.list('orders').map((r) => r.id), [a.record.id]);
+    assert.deepEqual(
+      store.list().map((r) => r.id),
+      [b.record.id, a.record.id],
+    );
+    assert.deepEqual(
+      store.list('orders').map((r) => r.id),
+      [a.record.id],
+    );
     assert.equal(a.record.expiresAt, 1_000 + 90 * 86_400_000);
     assert.equal(a.record.hint, a.key.slice(-4));
     assert.equal(b.record.subject, b.record.id);
@@ -104,7 +110,10 @@ describe('identity: API keys on the request path', () => {
     process.env.RAMPART_TEST_PEPPER = PEPPER.toString();
     const store = new ApiKeyStore(join(dir, 'keys.db'), PEPPER);
     const env = makeEnv('orders', dir);
-    const id = await engine({ providers: { api_key: { database: 'keys.db', pepper_env: 'RAMPART_TEST_PEPPER', cache_ttl_ms: 1, ...extra } }, require: { scopes: ['read'] } }, env);
+    const id = await engine(
+      { providers: { api_key: { database: 'keys.db', pepper_env: 'RAMPART_TEST_PEPPER', cache_ttl_ms: 1, ...extra } }, require: { scopes: ['read'] } },
+      env,
+    );
     return { store, env, id };
   }
 

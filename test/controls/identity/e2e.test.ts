@@ -65,7 +65,10 @@ describe('identity: end to end through the gateway', () => {
     const forged = `${h}.${Buffer.from(JSON.stringify({ iss: op.issuer, aud: op.audience, sub: 'admin', scope: 'read admin', exp: 9999999999 })).toString('base64url')}.${s}`;
     const res = await fetch(`${gw.url}/orders/1`, { headers: { authorization: `Bearer ${forged}` } });
     assert.equal(res.status, 401);
-    assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="orders", error="invalid_token", error_description="The access token signature is invalid."');
+    assert.equal(
+      res.headers.get('www-authenticate'),
+      'Bearer realm="orders", error="invalid_token", error_description="The access token signature is invalid."',
+    );
     const body = (await res.json()) as Record<string, unknown>;
     assert.equal(body.type, 'https://rampart.dev/problems/token-signature-invalid');
     assert.equal(gw.events.length, 1);
@@ -80,7 +83,10 @@ describe('identity: end to end through the gateway', () => {
     const token = await op.token({ scope: 'write' });
     const res = await fetch(`${gw.url}/orders/1`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 403);
-    assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="orders", error="insufficient_scope", error_description="This API requires the scope(s): read.", scope="read"');
+    assert.equal(
+      res.headers.get('www-authenticate'),
+      'Bearer realm="orders", error="insufficient_scope", error_description="This API requires the scope(s): read.", scope="read"',
+    );
     assert.equal(gw.events.length, 1);
     assert.equal(gw.events[0]?.reason, 'insufficient-scope');
   });
@@ -96,7 +102,15 @@ describe('identity: zero-config --issuer/--audience and /readyz', () => {
   it('protects the upstream with JWTs from the issuer (discovery)', async () => {
     const op = await startOidcProvider();
     const up = await echoUpstream();
-    const src = sourceOf({ upstream: up.url, issuer: op.issuer, audience: op.audience, trustedProxy: [], controls: true, listen: '127.0.0.1:0', admin: '127.0.0.1:0' }) as {
+    const src = sourceOf({
+      upstream: up.url,
+      issuer: op.issuer,
+      audience: op.audience,
+      trustedProxy: [],
+      controls: true,
+      listen: '127.0.0.1:0',
+      admin: '127.0.0.1:0',
+    }) as {
       config: Record<string, unknown>;
     };
     const gw = await startTestGateway(src.config);
@@ -118,7 +132,13 @@ describe('identity: zero-config --issuer/--audience and /readyz', () => {
     const up = await echoUpstream();
     op.setDown(true);
     const gw = await startTestGateway({
-      apis: [{ name: 'orders', upstream: { targets: [up.url] }, controls: { identity: { providers: { jwt: { issuer: op.issuer, audiences: [op.audience], jwks: { cooldown_ms: 0 } } } } } }],
+      apis: [
+        {
+          name: 'orders',
+          upstream: { targets: [up.url] },
+          controls: { identity: { providers: { jwt: { issuer: op.issuer, audiences: [op.audience], jwks: { cooldown_ms: 0 } } } } },
+        },
+      ],
     });
     try {
       const r = await fetch(`${gw.adminUrl}/readyz`);

@@ -16,7 +16,14 @@ describe('identity: token introspection (real oidc-provider)', () => {
   });
   const cfg = (over: Record<string, unknown> = {}) => ({
     providers: {
-      introspection: { endpoint: op.introspectionEndpoint, client_id: op.clientId, client_secret: op.clientSecret, issuer: op.issuer, audiences: [op.opaqueAudience], ...over },
+      introspection: {
+        endpoint: op.introspectionEndpoint,
+        client_id: op.clientId,
+        client_secret: op.clientSecret,
+        issuer: op.issuer,
+        audiences: [op.opaqueAudience],
+        ...over,
+      },
     },
   });
 
@@ -43,7 +50,10 @@ describe('identity: token introspection (real oidc-provider)', () => {
     try {
       const token = await op.token({ resource: op.opaqueAudience });
       const rs = await Promise.all(Array.from({ length: 10 }, () => runWith(id, bearer(token))));
-      assert.deepEqual(rs.map((r) => r.rejection), Array(10).fill(undefined));
+      assert.deepEqual(
+        rs.map((r) => r.rejection),
+        Array(10).fill(undefined),
+      );
       assert.equal(id.introspector?.calls, 1);
     } finally {
       id.close();

@@ -28,7 +28,10 @@ describe('identity: JWKS with a real provider', () => {
       const next = await op.rotateKeys();
       const tokens = await Promise.all(Array.from({ length: 20 }, () => op.token({ scope: 'read' })));
       const results = await Promise.all(tokens.map((t) => runWith(id, bearer(t))));
-      assert.deepEqual(results.map((r) => r.rejection?.problem.code), Array(20).fill(undefined));
+      assert.deepEqual(
+        results.map((r) => r.rejection?.problem.code),
+        Array(20).fill(undefined),
+      );
       assert.equal((op.hits.get('/jwks') ?? 0) - hits0, 1);
       assert.deepEqual(id.jwks?.keyIds.includes(next.kid), true);
       // The old key is still published, so a token signed before the rotation still verifies.
@@ -39,7 +42,9 @@ describe('identity: JWKS with a real provider', () => {
       const now = Math.floor(Date.now() / 1000);
       const forged = await Promise.all(
         Array.from({ length: 50 }, (_, i) =>
-          new SignJWT({ iss: op.issuer, aud: op.audience, sub: 'x', exp: now + 60 }).setProtectedHeader({ alg: 'ES256', kid: `random-${i}` }).sign(attacker.privateKey),
+          new SignJWT({ iss: op.issuer, aud: op.audience, sub: 'x', exp: now + 60 })
+            .setProtectedHeader({ alg: 'ES256', kid: `random-${i}` })
+            .sign(attacker.privateKey),
         ),
       );
       const hits1 = op.hits.get('/jwks') ?? 0;

@@ -228,7 +228,9 @@ describe('identity: JWT access tokens (real oidc-provider)', () => {
   it('rejects JWE and nested tokens unless decryption is configured', async () => {
     const enc = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const inner = await forge(claims());
-    const jwe = await new CompactEncrypt(new TextEncoder().encode(inner)).setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'JWT' }).encrypt(enc.publicKey);
+    const jwe = await new CompactEncrypt(new TextEncoder().encode(inner))
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'JWT' })
+      .encrypt(enc.publicKey);
     assertInvalid((await runWith(id, bearer(jwe))).rejection, 'token-encrypted', jwe);
     const nested = await forge({ ...claims() }, { cty: 'JWT' });
     assertInvalid((await runWith(id, bearer(nested))).rejection, 'token-nested', nested);
@@ -236,13 +238,18 @@ describe('identity: JWT access tokens (real oidc-provider)', () => {
     // Configured: the JWE is decrypted and its inner JWS verified as usual.
     const dir = mkdtempSync(join(tmpdir(), 'rampart-jwe-'));
     writeFileSync(join(dir, 'enc.pem'), enc.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const withJwe = await engine({ providers: { jwt: { issuer: op.issuer, audiences: [op.audience], decryption: { key_file: 'enc.pem' } } } }, makeEnv('orders', dir));
+    const withJwe = await engine(
+      { providers: { jwt: { issuer: op.issuer, audiences: [op.audience], decryption: { key_file: 'enc.pem' } } } },
+      makeEnv('orders', dir),
+    );
     try {
       const { ctx, rejection } = await runWith(withJwe, bearer(jwe));
       assert.equal(rejection, undefined);
       assert.equal(ctx.identity?.subject, 'client-a');
       // A JWE whose content is not a signed JWT is refused.
-      const plain = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(claims()))).setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' }).encrypt(enc.publicKey);
+      const plain = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(claims())))
+        .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' })
+        .encrypt(enc.publicKey);
       assertInvalid((await runWith(withJwe, bearer(plain))).rejection, 'token-malformed', plain);
       // Tampered ciphertext.
       const parts = jwe.split('.');

@@ -24,7 +24,10 @@ describe('identity: scopes, claims, forwarding, cache, revocation', () => {
       const { rejection } = await runWith(id, bearer(await op.token({ scope: 'read' })));
       assert.equal(rejection?.problem.status, 403);
       assert.equal(rejection?.problem.code, 'insufficient-scope');
-      assert.equal(challengeOf(rejection), 'Bearer realm="orders", error="insufficient_scope", error_description="This API requires the scope(s): read write.", scope="read write"');
+      assert.equal(
+        challengeOf(rejection),
+        'Bearer realm="orders", error="insufficient_scope", error_description="This API requires the scope(s): read write.", scope="read write"',
+      );
       assert.deepEqual(rejection?.details, { required: ['read', 'write'], granted: ['read'] });
       assert.equal((await runWith(id, bearer(await op.token({ scope: 'read write' })))).rejection, undefined);
     } finally {
@@ -45,7 +48,10 @@ describe('identity: scopes, claims, forwarding, cache, revocation', () => {
       const denied = (await runWith(strict, bearer(token))).rejection;
       assert.equal(denied?.problem.status, 403);
       assert.equal(denied?.problem.code, 'claims-not-satisfied');
-      assert.equal(challengeOf(denied), 'Bearer realm="orders", error="insufficient_scope", error_description="The token\'s claims do not satisfy this API\'s policy."');
+      assert.equal(
+        challengeOf(denied),
+        'Bearer realm="orders", error="insufficient_scope", error_description="The token\'s claims do not satisfy this API\'s policy."',
+      );
       // A missing claim is an evaluation error: denied, never a 500.
       const err = (await runWith(missing, bearer(token))).rejection;
       assert.equal(err?.problem.code, 'claims-not-satisfied');
@@ -69,7 +75,10 @@ describe('identity: scopes, claims, forwarding, cache, revocation', () => {
       providers: { jwt: jwt() },
       forward: { headers: { issuer: 'x-rampart-issuer', token_id: 'x-rampart-jti' }, claims: { 'X-Tenant': 'tenant', 'x-level': 'level', 'x-none': 'nope' } },
     });
-    const keep = await engine({ providers: { jwt: jwt() }, forward: { token: 'forward', headers: { subject: false, client_id: false, scopes: false, methods: false } } });
+    const keep = await engine({
+      providers: { jwt: jwt() },
+      forward: { token: 'forward', headers: { subject: false, client_id: false, scopes: false, methods: false } },
+    });
     try {
       const token = await op.token({ scope: 'read' });
       const { ctx } = await runWith(id, { ...bearer(token), 'x-rampart-subject': 'admin', 'x-tenant': 'evil' });
@@ -101,7 +110,9 @@ describe('identity: scopes, claims, forwarding, cache, revocation', () => {
     const id = await engine({ providers: { jwt: jwt() } });
     try {
       const now = Math.floor(Date.now() / 1000);
-      const token = await new SignJWT({ iss: op.issuer, aud: op.audience, sub: 'eve\r\nx-admin: 1', exp: now + 60 }).setProtectedHeader({ alg: 'RS256', kid: k.kid }).sign(k.privateKey);
+      const token = await new SignJWT({ iss: op.issuer, aud: op.audience, sub: 'eve\r\nx-admin: 1', exp: now + 60 })
+        .setProtectedHeader({ alg: 'RS256', kid: k.kid })
+        .sign(k.privateKey);
       const { ctx, rejection } = await runWith(id, bearer(token));
       assert.equal(rejection, undefined);
       assert.equal(ctx.upstreamHeaders.get('x-rampart-subject'), 'eve%0D%0Ax-admin%3A%201');

@@ -60,7 +60,11 @@ export async function engine(input: IdentityConfigInput, env = makeEnv()): Promi
 }
 
 /** Runs the engine on a bearer token (or explicit headers) and returns the rejection, if any. */
-export async function runWith(e: IdentityEngine, headers: Record<string, string | string[]>, target = '/orders'): Promise<{ ctx: RequestContext; rejection: Rejection | undefined }> {
+export async function runWith(
+  e: IdentityEngine,
+  headers: Record<string, string | string[]>,
+  target = '/orders',
+): Promise<{ ctx: RequestContext; rejection: Rejection | undefined }> {
   const ctx = makeCtx(headers, target);
   const rejection = await e.run(ctx);
   return { ctx, rejection };

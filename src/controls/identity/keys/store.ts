@@ -39,9 +39,7 @@ export interface ApiKeyRecord {
 }
 
 /** Outcome of {@link ApiKeyStore.lookup}. */
-export type LookupResult =
-  | { ok: true; record: ApiKeyRecord }
-  | { ok: false; reason: 'unknown' | 'revoked' | 'expired'; record?: ApiKeyRecord };
+export type LookupResult = { ok: true; record: ApiKeyRecord } | { ok: false; reason: 'unknown' | 'revoked' | 'expired'; record?: ApiKeyRecord };
 
 /** Options for creating a key. */
 export interface CreateKeyOptions {
@@ -99,7 +97,8 @@ export function loadPepper(source: { env?: string; file?: string }): Buffer {
     raw = process.env[name];
     where = `environment variable ${name}`;
   }
-  if (raw === undefined || raw === '') throw new Error(`API key pepper missing: set ${where} to at least ${MIN_PEPPER_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`);
+  if (raw === undefined || raw === '')
+    throw new Error(`API key pepper missing: set ${where} to at least ${MIN_PEPPER_BYTES} random bytes (e.g. \`openssl rand -base64 32\`)`);
   const buf = Buffer.from(raw, 'utf8');
   if (buf.length < MIN_PEPPER_BYTES) throw new Error(`API key pepper in ${where} is too short: at least ${MIN_PEPPER_BYTES} bytes required`);
   return buf;

@@ -24,6 +24,8 @@ import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { abuseScenario } from './abuse/scenario.ts';
+import { identityScenario } from './identity/scenario.ts';
 import { runLoad } from './load.ts';
 import type { LoadOptions, LoadResult } from './load.ts';
 import { printTable } from './table.ts';
@@ -409,6 +411,8 @@ export const scenarios: Scenario[] = [
     description: 'GET /health: upstream vs bare Node proxy vs Rampart with no controls',
     run: core,
   },
+  abuseScenario,
+  identityScenario,
 ];
 
 async function stopAll(): Promise<void> {

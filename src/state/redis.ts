@@ -119,6 +119,8 @@ export class RedisStore implements Store {
     this.prefix = opts.keyPrefix ?? 'rampart:';
     this.client = new Redis(url, {
       enableOfflineQueue: false,
+      // Batches the commands of one event-loop turn into one write (fewer syscalls under load).
+      enableAutoPipelining: true,
       maxRetriesPerRequest: 0,
       commandTimeout: 1000,
       connectTimeout: opts.connectTimeoutMs ?? 2000,

@@ -4,11 +4,15 @@
  */
 import { Command } from 'commander';
 import { register as registerConfig } from './config.ts';
+import { register as registerKeys } from './keys.ts';
 import { register as registerServe } from './serve.ts';
+import { register as registerTokens } from './tokens.ts';
 
 const program = new Command();
 program.name('rampart').description('Rampart: a zero-trust API security gateway').version('0.1.0');
 registerServe(program);
 registerConfig(program);
+registerKeys(program);
+registerTokens(program);
 
 await program.parseAsync(process.argv);

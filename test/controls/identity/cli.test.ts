@@ -17,7 +17,7 @@ import { createStore } from '../../../src/state/index.ts';
 
 const PEPPER = 'cli-test-pepper-0123456789abcdef-0123456789';
 
-const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
 
 /** Runs `rampart <args>` (identity commands) as a child process; resolves stdout, stderr, exit code. */
 function cli(args: string[]): Promise<{ out: string; err: string; code: number }> {

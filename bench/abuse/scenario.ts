@@ -17,7 +17,10 @@ async function run(ctx: BenchContext): Promise<unknown> {
   const variants: Array<{ name: string; args: string[] }> = [
     { name: 'no limiter', args: ['--no-controls'] },
     { name: 'memory limiter', args: ['--no-controls', '--rate-limit', '1000000000/s'] },
-    { name: 'redis limiter', args: ['--no-controls', '--rate-limit', '1000000000/s', '--store', `redis://127.0.0.1:6379?prefix=${encodeURIComponent(prefix)}`] },
+    {
+      name: 'redis limiter',
+      args: ['--no-controls', '--rate-limit', '1000000000/s', '--store', `redis://127.0.0.1:6379?prefix=${encodeURIComponent(prefix)}`],
+    },
   ];
   const started: Array<{ name: string; svc: RampartService }> = [];
   try {

@@ -202,7 +202,8 @@ function build(cfg: AbuseConfig, env: ControlEnv): ControlInstance {
   });
   const phaseOf = (key: CompiledKey, ops: string[] | undefined, forced: RequestPhase | undefined, where: string): RequestPhase => {
     const natural: RequestPhase = ops ? 'abuse' : key.phase;
-    if (forced === 'network' && natural !== 'network') throw new Error(`${where}: phase network needs an identity-free key (ip, client_cert, header:NAME, api) and no operations`);
+    if (forced === 'network' && natural !== 'network')
+      throw new Error(`${where}: phase network needs an identity-free key (ip, client_cert, header:NAME, api) and no operations`);
     return forced ?? natural;
   };
 
@@ -254,7 +255,11 @@ function build(cfg: AbuseConfig, env: ControlEnv): ControlInstance {
   });
 
   const shed = cfg.load_shedding;
-  const routes = cfg.priority.routes.map((r) => ({ prefix: r.path_prefix, methods: r.methods ? new Set(r.methods.map((m) => m.toUpperCase())) : undefined, priority: r.priority }));
+  const routes = cfg.priority.routes.map((r) => ({
+    prefix: r.path_prefix,
+    methods: r.methods ? new Set(r.methods.map((m) => m.toUpperCase())) : undefined,
+    priority: r.priority,
+  }));
   const identities = cfg.priority.identities;
   const defaultPriority = cfg.priority.default;
   if (shed.enabled) loadMonitor.acquire();
@@ -274,7 +279,10 @@ function build(cfg: AbuseConfig, env: ControlEnv): ControlInstance {
       detail: `The gateway is overloaded; ${p} requests are being shed.`,
       headers: { 'retry-after': String(shed.retry_after_s) },
     });
-    return quietly(deny(problem, 'medium', { priority: p, event_loop_delay_ms: Math.round(delay), in_flight: loadMonitor.inFlight, load: Math.round(load * 100) / 100 }), quiet);
+    return quietly(
+      deny(problem, 'medium', { priority: p, event_loop_delay_ms: Math.round(delay), in_flight: loadMonitor.inFlight, load: Math.round(load * 100) / 100 }),
+      quiet,
+    );
   };
 
   const storeFailure = (ctx: RequestContext, rule: RateRule, err: unknown): Verdict => {
@@ -286,7 +294,10 @@ function build(cfg: AbuseConfig, env: ControlEnv): ControlInstance {
       if (first) ctx.emit({ control: CONTROL, reason: 'rate-limit-store-error', action: 'allow', severity: 'high', details });
       return undefined;
     }
-    const problem = new Problem(503, 'rate-limit-unavailable', 'Service Unavailable', { detail: 'The rate limiter is unavailable.', headers: { 'retry-after': '1' } });
+    const problem = new Problem(503, 'rate-limit-unavailable', 'Service Unavailable', {
+      detail: 'The rate limiter is unavailable.',
+      headers: { 'retry-after': '1' },
+    });
     return quietly(deny(problem, 'high', details), !first);
   };
 
@@ -305,7 +316,7 @@ function build(cfg: AbuseConfig, env: ControlEnv): ControlInstance {
       headers: {
         'retry-after': String(retryS),
         'ratelimit-policy': [prevPolicy, policies].filter((s) => s).join(', '),
-        'ratelimit': [prevState, states].filter((s) => s).join(', '),
+        ratelimit: [prevState, states].filter((s) => s).join(', '),
       },
       extensions: { limit: rule.name },
     });
@@ -344,7 +355,11 @@ function build(cfg: AbuseConfig, env: ControlEnv): ControlInstance {
         if (setIdentityPriority && ctx.identity !== undefined) {
           const id = ctx.identity;
           for (const r of identities) {
-            if ((r.subject === undefined || r.subject === id.subject) && (r.client_id === undefined || r.client_id === id.clientId) && (r.scope === undefined || id.scopes.includes(r.scope))) {
+            if (
+              (r.subject === undefined || r.subject === id.subject) &&
+              (r.client_id === undefined || r.client_id === id.clientId) &&
+              (r.scope === undefined || id.scopes.includes(r.scope))
+            ) {
               if (r.priority !== ctx.priority) {
                 ctx.priority = r.priority;
                 if (shed.enabled) {

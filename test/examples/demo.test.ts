@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../bench/run.ts';
+
+const DEMO = fileURLToPath(new URL('../../examples/demo.ts', import.meta.url));
+
+describe('npm start: the demo (upstream + OpenID provider + gateway from examples/rampart.yaml)', () => {
+  let child: ReturnType<typeof spawn>;
+  let gw = '';
+  let idp = '';
+  let out = '';
+  before(async () => {
+    const [up, idpPort, gwPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    gw = `http://127.0.0.1:${gwPort}`;
+    idp = `http://127.0.0.1:${idpPort}`;
+    child = spawn(process.execPath, [DEMO], {
+      env: { ...process.env, DEMO_PORT: String(up), DEMO_IDP_PORT: String(idpPort), RAMPART_LISTEN: `127.0.0.1:${gwPort}`, RAMPART_ADMIN: `127.0.0.1:${adminPort}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (c) => (out += c));
+    child.stderr?.on('data', (c) => (out += c));
+    const until = Date.now() + 30_000;
+    while (!out.includes('Ctrl-C stops')) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`demo did not start: ${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  after(async () => {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  });
+
+  async function token(client: string, secret: string, scope: string): Promise<string> {
+    const r = await fetch(`${idp}/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${client}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: 'https://accounts.demo.rampart', scope }),
+    });
+    return ((await r.json()) as { access_token: string }).access_token;
+  }
+
+  test('the printed instructions name the gateway, the issuer and the token command', () => {
+    assert.match(out, new RegExp(`gateway\\s+${gw}`));
+    assert.match(out, new RegExp(`issuer\\s+${idp}`));
+    assert.match(out, /grant_type=client_credentials/);
+  });
+
+  test('health is open; the API needs a token from the demo provider', async () => {
+    assert.equal((await fetch(`${gw}/health`)).status, 200);
+    const anon = await fetch(`${gw}/users/1002`);
+    assert.equal(anon.status, 401);
+    assert.match(anon.headers.get('www-authenticate') ?? '', /^Bearer /);
+    const t = await token('alice-app', 'alice-secret-0123456789abcdef', 'accounts:read');
+    const ok = await fetch(`${gw}/users/1002`, { headers: { authorization: `Bearer ${t}` } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('x-powered-by'), null);
+    assert.equal(((await ok.json()) as { id: number }).id, 1002);
+  });
+
+  test('a burst of 300 requests from one client within a second sees 429s', async () => {
+    const t = await token('admin-app', 'admin-secret-0123456789abcdef', 'accounts:read admin');
+    const statuses = await Promise.all(Array.from({ length: 300 }, () => fetch(`${gw}/accounts/5004`, { headers: { authorization: `Bearer ${t}` } }).then(async (r) => (await r.arrayBuffer(), r.status))));
+    const limited = statuses.filter((s) => s === 429).length;
+    assert.ok(limited > 0, `429s in the burst: ${limited}`);
+  });
+});

@@ -228,7 +228,7 @@ export class RequestHandler {
     // 4. Proxy.
     let upstreamPath = path;
     if (api.config.upstream.strip_prefix && api.prefix) upstreamPath = path.slice(api.prefix.length) || '/';
-    const query = q === -1 ? '' : target.slice(q);
+    const query = ctx.upstreamQuery !== undefined ? (ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : '') : q === -1 ? '' : target.slice(q);
     const headers = upstreamRequestHeaders(req.headers, peerIp, facts, id, ctx.upstreamHeaders);
     const cap = ctx.maxBodyBytes;
     let reqBody: Buffer | Readable | undefined;

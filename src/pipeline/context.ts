@@ -145,6 +145,11 @@ export class RequestContext {
    * Names are lower case.
    */
   readonly upstreamHeaders = new Map<string, string | string[] | null>();
+  /**
+   * Replacement for the raw query string sent upstream (without `?`; '' sends none), e.g. when
+   * a stage removes a credential passed as a query parameter. `undefined` forwards it unchanged.
+   */
+  upstreamQuery: string | undefined = undefined;
   /** Headers added to the response sent to the client (lower-case names). */
   readonly responseHeaders = new Map<string, string | string[]>();
   /** Named timings in milliseconds, e.g. `upstream`. */

@@ -352,7 +352,15 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
     let key: string | string[] | undefined;
     if (pk) {
       key = headers[pk.header];
-      if (key === undefined && pk.query !== undefined) key = ctx.query.get(pk.query) ?? undefined;
+      if (key === undefined && pk.query !== undefined) {
+        key = ctx.query.get(pk.query) ?? undefined;
+        if (key !== undefined && stripToken) {
+          // The upstream must not see the key either (the same rule as a stripped bearer token).
+          const rest = new URLSearchParams(ctx.rawQuery);
+          rest.delete(pk.query);
+          ctx.upstreamQuery = rest.toString();
+        }
+      }
     }
     const bearerMatch = typeof authz === 'string' && (jwt || introspector) ? BEARER.exec(authz) : null;
     if (key !== undefined) {

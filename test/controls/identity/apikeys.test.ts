@@ -177,7 +177,10 @@ describe('identity: API keys on the request path', () => {
       assert.equal(env.warnings.length, 1);
       assert.match(env.warnings[0] as string, /query parameter "api_key"/);
       const { key } = store.create({ api: 'orders', scopes: ['read'] });
-      assert.equal((await runWith(id, {}, `/orders?api_key=${key}`)).rejection, undefined);
+      const r = await runWith(id, {}, `/orders?a=1&api_key=${key}&b=2`);
+      assert.equal(r.rejection, undefined);
+      // Regression: the key was forwarded upstream in the query string; it is now removed.
+      assert.equal(r.ctx.upstreamQuery, 'a=1&b=2');
     } finally {
       id.close();
       store.close();

@@ -56,6 +56,8 @@ export interface CompileEnv {
   store: Store;
   emit(e: EventInput): void;
   log: ControlEnv['log'];
+  /** Admin route registration (a no-op where there is no admin listener). */
+  addAdminRoute?: NonNullable<ControlEnv['addAdminRoute']>;
   /** Control definitions (default: {@link CONTROLS}). */
   controls?: readonly ControlDefinition[];
 }
@@ -80,7 +82,14 @@ async function compileApi(api: ApiConfig, index: number, env: CompileEnv, issues
     }
     try {
       instances.push(
-        await def.create(parsed.data, { apiName: api.name, configDir: env.configDir, store: env.store, emit: (e) => env.emit(e), log: env.log }),
+        await def.create(parsed.data, {
+          apiName: api.name,
+          configDir: env.configDir,
+          store: env.store,
+          emit: (e) => env.emit(e),
+          log: env.log,
+          addAdminRoute: env.addAdminRoute ?? (() => {}),
+        }),
       );
     } catch (e) {
       const pos = env.locate?.(path);

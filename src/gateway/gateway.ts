@@ -86,8 +86,9 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
     warn: (msg: string, data?: object) => log.warn({ type: 'log', ...data }, msg),
     error: (msg: string, data?: object) => log.error({ type: 'log', ...data }, msg),
   };
+  const routes = new Map<string, AdminRoute>();
   const compile = (c: RampartConfig, locate?: Locator): Promise<CompiledConfig> =>
-    compileConfig(c, { file, configDir, locate, store, emit, log: controlLog, controls: opts.controls });
+    compileConfig(c, { file, configDir, locate, store, emit, log: controlLog, controls: opts.controls, addAdminRoute: (p, r) => routes.set(p, r) });
 
   let compiled: CompiledConfig;
   try {
@@ -102,7 +103,6 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   const server: Server = createHttpListener(handler.handle, emit);
   const bound = await listen(server, config.listen);
 
-  const routes = new Map<string, AdminRoute>();
   routes.set('/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }));
   routes.set('/readyz', (_req, res) => {
     const reasons = handler.compiled.notReady();

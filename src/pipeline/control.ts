@@ -2,6 +2,7 @@
  * The control contract: each control folder under `src/controls/` exports one
  * {@link ControlDefinition}: its configuration schema beside its stage factory (Kong style).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { Store } from '../state/store.ts';
 import type { EventInput } from '../events/event.ts';
@@ -17,6 +18,11 @@ export interface ControlEnv {
   store: Store;
   /** Emits a security event that belongs to no request (e.g. a JWKS refresh failure). */
   emit(event: EventInput): void;
+  /**
+   * Registers a read-only GET route on the admin listener (e.g. the passport JWKS at
+   * `/.well-known/jwks.json`). Routes from a replaced configuration are overwritten by the new one.
+   */
+  addAdminRoute?(path: string, route: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): void;
   /** Structured log for operational messages (not security events). */
   log: { info(msg: string, data?: object): void; warn(msg: string, data?: object): void; error(msg: string, data?: object): void };
 }

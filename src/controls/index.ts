@@ -4,8 +4,9 @@
  */
 import type { ControlDefinition } from '../pipeline/control.ts';
 import { abuseControl } from './abuse/index.ts';
+import { dlpControl } from './dlp/index.ts';
 import { headersControl } from './headers/index.ts';
 import { identityControl } from './identity/index.ts';
 import { limitsControl } from './limits/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, abuseControl];
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, abuseControl, dlpControl];

@@ -299,7 +299,7 @@ export class RequestHandler {
       } catch (e) {
         if (e instanceof Problem) r = { action: 'deny', problem: e, severity: 'high' };
         else {
-          up.body.destroy();
+          discard(up.body);
           verdict = 'error';
           status = 500;
           emit({ control: stage.control, reason: 'internal-error', action: 'error', severity: 'high', status: 500, details: { message: (e as Error)?.message } });
@@ -308,11 +308,11 @@ export class RequestHandler {
         }
       }
       if (r !== undefined) {
-        up.body.destroy();
+        discard(up.body);
         return reject(r, stage.control);
       }
       if (ac.signal.aborted) {
-        up.body.destroy();
+        discard(up.body);
         return;
       }
     }
@@ -358,6 +358,12 @@ export class RequestHandler {
     if (!res.headersSent) sendProblem(res, new Problem(500, 'internal-error', 'Internal Server Error'), id ?? '', true);
     else res.destroy();
   }
+}
+
+/** Drops an upstream body; its destroy error (AbortError) must not become an unhandled 'error'. */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
 }
 
 /** Maps an undici/socket error code to the problem the client gets (502, 504). */

@@ -1,0 +1,305 @@
+/**
+ * Corpus measurement: runs the OWASP CRS regression corpus through Rampart's inspection control and,
+ * in the same command, through nginx + ModSecurity v3 + CRS 4 at paranoia levels 1 and 2, and
+ * prints per attack class the detection rate on attack cases and the false-positive rate on
+ * must-pass cases.
+ *
+ * Usage: node bench/inspection/crs.ts <corpus-dir> [--json out.json] [--only SQLI,XSS] [--misses CLASS]
+ *   <corpus-dir> holds `tests/` (go-ftw YAML) and `rules/` (CRS rules); e.g. ../shared/corpora/crs
+ *
+ * Every engine receives the same raw request bytes over TCP. A case counts as blocked when the
+ * engine answers with a status >= 400 (ModSecurity denies with 403; Rampart with 403 or 400; a
+ * server's own HTTP parser may refuse a malformed request with 400 for either engine).
+ */
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { inspectionControl } from '../../src/controls/inspection/index.ts';
+import type { BodyAccess } from '../../src/pipeline/context.ts';
+import { RequestContext } from '../../src/pipeline/context.ts';
+import { Problem } from '../../src/pipeline/problem.ts';
+import type { RequestStage } from '../../src/pipeline/stage.ts';
+import { MemoryStore } from '../../src/state/memory.ts';
+import { type CorpusCase, loadCorpus } from './corpus.ts';
+
+const args = process.argv.slice(2);
+const corpusDir = resolve(args.find((a) => !a.startsWith('--') && args[args.indexOf(a) - 1] !== '--json' && args[args.indexOf(a) - 1] !== '--only' && args[args.indexOf(a) - 1] !== '--misses') ?? '');
+if (!existsSync(join(corpusDir, 'tests')) && !existsSync(corpusDir)) {
+  console.error('usage: node bench/inspection/crs.ts <corpus-dir>   (holding tests/ and rules/)');
+  process.exit(2);
+}
+const opt = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i === -1 ? undefined : args[i + 1];
+};
+const only = opt('--only')?.split(',');
+const missesFor = opt('--misses');
+
+/** A Rampart inspection stage behind a plain HTTP server (the gateway's request path, minus proxying). */
+async function startRampart(paranoia: number): Promise<{ port: number; server: Server }> {
+  const store = new MemoryStore({ maxKeys: 1000 } as never);
+  const inst = await inspectionControl.create(inspectionControl.schema.parse({ paranoia_level: paranoia }), {
+    apiName: 'bench',
+    configDir: '.',
+    store,
+    emit() {},
+    log: { info() {}, warn() {}, error() {} },
+  });
+  const stage = (inst.request as RequestStage[])[0] as RequestStage;
+  const server = createServer({ maxHeaderSize: 65536 }, async (req: IncomingMessage, res) => {
+    const ac = new AbortController();
+    const body: BodyAccess & { buffered: Buffer | undefined } = {
+      buffered: undefined,
+      async read(max = Number.POSITIVE_INFINITY) {
+        if (this.buffered) return this.buffered;
+        const chunks: Buffer[] = [];
+        let n = 0;
+        for await (const c of req) {
+          n += (c as Buffer).length;
+          if (n > max) throw new Problem(413, 'body-too-large', 'Content Too Large');
+          chunks.push(c as Buffer);
+        }
+        this.buffered = Buffer.concat(chunks);
+        return this.buffered;
+      },
+    };
+    const ctx = new RequestContext(
+      { id: '1', req, method: req.method ?? 'GET', target: req.url ?? '/', clientIp: '127.0.0.1', peerIp: '127.0.0.1', scheme: 'http', host: 'localhost', apiName: 'bench', body, emit() {}, signal: ac.signal },
+      10 * 1024 * 1024,
+    );
+    let status = 200;
+    let reason = 'ok';
+    try {
+      const v = await stage.run(ctx);
+      if (v) {
+        status = v.problem.status;
+        reason = `${v.problem.code} ${String(v.details?.detector ?? '')} ${String(v.details?.location ?? '')} ${String(v.details?.rule ?? '')}`;
+      }
+    } catch (e) {
+      status = e instanceof Problem ? e.status : 500;
+      reason = e instanceof Problem ? e.code : `internal-error ${(e as Error).message}`;
+    }
+    res.writeHead(status, { 'content-type': 'text/plain', connection: 'close', 'x-reason': reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 200) });
+    res.end();
+    req.resume();
+  });
+  server.on('clientError', (_e, sock) => {
+    if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nx-reason: http-parser\r\n\r\n');
+    else sock.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, server };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createNetServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+/** nginx + ModSecurity + CRS at two paranoia levels, in one nginx process with three server blocks. */
+async function startNginx(crsDir: string): Promise<{ pl1: number; pl2: number; proc: ChildProcess } | string> {
+  if (!existsSync('/usr/sbin/nginx')) return 'nginx is not installed';
+  const mod = ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so', '/usr/share/nginx/modules/ngx_http_modsecurity_module.so'].find((p) => existsSync(p));
+  if (!mod) return 'libnginx-mod-http-modsecurity is not installed';
+  const rules = join(crsDir, 'rules');
+  const setup = join(crsDir, 'crs-setup.conf.example');
+  if (!existsSync(rules) || !existsSync(setup)) return `CRS rules not found under ${crsDir}`;
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-crs-'));
+  mkdirSync(join(dir, 'logs'));
+  const base = readFileSync('/etc/nginx/modsecurity.conf', 'utf8')
+    .replace(/^SecRuleEngine .*/m, 'SecRuleEngine On')
+    .replace(/^SecAuditEngine .*/m, 'SecAuditEngine Off')
+    .replace(/^SecAuditLog .*/m, `SecAuditLog ${dir}/logs/audit.log`)
+    .replace(/^SecDebugLog .*/m, '')
+    .replace(/^SecUnicodeMapFile .*/m, 'SecUnicodeMapFile /etc/nginx/unicode.mapping 20127')
+    .replace(/^SecResponseBodyAccess .*/m, 'SecResponseBodyAccess Off');
+  writeFileSync(join(dir, 'modsecurity.conf'), base);
+  const setupText = readFileSync(setup, 'utf8');
+  for (const pl of [1, 2]) {
+    writeFileSync(
+      join(dir, `crs-pl${pl}.conf`),
+      [
+        `Include ${dir}/modsecurity.conf`,
+        setupText,
+        `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=${pl}"`,
+        `SecAction "id:900001,phase:1,pass,t:none,nolog,setvar:tx.detection_paranoia_level=${pl}"`,
+        `Include ${rules}/*.conf`,
+      ].join('\n'),
+    );
+  }
+  const [pl1, pl2, back] = [await freePort(), await freePort(), await freePort()];
+  const conf = `
+load_module ${mod};
+daemon off;
+master_process on;
+worker_processes 2;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  client_max_body_size 20m;
+  large_client_header_buffers 8 64k;
+  server { listen 127.0.0.1:${back}; location / { return 200 "ok\\n"; } }
+  server { listen 127.0.0.1:${pl1}; modsecurity on; modsecurity_rules_file ${dir}/crs-pl1.conf; location / { proxy_ignore_client_abort on; proxy_pass http://127.0.0.1:${back}; } }
+  server { listen 127.0.0.1:${pl2}; modsecurity on; modsecurity_rules_file ${dir}/crs-pl2.conf; location / { proxy_ignore_client_abort on; proxy_pass http://127.0.0.1:${back}; } }
+}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  try {
+    execFileSync('/usr/sbin/nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-t'], { stdio: 'pipe' });
+  } catch (e) {
+    return `nginx -t failed: ${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 2000)}`;
+  }
+  const proc = spawn('/usr/sbin/nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    if (await probe(pl2)) return { pl1, pl2, proc };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill();
+  return 'nginx did not start listening';
+}
+
+function probe(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.on('error', () => res(false));
+  });
+}
+
+/** Sends raw bytes, returns the status code of the response (0 when the connection failed) and an optional reason header. */
+function send(port: number, raw: Buffer): Promise<{ status: number; reason: string }> {
+  return new Promise((res) => {
+    const s = connect(port, '127.0.0.1');
+    let buf = '';
+    let done = false;
+    const finish = (status: number, reason = ''): void => {
+      if (done) return;
+      done = true;
+      s.destroy();
+      res({ status, reason });
+    };
+    s.setTimeout(5000, () => finish(buf ? Number(/^HTTP\/\d\.\d (\d{3})/.exec(buf)?.[1] ?? 0) : 0, 'timeout'));
+    s.on('connect', () => s.write(raw)); // no half-close: nginx would treat it as a client abort (499)
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      const eoh = buf.indexOf('\r\n\r\n');
+      if (eoh !== -1) finish(Number(/^HTTP\/\d\.\d (\d{3})/.exec(buf)?.[1] ?? 0), /\r\nx-reason: ([^\r]*)/i.exec(buf.slice(0, eoh))?.[1] ?? '');
+    });
+    s.on('end', () => finish(Number(/^HTTP\/\d\.\d (\d{3})/.exec(buf)?.[1] ?? 0)));
+    s.on('error', () => finish(0, 'connection error'));
+  });
+}
+
+async function runAll(cases: CorpusCase[], port: number, concurrency = 24): Promise<{ status: number; reason: string }[]> {
+  const out = new Array<{ status: number; reason: string }>(cases.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < cases.length) {
+        const i = next++;
+        out[i] = await send(port, (cases[i] as CorpusCase).raw);
+      }
+    }),
+  );
+  return out;
+}
+
+const blocked = (r: { status: number }): boolean => r.status >= 400;
+
+async function main(): Promise<void> {
+  let cases = loadCorpus(corpusDir);
+  if (only) cases = cases.filter((c) => only.includes(c.cls));
+  const engines: { name: string; port: number }[] = [];
+  const r1 = await startRampart(1);
+  const r2 = await startRampart(2);
+  engines.push({ name: 'Rampart PL1', port: r1.port }, { name: 'Rampart PL2', port: r2.port });
+  const crsDir = existsSync(join(corpusDir, 'rules')) ? corpusDir : resolve(corpusDir, '..');
+  const ng = await startNginx(crsDir);
+  let nginxNote = '';
+  if (typeof ng === 'string') nginxNote = `ModSecurity/CRS not measured: ${ng}`;
+  else engines.push({ name: 'CRS PL1', port: ng.pl1 }, { name: 'CRS PL2', port: ng.pl2 });
+  const results: Record<string, { status: number; reason: string }[]> = {};
+  for (const e of engines) {
+    const t0 = performance.now();
+    results[e.name] = await runAll(cases, e.port);
+    const r = results[e.name] as { status: number }[];
+    const noAnswer = r.filter((x) => x.status === 0).length;
+    console.error(`${e.name}: ${cases.length} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${noAnswer} without an HTTP answer (counted as passed)`);
+  }
+  if (typeof ng !== 'string') ng.proc.kill('SIGTERM');
+  r1.server.close();
+  r2.server.close();
+
+  const classes = [...new Set(cases.map((c) => c.cls))];
+  const head = ['class', 'attacks', 'must-pass', ...engines.flatMap((e) => [`${e.name} det`, `${e.name} FP`])];
+  const rows: string[][] = [];
+  const summary: Record<string, unknown> = {};
+  const pct = (a: number, b: number): string => (b === 0 ? '-' : `${((100 * a) / b).toFixed(1)}%`);
+  const addRow = (label: string, idx: number[]): void => {
+    const att = idx.filter((i) => (cases[i] as CorpusCase).attack);
+    const neg = idx.filter((i) => !(cases[i] as CorpusCase).attack);
+    const row = [label, String(att.length), String(neg.length)];
+    const s: Record<string, unknown> = { attacks: att.length, must_pass: neg.length };
+    for (const e of engines) {
+      const r = results[e.name] as { status: number }[];
+      const det = att.filter((i) => blocked(r[i] as { status: number })).length;
+      const fp = neg.filter((i) => blocked(r[i] as { status: number })).length;
+      row.push(`${pct(det, att.length)} (${det})`, `${pct(fp, neg.length)} (${fp})`);
+      s[e.name] = { detected: det, false_positives: fp };
+    }
+    rows.push(row);
+    summary[label] = s;
+  };
+  const order = ['SQLI', 'XSS', 'RCE', 'LFI'];
+  const sorted = [...order.filter((c) => classes.includes(c)), ...classes.filter((c) => !order.includes(c)).sort()];
+  for (const c of sorted) addRow(c, cases.map((x, i) => (x.cls === c ? i : -1)).filter((i) => i >= 0));
+  addRow('TARGET (SQLI+XSS+RCE+LFI)', cases.map((x, i) => (order.includes(x.cls) ? i : -1)).filter((i) => i >= 0));
+  addRow('ALL', cases.map((_x, i) => i));
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i] as number)).join(' | ');
+  console.log(`Corpus: ${corpusDir} (${cases.length} request cases; det = attack cases blocked, FP = must-pass cases blocked)`);
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+  for (const r of rows) console.log(line(r));
+  if (nginxNote) console.log(nginxNote);
+  const jsonOut = opt('--json');
+  if (jsonOut) writeFileSync(jsonOut, JSON.stringify(summary, null, 2));
+  if (missesFor) {
+    const r = results['Rampart PL1'] as { status: number; reason: string }[];
+    const crs2 = results['CRS PL2'];
+    const crs1 = results['CRS PL1'];
+    for (let i = 0; i < cases.length; i++) {
+      const c = cases[i] as CorpusCase;
+      if (c.cls !== missesFor) continue;
+      const ours = blocked(r[i] as { status: number });
+      const fn = c.attack && !ours;
+      const fp = !c.attack && ours;
+      if (!fn && !fp) continue;
+      const raw = c.raw.toString('latin1');
+      const first = raw.slice(0, raw.indexOf('\r\n'));
+      const bodyAt = raw.indexOf('\r\n\r\n');
+      console.log(`${fn ? 'MISS' : 'FP  '} ${c.id} crs1=${crs1 ? (crs1[i] as { status: number }).status : '-'} crs2=${crs2 ? (crs2[i] as { status: number }).status : '-'} ${(r[i] as { reason: string }).reason} :: ${first.slice(0, 160)} :: ${raw.slice(bodyAt + 4, bodyAt + 164).replace(/\r?\n/g, '\\n')}`);
+    }
+  }
+}
+
+await main();

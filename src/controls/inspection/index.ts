@@ -1,0 +1,361 @@
+/**
+ * `inspection` control: payload limits and injection detection. On by default.
+ *
+ * Runs in the `inspection` phase (after identity, contract and authorisation, so anonymous
+ * traffic cannot make the gateway parse bodies for protected routes). It reads the request body
+ * once (`ctx.body.read`, bounded; the proxy re-uses the buffer), parses it under its declared
+ * content type, enforces structural limits, normalises every path segment, query value, chosen
+ * header, cookie and body leaf, and runs our own linear-time detectors (SQLi, XSS, command
+ * injection, path traversal/LFI, SSRF, NoSQL operators, SSTI, LDAP) with CRS-style anomaly scoring
+ * and paranoia levels. Per-route exclusions let fields that legitimately carry code or HTML through.
+ *
+ * Rejections: 403 `injection-detected` (naming detector and location); 400 `body-malformed`
+ * (naming the parser error); 400 `invalid-encoding` (malformed UTF-8, overlong forms); 400
+ * structural codes (`json-limit-exceeded`, `prototype-pollution`, `duplicate-key`,
+ * `xml-dtd-refused`, `xml-limit-exceeded`, `form-limit-exceeded`, `multipart-limit-exceeded`,
+ * `parameter-limit-exceeded`); 415 `unsupported-charset`.
+ * OWASP API Security Top 10 2023 API4/API7/API8; OWASP CRS 4 (anomaly scoring, paranoia levels).
+ */
+import { z } from 'zod';
+import { defineControl } from '../../pipeline/control.ts';
+import type { RequestContext } from '../../pipeline/context.ts';
+import { Problem } from '../../pipeline/problem.ts';
+import type { Verdict } from '../../pipeline/verdict.ts';
+import { deny } from '../../pipeline/verdict.ts';
+import { BodyLimitError, BodyParseError, type PathStack, walkJson, walkMultipart, walkUrlEncoded, walkXml } from './body.ts';
+import { type CompiledExclusion, DETECTORS, type DetectorName, Engine, type Scan } from './engine.ts';
+import { detectRestrictedPath } from './lfi.ts';
+import { normalize, percentDecode } from './normalize.ts';
+
+const exclusionSchema = z.strictObject({
+  /** Route: request paths starting with this prefix (all paths when absent). */
+  path_prefix: z.string().startsWith('/').optional(),
+  /** Route: an OpenAPI operation id matched by the contract stage. */
+  operation: z.string().optional(),
+  /** Route: HTTP methods (all when absent). */
+  methods: z.array(z.string().toUpperCase()).optional(),
+  /** Locations to exclude, e.g. `body:/content`, `query:html`, `cookie:*`; a trailing `*` is a prefix match. */
+  locations: z.array(z.string().min(1)).min(1),
+  /** Detectors to ignore there (all when absent). */
+  detectors: z.array(z.enum(DETECTORS)).optional(),
+});
+
+export const inspectionSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** `block`: reject at the anomaly threshold; `monitor`: let everything through and emit events. */
+  mode: z.enum(['block', 'monitor']).default('block'),
+  /** CRS paranoia level: 1 (fewest false positives) to 4; rules above it do not run. */
+  paranoia_level: z.number().int().min(1).max(4).default(1),
+  /** Inbound anomaly score threshold (CRS default 5: one critical detection blocks). */
+  anomaly_threshold: z.number().int().min(1).default(5),
+  /** Detectors to run. */
+  detectors: z.array(z.enum(DETECTORS)).default([...DETECTORS]),
+  /** Request headers inspected besides `Cookie` (lower-case names; `*` = all but `skip_headers`). */
+  headers: z.array(z.string().toLowerCase()).default(['*']),
+  /** Headers never inspected when `headers` has `*`: credentials and structured protocol fields. */
+  skip_headers: z
+    .array(z.string().toLowerCase())
+    .default(['authorization', 'proxy-authorization', 'cookie', 'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'accept', 'accept-encoding', 'accept-language', 'accept-charset', 'cache-control', 'pragma', 'if-none-match', 'if-match', 'if-modified-since', 'if-unmodified-since', 'dpop', 'traceparent', 'tracestate', 'x-request-id', 'x-api-key', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform', 'upgrade-insecure-requests']),
+  cookies: z.boolean().default(true),
+  limits: z
+    .strictObject({
+      /** Query parameters per request. */
+      query_params: z.number().int().positive().default(256),
+      /** Bytes per query parameter value (still encoded). */
+      query_value_bytes: z.number().int().positive().default(8192),
+      /** Bytes per inspected header value. */
+      header_value_bytes: z.number().int().positive().default(8192),
+      /** Bytes per cookie value. */
+      cookie_bytes: z.number().int().positive().default(4096),
+      /** Cookies per request. */
+      cookies: z.number().int().positive().default(64),
+    })
+    .default({ query_params: 256, query_value_bytes: 8192, header_value_bytes: 8192, cookie_bytes: 4096, cookies: 64 }),
+  body: z
+    .strictObject({
+      /** Bytes read for inspection (capped by the API's body limit); larger bodies get 413. */
+      max_bytes: z.number().int().positive().optional(),
+      /** Inspect bodies of unknown or missing content type as text (when valid UTF-8). */
+      inspect_unknown: z.boolean().default(false),
+      json: z
+        .strictObject({
+          max_depth: z.number().int().min(1).max(512).default(32),
+          max_keys: z.number().int().positive().default(1000),
+          max_array: z.number().int().positive().default(10000),
+          max_string: z.number().int().positive().default(1_000_000),
+          max_number: z.number().positive().default(Number.MAX_SAFE_INTEGER),
+          duplicate_keys: z.enum(['reject', 'allow']).default('reject'),
+          forbidden_keys: z.array(z.string()).default(['__proto__', 'constructor', 'prototype']),
+        })
+        .prefault({}),
+      xml: z
+        .strictObject({
+          max_depth: z.number().int().min(1).max(512).default(32),
+          max_string: z.number().int().positive().default(1_000_000),
+        })
+        .prefault({}),
+      form: z
+        .strictObject({
+          max_fields: z.number().int().positive().default(1000),
+          max_files: z.number().int().nonnegative().default(10),
+          max_field_bytes: z.number().int().positive().default(1024 * 1024),
+          max_file_bytes: z.number().int().positive().default(10 * 1024 * 1024),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** Per-route exclusions for fields that legitimately carry code, HTML or paths. */
+  exclusions: z.array(exclusionSchema).default([]),
+});
+export type InspectionConfig = z.output<typeof inspectionSchema>;
+
+const CONTROL = 'inspection';
+
+/** JSON Pointer (RFC 6901) of a path stack. */
+function pointer(path: PathStack): string {
+  let out = '';
+  for (const p of path) out += `/${typeof p === 'number' ? p : p.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+  return out;
+}
+
+type BodyKind = 'json' | 'xml' | 'form' | 'multipart' | 'text' | 'unknown';
+
+/** Classifies a `Content-Type` value (RFC 9110 §8.3) by media type; charset returned separately. */
+function bodyKind(ct: string | undefined): { kind: BodyKind; charset: string | undefined } {
+  if (ct === undefined || ct.trim() === '') return { kind: 'unknown', charset: undefined };
+  const semi = ct.indexOf(';');
+  const mt = (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase();
+  const m = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(ct);
+  const charset = m?.[1]?.toLowerCase();
+  let kind: BodyKind = 'unknown';
+  if (mt === 'application/json' || mt === 'text/json' || (mt.startsWith('application/') && mt.endsWith('+json'))) kind = 'json';
+  else if (mt === 'application/xml' || mt === 'text/xml' || mt.endsWith('+xml')) kind = 'xml';
+  else if (mt === 'application/x-www-form-urlencoded') kind = 'form';
+  else if (mt === 'multipart/form-data') kind = 'multipart';
+  else if (mt === 'text/plain') kind = 'text';
+  return { kind, charset };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Node's HTTP parser hands header values over as latin1; re-read them as the UTF-8 clients send. */
+function headerText(v: string): string {
+  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) > 127) return Buffer.from(v, 'latin1').toString('utf8');
+  return v;
+}
+
+function tooLarge(what: string, limit: number, location: string): Problem {
+  return new Problem(400, 'parameter-limit-exceeded', 'Request Parameter Too Large', { detail: `${what} exceeds ${limit} at ${location}.`, extensions: { location, limit } });
+}
+
+export const inspectionControl = defineControl({
+  name: CONTROL,
+  schema: inspectionSchema,
+  defaultConfig: {},
+  create(cfg) {
+    if (!cfg.enabled) return {};
+    const engine = new Engine({
+      paranoia: cfg.paranoia_level,
+      threshold: cfg.anomaly_threshold,
+      enabled: new Set<DetectorName>(cfg.detectors),
+      stopAtThreshold: cfg.mode === 'block',
+      maxHits: 20,
+    });
+    const exclusions = cfg.exclusions.map((e) => ({
+      route: e,
+      compiled: {
+        exact: new Set(e.locations.filter((l) => !l.endsWith('*'))),
+        prefixes: e.locations.filter((l) => l.endsWith('*')).map((l) => l.slice(0, -1)),
+        detectors: e.detectors ? new Set<string>(e.detectors) : undefined,
+      } satisfies CompiledExclusion,
+    }));
+    const jsonLimits = {
+      maxDepth: cfg.body.json.max_depth,
+      maxKeys: cfg.body.json.max_keys,
+      maxArray: cfg.body.json.max_array,
+      maxString: cfg.body.json.max_string,
+      maxNumber: cfg.body.json.max_number,
+      duplicateKeys: cfg.body.json.duplicate_keys,
+      forbiddenKeys: new Set(cfg.body.json.forbidden_keys),
+    };
+    const xmlLimits = { maxDepth: cfg.body.xml.max_depth, maxString: cfg.body.xml.max_string };
+    const formLimits = { maxFields: cfg.body.form.max_fields, maxFiles: cfg.body.form.max_files, maxFieldBytes: cfg.body.form.max_field_bytes, maxFileBytes: cfg.body.form.max_file_bytes };
+    const allHeaders = cfg.headers.includes('*');
+    const headerNames = cfg.headers.filter((x) => x !== '*');
+    const skipHeaders = new Set(cfg.skip_headers);
+    const L = cfg.limits;
+
+    function routeExclusions(ctx: RequestContext): CompiledExclusion[] {
+      if (exclusions.length === 0) return [];
+      const out: CompiledExclusion[] = [];
+      for (const { route, compiled } of exclusions) {
+        if (route.path_prefix !== undefined && !ctx.path.startsWith(route.path_prefix)) continue;
+        if (route.operation !== undefined && ctx.operation?.id !== route.operation) continue;
+        if (route.methods !== undefined && !route.methods.includes(ctx.method)) continue;
+        out.push(compiled);
+      }
+      return out;
+    }
+
+    /** Inspects everything but the body; returns a rejection for a limit or encoding breach. */
+    function inspectHead(ctx: RequestContext, scan: Scan): Verdict {
+      // path segments, decoded strictly (RFC 3986 §2.1, RFC 3629 §3)
+      const segs = ctx.path.split('/');
+      let decodedPath = '';
+      for (let i = 1; i < segs.length; i++) {
+        const raw = segs[i] as string;
+        const seg = percentDecode(raw, false, true);
+        if (seg === null) return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: `Malformed UTF-8 in path segment ${i}.`, extensions: { location: `path:${i}` } }), 'medium', { location: `path:${i}` });
+        decodedPath += `/${seg}`;
+        if (seg.length > 0 && scan.inspect(seg, false, () => `path:${i}`)) return undefined;
+      }
+      const lower = normalize(decodedPath);
+      const restricted = detectRestrictedPath(lower);
+      if (restricted && scan.add('lfi', restricted.rule, restricted.paranoia, 'path:', lower)) return undefined;
+      if (lower.includes('..') && scan.inspect(decodedPath, false, () => 'path:')) return undefined;
+      // query
+      if (ctx.rawQuery !== '') {
+        try {
+          walkUrlEncoded(ctx.rawQuery, L.query_params, L.query_value_bytes, true, (v, isName, path) => scan.inspect(v, isName, () => `query:${path[0] as string}`));
+        } catch (e) {
+          if (e instanceof BodyParseError) return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: 'Malformed UTF-8 in the query string.', extensions: { location: 'query' } }), 'medium', { location: 'query' });
+          if (e instanceof BodyLimitError) return deny(new Problem(400, 'parameter-limit-exceeded', 'Too Many Parameters', { detail: `Query string: ${e.message}`, extensions: { limit: e.limit } }), 'low', { location: 'query', limit: e.limit });
+          throw e;
+        }
+        if (scan.blocked && engine.opts.stopAtThreshold) return undefined;
+      }
+      // chosen headers
+      const h = ctx.headers;
+      for (const name of allHeaders ? Object.keys(h) : headerNames) {
+        if (allHeaders && skipHeaders.has(name)) continue;
+        const v = h[name];
+        if (v === undefined) continue;
+        const vals = Array.isArray(v) ? v : [v];
+        for (const one of vals) {
+          if (one.length > L.header_value_bytes) return deny(tooLarge('A header value', L.header_value_bytes, `header:${name}`), 'low', { location: `header:${name}` });
+          if (scan.inspect(headerText(one), false, () => `header:${name}`)) return undefined;
+        }
+      }
+      // cookies (RFC 6265 §4.2.1)
+      const cookie = h.cookie;
+      if (cfg.cookies && cookie !== undefined && cookie !== '') {
+        let count = 0;
+        for (const pair of headerText(cookie).split(';')) {
+          const eq = pair.indexOf('=');
+          const name = (eq === -1 ? '' : pair.slice(0, eq)).trim();
+          const rawValue = (eq === -1 ? pair : pair.slice(eq + 1)).trim();
+          if (++count > L.cookies) return deny(new Problem(400, 'parameter-limit-exceeded', 'Too Many Cookies', { detail: `More than ${L.cookies} cookies.`, extensions: { limit: L.cookies } }), 'low', { location: 'cookie' });
+          if (rawValue.length > L.cookie_bytes) return deny(tooLarge('A cookie value', L.cookie_bytes, `cookie:${name}`), 'low', { location: `cookie:${name}` });
+          const value = percentDecode(rawValue, false) as string;
+          if (scan.inspect(name, true, () => `cookie:${name}`)) return undefined;
+          if (scan.inspect(value, false, () => `cookie:${name}`)) return undefined;
+        }
+      }
+      return undefined;
+    }
+
+    async function inspectBody(ctx: RequestContext, scan: Scan): Promise<Verdict> {
+      const h = ctx.headers;
+      const cl = h['content-length'];
+      if ((cl === undefined || cl === '0') && h['transfer-encoding'] === undefined) return undefined;
+      const { kind, charset } = bodyKind(h['content-type']);
+      if (kind === 'unknown' && !cfg.body.inspect_unknown) return undefined;
+      const max = Math.min(cfg.body.max_bytes ?? ctx.maxBodyBytes, ctx.maxBodyBytes);
+      const buf = await ctx.body.read(max);
+      if (buf.length === 0) return undefined;
+      const visit = (v: string, isName: boolean, path: PathStack): boolean => scan.inspect(v, isName, () => `body:${pointer(path)}`);
+      try {
+        if (kind === 'multipart') {
+          await walkMultipart(buf, h['content-type'] as string, formLimits, visit);
+          return undefined;
+        }
+        let text: string;
+        if (charset === undefined || charset === 'utf-8' || charset === 'utf8' || charset === 'us-ascii') {
+          try {
+            text = utf8.decode(buf);
+          } catch {
+            if (kind === 'unknown') return undefined; // opaque bytes: nothing to inspect
+            return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: 'The request body is not well-formed UTF-8 (RFC 3629).', extensions: { location: 'body' } }), 'medium', { location: 'body' });
+          }
+        } else {
+          let dec: InstanceType<typeof TextDecoder>;
+          try {
+            dec = new TextDecoder(charset);
+          } catch {
+            return deny(new Problem(415, 'unsupported-charset', 'Unsupported Media Type', { detail: `The charset "${charset.slice(0, 40)}" is not supported.` }), 'low', { charset: charset.slice(0, 40) });
+          }
+          text = dec.decode(buf);
+        }
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+        if (kind === 'json') walkJson(text, jsonLimits, visit);
+        else if (kind === 'xml') walkXml(text, xmlLimits, visit);
+        else if (kind === 'form') walkUrlEncoded(text, formLimits.maxFields, formLimits.maxFieldBytes, true, visit);
+        else scan.inspect(text, false, () => 'body:');
+      } catch (e) {
+        if (e instanceof BodyParseError) {
+          if (e.kind === 'utf-8') return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: `The ${kind} body has ${e.message}.`, extensions: { location: 'body' } }), 'medium', { location: 'body' });
+          return deny(new Problem(400, 'body-malformed', 'Malformed Request Body', { detail: `The body is not valid ${kind.toUpperCase()}: ${e.message}.`, extensions: { parser: e.kind, error: e.message } }), 'low', { parser: e.kind, error: e.message });
+        }
+        if (e instanceof BodyLimitError) {
+          const title = e.code === 'prototype-pollution' ? 'Forbidden Member Name' : e.code === 'duplicate-key' ? 'Duplicate Member Name' : e.code === 'xml-dtd-refused' ? 'XML Declarations Refused' : 'Body Structure Limit Exceeded';
+          return deny(new Problem(400, e.code, title, { detail: e.message, extensions: { limit: e.limit } }), e.code === 'prototype-pollution' || e.code === 'xml-dtd-refused' ? 'high' : 'low', { limit: e.limit });
+        }
+        if (e instanceof RangeError) {
+          // stack exhaustion or similar in a parser: refuse the body, never crash
+          return deny(new Problem(400, 'body-malformed', 'Malformed Request Body', { detail: `The ${kind} body could not be parsed.`, extensions: { parser: kind, error: 'too complex' } }), 'low', { parser: kind });
+        }
+        throw e;
+      }
+      return undefined;
+    }
+
+    function verdictOf(ctx: RequestContext, scan: Scan): Verdict {
+      if (scan.hits.length === 0) return undefined;
+      const block = cfg.mode === 'block' && scan.blocked;
+      if (!block) {
+        const action = cfg.mode === 'monitor' ? 'monitor' : 'alert';
+        for (const d of scan.hits.slice(0, 10)) {
+          ctx.emit({ control: CONTROL, reason: 'injection-detected', action, severity: 'medium', details: { detector: d.detector, location: d.location, snippet: d.snippet, rule: d.rule, paranoia_level: d.paranoia, anomaly_score: scan.score, threshold: cfg.anomaly_threshold } });
+        }
+        return undefined;
+      }
+      const first = scan.hits[0] as (typeof scan.hits)[number];
+      return deny(
+        new Problem(403, 'injection-detected', 'Injection Detected', {
+          detail: `The ${first.detector} detector matched ${first.location}.`,
+          extensions: { detector: first.detector, location: first.location, detections: scan.hits.map((d) => ({ detector: d.detector, location: d.location })) },
+        }),
+        'high',
+        {
+          detector: first.detector,
+          location: first.location,
+          snippet: first.snippet,
+          rule: first.rule,
+          anomaly_score: scan.score,
+          threshold: cfg.anomaly_threshold,
+          paranoia_level: cfg.paranoia_level,
+          detections: scan.hits.map((d) => ({ detector: d.detector, location: d.location, rule: d.rule, snippet: d.snippet })),
+        },
+      );
+    }
+
+    return {
+      request: [
+        {
+          control: CONTROL,
+          phase: 'inspection',
+          async run(ctx) {
+            const scan = engine.scan(routeExclusions(ctx));
+            const head = inspectHead(ctx, scan);
+            if (head !== undefined) return head;
+            if (!(scan.blocked && cfg.mode === 'block')) {
+              const body = await inspectBody(ctx, scan);
+              if (body !== undefined) return body;
+            }
+            return verdictOf(ctx, scan);
+          },
+        },
+      ],
+    };
+  },
+});

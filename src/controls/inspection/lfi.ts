@@ -1,0 +1,96 @@
+/**
+ * Path traversal and local file inclusion (CWE-22, CWE-98; OWASP WSTG-ATHZ-01): `../` and `..\`
+ * sequences (also the `....//` filter-stripping trick and Tomcat's `..;/`), references to
+ * well-known sensitive files, and stream wrappers (`php://`, `file://`, `phar://`). Linear time:
+ * `indexOf` scans over a fixed list of short needles.
+ */
+
+/** Sensitive files and directories, Unix and Windows (our list; compare CRS lfi-os-files.data). */
+const SENSITIVE = [
+  'etc/passwd', 'etc/shadow', 'etc/group', 'etc/hosts', 'etc/issue', 'etc/motd', 'etc/crontab', 'etc/fstab', 'etc/sudoers',
+  'etc/hostname', 'etc/resolv.conf', 'etc/environment', 'etc/profile', 'etc/ssh/', 'etc/mysql/', 'etc/httpd/', 'etc/apache2/',
+  'etc/nginx/', 'etc/security/', 'etc/master.passwd', 'etc/pwd.db', 'etc/os-release', 'etc/lsb-release', 'etc/redhat-release',
+  'proc/self/', 'proc/version', 'proc/cpuinfo', 'proc/meminfo', 'proc/net/', 'proc/sched_debug', 'proc/mounts',
+  'var/log/', 'var/run/secrets', 'var/lib/mlocate', 'usr/local/etc/', 'root/.', 'home/', '.ssh/', 'id_rsa', 'id_dsa', 'id_ecdsa',
+  'id_ed25519', 'authorized_keys', 'known_hosts', '.bash_history', '.bashrc', '.bash_profile', '.zsh_history', '.mysql_history',
+  '.psql_history', '.htaccess', '.htpasswd', '.git/', '.gitconfig', '.svn/', '.hg/', '.env', '.aws/credentials', '.aws/config',
+  '.docker/config.json', '.kube/config', '.npmrc', '.pgpass', '.my.cnf', '.netrc', 'wp-config.php', 'web.config',
+  'web-inf/', 'meta-inf/', 'boot.ini', 'win.ini', 'system.ini', 'windows/system32', 'windows\\system32', 'winnt/', 'system32/config',
+  'inetpub/', 'etc/subuid', 'etc/subgid', 'sys/class/', 'sys/kernel/', 'proc/interrupts', '.docker/', 'autoexec.bat', 'config.sys', 'php.ini', 'my.ini', 'httpd.conf', 'apache2.conf', 'nginx.conf', 'application.properties',
+];
+const SENSITIVE_LIST = SENSITIVE.map((p) => [p, p.replaceAll('/', '\\')] as const);
+
+const WRAPPERS = ['php://', 'file://', 'phar://', 'zip://', 'expect://', 'glob://', 'data://', 'zlib://', 'compress.zlib://', 'compress.bzip2://', 'ogg://', 'rar://', 'jar:file:', 'netdoc:'];
+
+const RESTRICTED_EXT = /\.(?:sql|sql\.(?:gz|zip|bz2|xz)|bak|backup|old|orig|swp|swo|log|ini|env|pem|key|p12|pfx|kdbx|sqlite|db|mdb|dump|tar|tar\.gz|tgz|zip|7z|rar)$/;
+
+/**
+ * Request paths that reach for files an API never serves: dot-files and dot-directories (except
+ * `/.well-known/`, RFC 8615), backup/log/database/key extensions, and sensitive files spread over
+ * several segments (`/etc/passwd`). `path` is the decoded, lower-case path.
+ */
+export function detectRestrictedPath(path: string): LfiHit | undefined {
+  const segs = path.split('/');
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i] as string;
+    if (seg.length > 1 && seg.charCodeAt(0) === 46 && seg !== '..' && !(i === 1 && seg === '.well-known')) return { rule: 'dot-file', index: 0, paranoia: 1 };
+  }
+  const last = segs[segs.length - 1] as string;
+  if (RESTRICTED_EXT.test(last)) return { rule: 'restricted-extension', index: 0, paranoia: 1 };
+  const h = detectLfi(path);
+  if (h && h.rule.startsWith('sensitive-file')) return h;
+  for (const p of ['/sys/', '/proc/', '/@fs/', '/wp-content/debug', '/web-inf', '/meta-inf', '/cgi-bin/']) if (path.includes(p) || `${path}/`.includes(p)) return { rule: `restricted-path:${p}`, index: 0, paranoia: 1 };
+  return undefined;
+}
+
+/** A detected traversal/LFI pattern. */
+export interface LfiHit {
+  rule: string;
+  index: number;
+  paranoia: number;
+}
+
+/**
+ * Detects path traversal / LFI in a normalised (decoded, lower-case) value.
+ * @returns the first hit, or `undefined`.
+ */
+export function detectLfi(s: string): LfiHit | undefined {
+  let p = s.indexOf('..');
+  while (p !== -1) {
+    let j = p + 2;
+    while (s.charCodeAt(j) === 46) j++; // ....// filter evasion
+    const c = s.charCodeAt(j);
+    const slash = c === 47 || c === 92 || (c === 59 && s.charCodeAt(j + 1) === 47);
+    if (slash && (j - p === 2 || s.charCodeAt(j + 1) === 47 || s.charCodeAt(j + 1) === 92)) {
+      const prev = p === 0 ? 47 : s.charCodeAt(p - 1);
+      if (j - p > 2 || prev === 47 || prev === 92 || prev === 32 || prev === 61 || prev === 34 || prev === 39 || prev === 58 || prev === 0 || p === 0) {
+        return { rule: 'traversal', index: p, paranoia: 1 };
+      }
+    }
+    p = s.indexOf('..', j);
+  }
+  if (s.indexOf('/') !== -1 || s.indexOf('\\') !== -1 || s.indexOf('.') !== -1) {
+    for (const [unix, win] of SENSITIVE_LIST) {
+      let q = s.indexOf(unix);
+      if (q === -1 && win !== unix) q = s.indexOf(win);
+      if (q === -1) continue;
+      // a bare `.env` or `home/` inside a word is not a file reference
+      const prev = q === 0 ? 47 : s.charCodeAt(q - 1);
+      if (unix.startsWith('.') || unix === 'home/' || unix === 'root/.' || unix === 'var/log/' || unix === 'web-inf/' || unix === 'meta-inf/') {
+        if (!(prev === 47 || prev === 92 || prev === 61 || q === 0 || prev === 32 || prev === 126)) continue;
+        if (unix === '.env' && /[a-z0-9_]/.test(s.charAt(q + 4))) continue;
+      } else if (!(prev === 47 || prev === 92 || prev === 61 || q === 0 || prev === 32 || prev === 58 || prev === 34 || prev === 39 || prev === 126)) {
+        if (!(unix.startsWith('etc/') || unix.startsWith('proc/'))) continue;
+        if (prev !== 47 && prev !== 92) continue;
+      }
+      return { rule: `sensitive-file:${unix}`, index: q, paranoia: unix.startsWith('home/') || unix === 'var/log/' ? 2 : 1 };
+    }
+  }
+  if (s.indexOf(':') !== -1) {
+    for (const w of WRAPPERS) {
+      const q = s.indexOf(w);
+      if (q !== -1) return { rule: `wrapper:${w}`, index: q, paranoia: 1 };
+    }
+  }
+  return undefined;
+}

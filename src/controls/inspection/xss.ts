@@ -1,0 +1,172 @@
+/**
+ * Cross-site scripting detection with a small HTML tokeniser (HTML Living Standard §13.2.5, tag
+ * open / tag name / attribute states, simplified): dangerous elements, event-handler attributes,
+ * `javascript:`/`vbscript:`/`data:text/html` URLs in attributes or standing alone, and attribute
+ * break-outs (`" onmouseover=`). One left-to-right pass; linear in the input.
+ * OWASP XSS Prevention Cheat Sheet; WSTG-INPV-01/02; CWE-79.
+ */
+
+/** Elements that execute script or load active content. */
+const DANGEROUS_TAGS = new Set([
+  'script', 'iframe', 'frame', 'frameset', 'object', 'embed', 'applet', 'svg', 'math', 'base', 'link', 'meta', 'style',
+  'form', 'isindex', 'xml', 'import', 'template', 'portal', 'xss', 'vmlframe', 'bgsound', 'layer', 'ilayer', 'animate',
+  'set', 'handler', 'listener', 'image', 'xmp', 'noscript', 'plaintext', 'marquee', 'video', 'audio', 'source', 'details',
+]);
+/** Attributes that take a URL (scheme checked) or script. */
+const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'data', 'xlink:href', 'background', 'lowsrc', 'dynsrc', 'poster', 'codebase', 'srcdoc', 'to', 'from', 'values', 'by', 'style']);
+
+/** A detected XSS pattern. */
+export interface XssHit {
+  rule: string;
+  /** Offset in the normalised value. */
+  index: number;
+  paranoia: number;
+}
+
+function isAlpha(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+function isWs(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 12 || c === 13 || c === 47;
+}
+
+/**
+ * Strips whitespace and control characters (browsers ignore them inside a scheme: `java\tscript:`)
+ * and reports whether what follows offset `i` starts a script URL.
+ */
+function scriptUrlAt(s: string, i: number): string | undefined {
+  let buf = '';
+  for (let j = i; j < s.length && buf.length < 16; j++) {
+    const c = s.charCodeAt(j);
+    if (c <= 32 || c === 34 || c === 39 || c === 96) continue;
+    buf += s[j];
+  }
+  if (buf.startsWith('javascript:')) return 'javascript-url';
+  if (buf.startsWith('vbscript:')) return 'vbscript-url';
+  if (buf.startsWith('livescript:')) return 'javascript-url';
+  if (buf.startsWith('data:text/html') || buf.startsWith('data:image/svg') || buf.startsWith('data:application/x')) return 'data-url';
+  return undefined;
+}
+
+const JS_SINKS = /(?:\balert|\bprompt|\bconfirm|\beval|fromcharcode|\bexecscript|\bsettimeout|\bsetinterval|\bfunction)\s*[(`]|document\s*\.\s*(?:cookie|write|domain|location)|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.\s*href)?\s*=|\bconstructor\s*\(|\bimport\s*\(|top\s*\[/;
+
+/**
+ * Detects XSS in a normalised (decoded, lower-case) value.
+ * @returns the first hit, or `undefined`.
+ */
+export function detectXss(s: string): XssHit | undefined {
+  const n = s.length;
+  let lt = s.indexOf('<');
+  while (lt !== -1 && lt < n - 1) {
+    let i = lt + 1;
+    let c = s.charCodeAt(i);
+    if (c === 47 /* </ */) {
+      i++;
+      c = s.charCodeAt(i);
+    }
+    if (c === 33 /* <! */) {
+      if (s.startsWith('[cdata[', i + 1) || s.startsWith('entity', i + 1) || s.startsWith('doctype', i + 1)) return { rule: 'markup-declaration', index: lt, paranoia: 1 };
+    } else if (c === 63 /* <? */) {
+      if (s.startsWith('xml-stylesheet', i + 1) || s.startsWith('import', i + 1)) return { rule: 'processing-instruction', index: lt, paranoia: 1 };
+    } else if (isAlpha(c)) {
+      // tag name
+      let j = i;
+      while (j < n) {
+        const d = s.charCodeAt(j);
+        if (isWs(d) || d === 62 || d === 60 || d === 0) break;
+        j++;
+      }
+      const name = s.slice(i, j);
+      const bare = name.includes(':') ? name.slice(name.indexOf(':') + 1) : name;
+      if (DANGEROUS_TAGS.has(bare)) return { rule: `tag:${bare}`, index: lt, paranoia: 1 };
+      // attributes until '>' (or end of input: an unterminated tag still counts)
+      let k = j;
+      let tagHasAttr = false;
+      while (k < n) {
+        let d = s.charCodeAt(k);
+        if (d === 62 || d === 60) break;
+        if (isWs(d) || d === 34 || d === 39) {
+          k++;
+          continue;
+        }
+        const a0 = k;
+        while (k < n) {
+          d = s.charCodeAt(k);
+          if (isWs(d) || d === 61 || d === 62 || d === 60) break;
+          k++;
+        }
+        const attr = s.slice(a0, k);
+        tagHasAttr = true;
+        if (attr.length > 2 && attr.startsWith('on') && isAlpha(attr.charCodeAt(2))) return { rule: `event-handler:${attr.slice(0, 24)}`, index: a0, paranoia: 1 };
+        while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
+        if (s.charCodeAt(k) === 61 /* = */) {
+          k++;
+          while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
+          const q = s.charCodeAt(k);
+          let v0 = k;
+          let v1: number;
+          if (q === 34 || q === 39 || q === 96) {
+            v0 = k + 1;
+            v1 = s.indexOf(String.fromCharCode(q), v0);
+            if (v1 === -1) v1 = n;
+            k = v1 + 1;
+          } else {
+            v1 = k;
+            while (v1 < n && !isWs(s.charCodeAt(v1)) && s.charCodeAt(v1) !== 62) v1++;
+            k = v1;
+          }
+          if (URL_ATTRS.has(attr)) {
+            const u = scriptUrlAt(s, v0);
+            if (u !== undefined) return { rule: `${u}:${attr}`, index: v0, paranoia: 1 };
+            if (attr === 'style') {
+              const v = s.slice(v0, v1);
+              if (v.includes('expression(') || v.includes('url(') || v.includes('-moz-binding') || v.includes('behavior:')) return { rule: 'style-script', index: v0, paranoia: 1 };
+            }
+          }
+        }
+      }
+      if (tagHasAttr && (bare === 'img' || bare === 'body' || bare === 'input' || bare === 'a' || bare === 'div' || bare === 'table' || bare === 'td' || bare === 'bgsound')) {
+        // a tag with attributes but nothing dangerous: HTML injection, weaker evidence
+        return { rule: `html-tag:${bare}`, index: lt, paranoia: 2 };
+      }
+    }
+    lt = s.indexOf('<', lt + 1);
+  }
+  // outside any tag: script URLs standing alone and attribute break-outs
+  let p = s.indexOf('script');
+  if (p !== -1) {
+    // browsers drop tabs and newlines inside a scheme: compare without whitespace and controls
+    const compact = s.replace(/[\u0000-\u0020]+/g, '');
+    const q = compact.search(/(?:java|vb|live)script:/);
+    if (q !== -1) return { rule: compact.startsWith('vb', q) ? 'vbscript-url' : 'javascript-url', index: Math.max(0, p - 4), paranoia: 1 };
+  }
+  p = s.indexOf('data:');
+  if (p !== -1 && scriptUrlAt(s, p) !== undefined) return { rule: 'data-url', index: p, paranoia: 1 };
+  // attribute break-out: a quote (or space/slash) then an event handler and '='
+  p = s.indexOf('on');
+  while (p !== -1) {
+    const prev = p === 0 ? 32 : s.charCodeAt(p - 1);
+    if (prev === 34 || prev === 39 || prev === 32 || prev === 47 || prev === 9 || prev === 10 || prev === 13 || prev === 96 || prev === 59) {
+      let j = p + 2;
+      while (j < n && isAlpha(s.charCodeAt(j))) j++;
+      if (j - p >= 5) {
+        let k = j;
+        while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
+        if (s.charCodeAt(k) === 61 && EVENT_NAMES.has(s.slice(p + 2, j))) return { rule: 'attribute-breakout', index: p, paranoia: 1 };
+      }
+    }
+    p = s.indexOf('on', p + 2);
+  }
+  if (s.length > 5 && (s.indexOf('(') !== -1 || s.indexOf('=') !== -1 || s.indexOf('`') !== -1)) {
+    const m = JS_SINKS.exec(s);
+    if (m) return { rule: 'script-sink', index: m.index, paranoia: 2 };
+  }
+  return undefined;
+}
+
+/** DOM event handler names (without `on`), HTML Living Standard §8.1.8.2 and common vendor ones. */
+const EVENT_NAMES = new Set(
+  (
+    'abort afterprint animationend animationiteration animationstart auxclick beforecopy beforecut beforeinput beforepaste beforeprint beforeunload begin blur canplay canplaythrough change click close contextmenu copy cuechange cut dblclick drag dragend dragenter dragleave dragover dragstart drop durationchange emptied end ended error focus focusin focusout formdata hashchange input invalid keydown keypress keyup load loadeddata loadedmetadata loadstart message mousedown mouseenter mouseleave mousemove mouseout mouseover mouseup mousewheel offline online pagehide pageshow paste pause play playing pointerdown pointerenter pointerleave pointermove pointerout pointerover pointerrawupdate pointerup popstate progress ratechange readystatechange repeat reset resize scroll scrollend search securitypolicyviolation seeked seeking select selectionchange selectstart show stalled storage submit suspend timeupdate toggle touchend touchmove touchstart transitioncancel transitionend transitionrun transitionstart unload volumechange waiting webkitanimationend webkittransitionend wheel activate beforeactivate focusout bounce finish start'
+  ).split(' '),
+);

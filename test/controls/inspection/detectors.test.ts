@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { detectCmdi } from '../../../src/controls/inspection/cmdi.ts';
+import { detectLfi, detectRestrictedPath } from '../../../src/controls/inspection/lfi.ts';
+import { detectLdap, detectNosql, detectSsti } from '../../../src/controls/inspection/misc.ts';
+import { htmlEntityDecode, normalize, percentDecode } from '../../../src/controls/inspection/normalize.ts';
+import { detectSqli, fingerprint } from '../../../src/controls/inspection/sqli.ts';
+import { classifyHost, detectSsrf, parseIPv4 } from '../../../src/controls/inspection/ssrf.ts';
+import { detectXss } from '../../../src/controls/inspection/xss.ts';
+
+const n = normalize;
+
+describe('normalisation', () => {
+  it('percent-decodes repeatedly (double and triple encoding)', () => {
+    assert.equal(n('%253Cscript%253E'), '<script>');
+    assert.equal(n('%25253Cb%25253E'), '<b>');
+  });
+  it('decodes HTML entities, numeric ones without semicolons too', () => {
+    assert.equal(htmlEntityDecode('&lt;a&gt; &#106;&#x61; &#106a &colon;'), '<a> ja ja :');
+  });
+  it('applies NFKC, removes null bytes and lower-cases', () => {
+    assert.equal(n('＜SCRIPT＞'), '<script>');
+    assert.equal(n('ab%00cd'), 'abcd');
+  });
+  it('rejects malformed UTF-8 and overlong forms in strict mode', () => {
+    assert.equal(percentDecode('%c0%af', false, true), null);
+    assert.equal(percentDecode('%e0%80%af', false, true), null);
+    assert.equal(percentDecode('%ff', false, true), null);
+    assert.equal(percentDecode('caf%c3%a9', false, true), 'café');
+    assert.equal(percentDecode('a+b', true, true), 'a b');
+  });
+});
+
+describe('sqli', () => {
+  it('fingerprints like libinjection', () => {
+    assert.equal(fingerprint("1' or '1'='1", "'").fp, 's&sos');
+    assert.equal(fingerprint('1 union select password from users', '').fp, '1UEnkn');
+    assert.equal(fingerprint('1 /*!50000union*/ select 1', '').fp, '1UE1');
+  });
+  for (const attack of ["1' or '1'='1", '1 union select password from users', "admin'--", '1; drop table users', '1 or 1=1', "1' and sleep(5)#", '-1 union/**/select 1,2,3', "') or ('a'='a", 'x" or "x"="x', '1 and 1=1', "' union all select null--", 'select * from users', '@@version', 'x from information_schema.tables']) {
+    it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectSqli(n(attack)), undefined));
+  }
+  for (const benign of ["O'Reilly and friends", 'hello world', 'select the option from the list', "it's 5 o'clock", 'rock and roll', 'john.smith@example.com', 'Delete my account', 'price: 10-20 EUR', 'a = b']) {
+    it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectSqli(n(benign)), undefined));
+  }
+});
+
+describe('xss', () => {
+  for (const attack of ['<script>alert(1)</script>', '<img src=x onerror=alert(1)>', '" onmouseover="alert(1)', 'javascript:alert(1)', 'java\tscript:alert(1)', '<svg/onload=alert(1)>', '<a href="javascript:void(0)">x</a>', '<iframe src=//evil>', '<x onpointerenter=alert(1)>', 'data:text/html;base64,PHNjcmlwdD4=', '<div style="background:url(javascript:alert(1))">']) {
+    it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectXss(n(attack)), undefined));
+  }
+  for (const benign of ['a < b and c > d', '<b>bold</b>', 'I read it on line 5', 'description of javascript frameworks', 'x<3']) {
+    it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectXss(n(benign)), undefined));
+  }
+  it('names the rule', () => assert.equal(detectXss(n('<img src=x onerror=alert(1)>'))?.rule, 'event-handler:onerror'));
+});
+
+describe('command injection', () => {
+  for (const attack of [';cat /etc/passwd', '| id', '$(whoami)', '`uname -a`', '127.0.0.1 && curl http://x', 'x;c\'a\'t /etc/passwd', 'a|$u wget test', '() { :;}; /bin/bash -c id', 'for /f %a in (x) do y', 'x;w\\ho\\am\\i']) {
+    it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectCmdi(n(attack)), undefined));
+  }
+  for (const benign of ['I like cats; cat food is great', 'salt & pepper', 'tom & jerry; the movie', 'C# | F#']) {
+    it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectCmdi(n(benign)), undefined));
+  }
+});
+
+describe('path traversal / LFI', () => {
+  for (const attack of ['../../etc/passwd', '..\\..\\windows\\win.ini', '....//....//etc/hosts', '/proc/self/environ', 'php://filter/resource=index.php', '%2e%2e%2f%2e%2e%2fetc']) {
+    it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectLfi(n(attack)), undefined));
+  }
+  for (const benign of ['wait... / ok', 'v1.2.3', 'see page 2.', 'environment variables']) {
+    it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectLfi(n(benign)), undefined));
+  }
+  it('flags restricted request paths but not /.well-known', () => {
+    assert.equal(detectRestrictedPath('/.git/config')?.rule, 'dot-file');
+    assert.equal(detectRestrictedPath('/backup.sql.zip')?.rule, 'restricted-extension');
+    assert.equal(detectRestrictedPath('/.well-known/openid-configuration'), undefined);
+    assert.equal(detectRestrictedPath('/users/42'), undefined);
+  });
+});
+
+describe('ssrf', () => {
+  it('parses IPv4 in every WHATWG spelling', () => {
+    assert.deepEqual(parseIPv4('2130706433'), { addr: 0x7f000001, form: 'decimal' });
+    assert.deepEqual(parseIPv4('0x7f000001'), { addr: 0x7f000001, form: 'hex' });
+    assert.deepEqual(parseIPv4('0177.0.0.1'), { addr: 0x7f000001, form: 'octal' });
+    assert.deepEqual(parseIPv4('127.1'), { addr: 0x7f000001, form: 'short' });
+    assert.equal(parseIPv4('example.com'), undefined);
+  });
+  const internal: [string, string][] = [
+    ['http://127.0.0.1/', 'internal-host:loopback'],
+    ['http://2130706433/', 'internal-host:loopback-decimal'],
+    ['http://0x7f000001/', 'internal-host:loopback-hex'],
+    ['http://0177.0.0.1/', 'internal-host:loopback-octal'],
+    ['http://[::1]/', 'internal-host:loopback'],
+    ['http://[::ffff:127.0.0.1]/', 'internal-host:ipv4-mapped-loopback'],
+    ['http://[::ffff:7f00:1]/', 'internal-host:ipv4-mapped-loopback'],
+    ['http://169.254.169.254/latest/meta-data/', 'internal-host:cloud-metadata'],
+    ['http://metadata.google.internal/', 'internal-host:cloud-metadata'],
+    ['https://user:pw@10.1.2.3:8443/x', 'internal-host:private'],
+    ['http://[fe80::1%25eth0]/', 'internal-host:link-local'],
+    ['gopher://example.com:70/_x', 'scheme:gopher'],
+    ['http://localhost:8080/admin', 'internal-host:loopback'],
+  ];
+  for (const [url, rule] of internal) it(`detects ${url}`, () => assert.equal(detectSsrf(n(url))?.rule, rule));
+  it('passes public hosts', () => {
+    assert.equal(detectSsrf(n('https://example.com/a?b=//c')), undefined);
+    assert.equal(detectSsrf(n('http://8.8.8.8/')), undefined);
+    assert.equal(classifyHost('[2001:db8::1]'), undefined);
+  });
+});
+
+describe('nosql, ssti, ldap', () => {
+  it('nosql operators in names and smuggled objects', () => {
+    assert.equal(detectNosql('$ne', true)?.rule, 'operator:$ne');
+    assert.equal(detectNosql('user[$regex]', true)?.rule, 'operator:$regex');
+    assert.equal(detectNosql('{"$gt": ""}', false)?.rule, 'operator:$gt');
+    assert.equal(detectNosql('price in $', false), undefined);
+  });
+  it('template injection', () => {
+    assert.equal(detectSsti('{{7*7}}')?.rule, 'template:{{');
+    assert.equal(detectSsti('${jndi:ldap://x/a}')?.rule, 'jndi-lookup');
+    assert.equal(detectSsti('${t(java.lang.runtime).getruntime()}')?.rule, 'dollar-expression');
+    assert.equal(detectSsti('<%= 7*7 %>')?.rule, 'template:<%');
+    assert.equal(detectSsti('hello {{ name }}'), undefined);
+    assert.equal(detectSsti('costs ${price}'), undefined);
+  });
+  it('ldap filter injection', () => {
+    assert.equal(detectLdap('*)(uid=*))(|(uid=*')?.rule, 'filter-breakout');
+    assert.equal(detectLdap('admin)(|(password=*)')?.rule, 'filter-operator');
+    assert.equal(detectLdap('(see above)(below)'), undefined);
+  });
+});
+
+describe('linear time on pathological inputs', () => {
+  const big = 100 * 1024;
+  const inputs = ["'".repeat(big), '('.repeat(big), '<'.repeat(big), '[{'.repeat(big / 2), '<a x="'.repeat(big / 6), ';'.repeat(big), '${'.repeat(big / 2), '{{'.repeat(big / 2), '..'.repeat(big / 2), 'on'.repeat(big / 2), ' on'.repeat(big / 3), '//'.repeat(big / 2), ')('.repeat(big / 2), '%25'.repeat(big / 3), '&#'.repeat(big / 2), '/*'.repeat(big / 2), 'a'.repeat(big)];
+  for (const input of inputs) {
+    it(`finishes on 100 KB of ${JSON.stringify(input.slice(0, 6))}…`, { timeout: 10_000 }, () => {
+      const s = n(input);
+      for (const f of [detectSqli, detectXss, detectCmdi, detectLfi, detectSsrf, detectSsti, detectLdap]) f(s);
+      detectNosql(s, false);
+    });
+  }
+});

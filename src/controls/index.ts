@@ -9,5 +9,6 @@ import { headersControl } from './headers/index.ts';
 import { identityControl } from './identity/index.ts';
 import { inspectionControl } from './inspection/index.ts';
 import { limitsControl } from './limits/index.ts';
+import { networkControl } from './network/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, abuseControl, inspectionControl, dlpControl];
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, abuseControl, inspectionControl, dlpControl, networkControl];

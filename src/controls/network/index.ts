@@ -1,0 +1,508 @@
+/**
+ * `network` control: where is the request coming from?
+ *
+ * - IP allow and deny lists (IPv4/IPv6 CIDR, inline or from files reloaded on change), per API
+ *   and per route, always over the client IP derived by the gateway's trusted-proxy rule;
+ * - geofencing: allow or deny by country (ISO 3166-1 alpha-2) per API and per route;
+ * - impossible travel: per identity, the last location and time in the state store; an implied
+ *   speed over a threshold or a new country/ASN within a short window raises an event, a step-up
+ *   challenge (RFC 9470) or revokes the token (`jti` on the identity control's deny list);
+ * - network binding: a token bound to the IP prefix or autonomous system where it was first seen.
+ *
+ * The lists and the geofence run in the `network` phase (before identity, cheap); travel and
+ * binding need `ctx.identity` and run in the `behavior` phase.
+ * OWASP API Security Top 10 2023 API2 (broken authentication: stolen tokens); NIST SP 800-207 §3.3.1.
+ */
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import type { Identity, RequestContext } from '../../pipeline/context.ts';
+import { type ControlEnv, type ControlInstance, defineControl } from '../../pipeline/control.ts';
+import { Problem, wwwAuthenticate } from '../../pipeline/problem.ts';
+import type { RequestStage } from '../../pipeline/stage.ts';
+import { challenge, deny, type Verdict } from '../../pipeline/verdict.ts';
+import type { Severity } from '../../events/event.ts';
+import { defaultLocationDatabases, type GeoInfo, GeoLookup } from '../../geo/index.ts';
+import { networkPrefix, parseCidr, WatchedList } from './lists.ts';
+import { assessTravel, keyHash, parseSighting, revokedJtiStoreKey, sightingOf, type TravelFinding } from './travel.ts';
+
+export { revokedJtiStoreKey } from './travel.ts';
+
+const cidr = z.string().refine((s) => {
+  try {
+    parseCidr(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected an IP address or CIDR block, e.g. 10.0.0.0/8 or 2001:db8::/32');
+const country = z
+  .string()
+  .regex(/^[A-Za-z]{2}$/, 'expected an ISO 3166-1 alpha-2 country code, e.g. US')
+  .transform((s) => s.toUpperCase());
+
+/** Rules that apply per API and, additionally, per route. */
+const rulesShape = {
+  /** Only these addresses/CIDRs may call (when any allow entry exists). */
+  allow: z.array(cidr).default([]),
+  /** These addresses/CIDRs may never call (checked first). */
+  deny: z.array(cidr).default([]),
+  /** Allow-list files (one address or CIDR per line, `#` comments), re-read when they change. */
+  allow_files: z.array(z.string().min(1)).default([]),
+  /** Deny-list files, same format. */
+  deny_files: z.array(z.string().min(1)).default([]),
+  /** Only clients located in these countries may call (when non-empty). */
+  allow_countries: z.array(country).default([]),
+  /** Clients located in these countries may not call. */
+  deny_countries: z.array(country).default([]),
+  /**
+   * A client whose country the database does not know (private ranges, new allocations):
+   * default `deny` when `allow_countries` is set, else `allow`.
+   */
+  unknown_country: z.enum(['allow', 'deny']).optional(),
+};
+
+const routeSchema = z.strictObject({
+  /** Request path prefix (segment boundary), matched against the decoded request path. */
+  path_prefix: z.string().startsWith('/'),
+  /** Methods the route applies to (all when absent). */
+  methods: z
+    .array(z.string().regex(/^[A-Za-z]+$/))
+    .min(1)
+    .transform((a) => a.map((m) => m.toUpperCase()))
+    .optional(),
+  ...rulesShape,
+});
+
+const actionBase = z.enum(['event', 'challenge', 'revoke']);
+
+export const networkSchema = z.strictObject({
+  ...rulesShape,
+  /** Stricter rules for parts of the API; they apply in addition to the API-wide ones. */
+  routes: z.array(routeSchema).default([]),
+  geo: z
+    .strictObject({
+      /**
+       * Location MMDB files (country, coordinates): GeoIP2/GeoLite2 City or Country, DB-IP, or
+       * ip-location-db files. Default: the shipped DB-IP IP to City Lite (CC BY 4.0).
+       */
+      databases: z.array(z.string().min(1)).min(1).optional(),
+      /** ASN MMDB files (GeoLite2-ASN, DB-IP ASN Lite). None by default. */
+      asn_databases: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
+  travel: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Whose history: the identity's `subject` (per issuer) or the `token` (`jti`; subject when none). */
+      key: z.enum(['subject', 'token']).default('subject'),
+      /** Implied ground speed above which travel is impossible, km/h (an airliner cruises at ~900). */
+      max_speed_kmh: z.number().positive().default(900),
+      /** Moves up to this distance never count (city-level geolocation jitters), km. */
+      min_distance_km: z.number().nonnegative().default(300),
+      /** A new country within this time of the previous request fires (0 = off), ms. */
+      new_country_window_ms: z.number().int().nonnegative().default(600_000),
+      /** A new autonomous system within this time fires (0 = off; needs `geo.asn_databases`), ms. */
+      new_asn_window_ms: z.number().int().nonnegative().default(0),
+      /** `event` alerts and lets the request through; `challenge` asks for step-up (RFC 9470); `revoke` puts the token's `jti` on the revocation list and refuses it. */
+      action: actionBase.default('challenge'),
+      /** How long the last location is remembered, ms (default 30 days). */
+      history_ttl_ms: z
+        .number()
+        .int()
+        .positive()
+        .default(30 * 86_400_000),
+    })
+    .prefault({}),
+  binding: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Bind to the IP prefix (`prefix`) or the autonomous system (`asn`, needs `geo.asn_databases`). */
+      by: z.enum(['prefix', 'asn']).default('prefix'),
+      ipv4_prefix: z.number().int().min(0).max(32).default(24),
+      ipv6_prefix: z.number().int().min(0).max(128).default(48),
+      /** On a mismatch: `deny` (401 invalid_token), `challenge` (RFC 9470 step-up) or `event`. */
+      action: z.enum(['deny', 'challenge', 'event']).default('deny'),
+      /** When the network of the request is unknown (no ASN for the address). */
+      unknown: z.enum(['allow', 'deny']).default('allow'),
+      /** How long a binding lasts when the token has no `exp`, ms (else until `exp`). */
+      ttl_ms: z.number().int().positive().default(86_400_000),
+    })
+    .prefault({}),
+  step_up: z
+    .strictObject({
+      /** `acr_values` of the challenge (RFC 9470 §3); a token satisfies the step-up only with one of them as `acr`. */
+      acr_values: z.array(z.string().min(1)).min(1).optional(),
+      /** `max_age` of the challenge, seconds (RFC 9470 §3). */
+      max_age: z.number().int().nonnegative().optional(),
+      /** How long a pending step-up is remembered, ms. */
+      ttl_ms: z.number().int().positive().default(3_600_000),
+    })
+    .prefault({}),
+  /** TTL of a revocation when the token has no `exp`, ms. */
+  revoke_ttl_ms: z.number().int().positive().default(86_400_000),
+  /** When the state store fails during travel/binding checks: `open` lets the request through, `closed` answers 503. */
+  on_store_error: z.enum(['open', 'closed']).default('open'),
+  /** `realm` of the challenges (default: the API name). */
+  realm: z.string().optional(),
+});
+export type NetworkConfig = z.output<typeof networkSchema>;
+export type NetworkConfigInput = z.input<typeof networkSchema>;
+type Rules = z.output<typeof routeSchema> | NetworkConfig;
+
+/** Compiled list and geofence rules of the API or of one route. */
+interface CompiledRules {
+  prefix?: string;
+  methods?: ReadonlySet<string>;
+  allow: WatchedList;
+  deny: WatchedList;
+  allowCountries: ReadonlySet<string>;
+  denyCountries: ReadonlySet<string>;
+  unknownCountry: 'allow' | 'deny';
+  /** Whether these rules need a geo lookup. */
+  geo: boolean;
+}
+
+const FORBIDDEN_IP = () => new Problem(403, 'ip-denied', 'Forbidden', { detail: 'Requests from this network address are not allowed.' });
+const NOT_ALLOWED_IP = () => new Problem(403, 'ip-not-allowed', 'Forbidden', { detail: 'Requests from this network address are not allowed.' });
+
+/** Decodes the path for route matching (`/%61dmin` is `/admin`); collapses repeated slashes. */
+function matchPath(path: string): string {
+  let p = path;
+  if (p.includes('%')) {
+    try {
+      p = decodeURIComponent(p);
+    } catch {
+      /* keep it encoded: it matches nothing it should not */
+    }
+  }
+  return p.includes('//') ? p.replace(/\/{2,}/g, '/') : p;
+}
+
+function routeMatches(r: CompiledRules, ctx: RequestContext, path: string): boolean {
+  if (r.methods && !r.methods.has(ctx.method)) return false;
+  const pre = r.prefix as string;
+  return pre === '' || path === pre || path.startsWith(`${pre}/`);
+}
+
+async function compileRules(rules: Rules, env: ControlEnv): Promise<CompiledRules> {
+  const hooks = {
+    onReload: (file: string, entries: number) => env.log.info('IP list reloaded', { control: 'network', api: env.apiName, file, entries }),
+    onError: (file: string, err: Error) => {
+      env.log.warn('IP list reload failed; the previous list stays in force', { control: 'network', api: env.apiName, file, error: err.message });
+      env.emit({
+        control: 'network',
+        reason: 'ip-list-reload-failed',
+        action: 'error',
+        severity: 'high',
+        api: env.apiName,
+        details: { file, error: err.message },
+      });
+    },
+  };
+  const allow = await WatchedList.create(rules.allow, rules.allow_files, env.configDir, hooks);
+  let denyList: WatchedList;
+  try {
+    denyList = await WatchedList.create(rules.deny, rules.deny_files, env.configDir, hooks);
+  } catch (e) {
+    allow.close();
+    throw e;
+  }
+  const allowCountries = new Set(rules.allow_countries);
+  const denyCountries = new Set(rules.deny_countries);
+  const out: CompiledRules = {
+    allow,
+    deny: denyList,
+    allowCountries,
+    denyCountries,
+    unknownCountry: rules.unknown_country ?? (allowCountries.size > 0 ? 'deny' : 'allow'),
+    geo: allowCountries.size > 0 || denyCountries.size > 0,
+  };
+  if ('path_prefix' in rules) {
+    out.prefix = rules.path_prefix.replace(/\/+$/, '');
+    if (rules.methods) out.methods = new Set(rules.methods);
+  }
+  return out;
+}
+
+/** Builds the RFC 9470 §3 step-up challenge header value. */
+export function stepUpChallenge(realm: string, description: string, acrValues?: readonly string[], maxAge?: number): string {
+  return wwwAuthenticate('Bearer', {
+    realm,
+    error: 'insufficient_user_authentication',
+    error_description: description,
+    acr_values: acrValues?.join(' '),
+    max_age: maxAge === undefined ? undefined : String(maxAge),
+  });
+}
+
+/** The `network` control definition (not on by default: it needs site-specific settings). */
+export const networkControl = defineControl({
+  name: 'network',
+  schema: networkSchema,
+  create: (cfg, env) => createNetwork(cfg, env),
+});
+
+/**
+ * Builds the control for one API. `clock` (epoch ms) is injectable for tests.
+ * @throws {Error} naming the file when an IP list file or a geo database cannot be read or is
+ *   invalid, or naming the setting when binding/travel need an ASN database that is not configured.
+ */
+export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: () => number = Date.now): Promise<ControlInstance> {
+  const realm = cfg.realm ?? env.apiName;
+  const opened: CompiledRules[] = [];
+  const closeAll = () => {
+    for (const r of opened) {
+      r.allow.close();
+      r.deny.close();
+    }
+  };
+  try {
+    opened.push(await compileRules(cfg, env));
+    for (let i = 0; i < cfg.routes.length; i++) opened.push(await compileRules(cfg.routes[i] as Rules, env));
+  } catch (e) {
+    closeAll();
+    throw e;
+  }
+  const api = opened[0] as CompiledRules;
+  const routes = opened.slice(1);
+
+  const travel = cfg.travel;
+  const binding = cfg.binding;
+  const needsAsn = (binding.enabled && binding.by === 'asn') || (travel.enabled && travel.new_asn_window_ms > 0);
+  if (needsAsn && cfg.geo.asn_databases.length === 0) {
+    closeAll();
+    throw new Error(`${binding.enabled && binding.by === 'asn' ? 'binding.by: asn' : 'travel.new_asn_window_ms'} needs an ASN database: set geo.asn_databases`);
+  }
+  const needsGeo = opened.some((r) => r.geo) || travel.enabled || needsAsn;
+  let geo: GeoLookup | undefined;
+  if (needsGeo) {
+    try {
+      geo = await GeoLookup.open({
+        location: cfg.geo.databases?.map((f) => resolve(env.configDir, f)) ?? defaultLocationDatabases(),
+        asn: cfg.geo.asn_databases.map((f) => resolve(env.configDir, f)),
+      });
+    } catch (e) {
+      closeAll();
+      throw e;
+    }
+  }
+
+  // One lookup per request, shared by both stages.
+  const geoCache = new WeakMap<RequestContext, GeoInfo | null>();
+  const lookup = (ctx: RequestContext): GeoInfo | undefined => {
+    let g = geoCache.get(ctx);
+    if (g === undefined) {
+      g = geo?.lookup(ctx.clientIp) ?? null;
+      geoCache.set(ctx, g);
+    }
+    return g ?? undefined;
+  };
+
+  function check(r: CompiledRules, ctx: RequestContext, route: string | undefined): Verdict {
+    const ip = ctx.clientIp;
+    if (r.deny.has(ip)) return deny(FORBIDDEN_IP(), 'medium', { list: 'deny', route });
+    if (!r.allow.empty && !r.allow.has(ip)) return deny(NOT_ALLOWED_IP(), 'medium', { list: 'allow', route });
+    if (r.geo) {
+      const cc = lookup(ctx)?.country;
+      if (cc === undefined) {
+        if (r.unknownCountry === 'deny')
+          return deny(
+            new Problem(403, 'country-unknown', 'Forbidden', {
+              detail: 'The location of this network address is unknown and unknown locations are not allowed.',
+            }),
+            'low',
+            { route },
+          );
+      } else if (r.denyCountries.has(cc) || (r.allowCountries.size > 0 && !r.allowCountries.has(cc))) {
+        return deny(new Problem(403, 'country-denied', 'Forbidden', { detail: 'Requests from this location are not allowed.' }), 'medium', {
+          country: cc,
+          route,
+        });
+      }
+    }
+    return undefined;
+  }
+
+  const networkStage: RequestStage = {
+    control: 'network',
+    phase: 'network',
+    run(ctx) {
+      const v = check(api, ctx, undefined);
+      if (v) return v;
+      if (routes.length) {
+        const path = matchPath(ctx.path);
+        for (const r of routes) {
+          if (!routeMatches(r, ctx, path)) continue;
+          const rv = check(r, ctx, r.prefix === '' ? '/' : r.prefix);
+          if (rv) return rv;
+        }
+      }
+      return undefined;
+    },
+  };
+
+  const store = env.store;
+  const travelRules = {
+    maxSpeedKmh: travel.max_speed_kmh,
+    minDistanceKm: travel.min_distance_km,
+    newCountryWindowMs: travel.new_country_window_ms,
+    newAsnWindowMs: travel.new_asn_window_ms,
+  };
+  const stepUp = cfg.step_up;
+
+  const storeFailure = (err: unknown): Verdict => {
+    if (cfg.on_store_error === 'open') return undefined;
+    return deny(
+      new Problem(503, 'network-state-unavailable', 'Service Unavailable', {
+        detail: 'Location checks are unavailable; try again later.',
+        headers: { 'retry-after': '5' },
+      }),
+      'high',
+      {
+        error: (err as Error).message,
+      },
+    );
+  };
+
+  /** Whether the token is fresh (and strong) enough for a step-up asked at `askedAt` (ms). */
+  const satisfiesStepUp = (id: Identity, askedAt: number): boolean => {
+    if (stepUp.acr_values && !stepUp.acr_values.includes(String(id.claims.acr))) return false;
+    const authTime = typeof id.claims.auth_time === 'number' ? id.claims.auth_time : typeof id.claims.iat === 'number' ? id.claims.iat : undefined;
+    return authTime !== undefined && authTime >= Math.floor(askedAt / 1000);
+  };
+
+  const tokenTtl = (id: Identity, fallbackMs: number, now: number): number =>
+    id.expiresAt !== undefined ? Math.max(1000, id.expiresAt * 1000 - now + 60_000) : fallbackMs;
+
+  const stepUpRejection = (code: string, description: string, severity: Severity, details: Record<string, unknown>) =>
+    challenge(
+      new Problem(401, code, 'Step-up authentication required', {
+        detail: description,
+        headers: { 'www-authenticate': stepUpChallenge(realm, description, stepUp.acr_values, stepUp.max_age) },
+      }),
+      severity,
+      details,
+    );
+
+  async function checkTravel(ctx: RequestContext, id: Identity, now: number): Promise<Verdict> {
+    const g = lookup(ctx);
+    if (g === undefined || (g.latitude === undefined && g.country === undefined && g.asn === undefined)) return undefined;
+    const who = travel.key === 'token' && id.tokenId !== undefined ? keyHash('jti', id.issuer, id.tokenId) : keyHash('sub', id.issuer, id.subject);
+    const histKey = `network:travel:${who}`;
+    const pendingKey = `network:stepup:${who}`;
+    const cur = sightingOf(g, now);
+    const [prevRaw, pendingRaw] = await Promise.all([store.get(histKey), travel.action === 'challenge' ? store.get(pendingKey) : Promise.resolve(null)]);
+    if (pendingRaw !== null) {
+      const askedAt = Number(pendingRaw);
+      if (!satisfiesStepUp(id, askedAt)) {
+        return stepUpRejection('impossible-travel', 'Authenticate again: this account was used from an unexpected location.', 'high', { pending: true });
+      }
+      await store.del(pendingKey);
+      await store.set(histKey, JSON.stringify(cur), travel.history_ttl_ms);
+      return undefined;
+    }
+    const prev = parseSighting(prevRaw);
+    const finding: TravelFinding | undefined = prev ? assessTravel(prev, cur, travelRules) : undefined;
+    if (finding === undefined) {
+      await store.set(histKey, JSON.stringify(cur), travel.history_ttl_ms);
+      return undefined;
+    }
+    const details: Record<string, unknown> = { ...finding, action: travel.action };
+    if (travel.action === 'event') {
+      ctx.emit({ control: 'network', reason: 'impossible-travel', action: 'alert', severity: 'high', details });
+      await store.set(histKey, JSON.stringify(cur), travel.history_ttl_ms);
+      return undefined;
+    }
+    if (travel.action === 'challenge') {
+      await store.set(pendingKey, String(now), stepUp.ttl_ms);
+      return stepUpRejection('impossible-travel', 'Authenticate again: this account was used from an unexpected location.', 'high', details);
+    }
+    // revoke: the identity control refuses the jti from now on (until the token expires).
+    const revocable = id.tokenId !== undefined && id.methods[0] !== 'api_key';
+    if (revocable) await store.set(revokedJtiStoreKey(id.tokenId as string), '1', tokenTtl(id, cfg.revoke_ttl_ms, now));
+    details.revoked = revocable;
+    if (revocable) details.jti = id.tokenId;
+    return deny(
+      new Problem(401, 'impossible-travel', 'Invalid access token', {
+        detail: 'The access token was used from an unexpected location and has been revoked.',
+        headers: { 'www-authenticate': wwwAuthenticate('Bearer', { realm, error: 'invalid_token', error_description: 'The access token has been revoked' }) },
+      }),
+      'high',
+      details,
+    );
+  }
+
+  async function checkBinding(ctx: RequestContext, id: Identity, now: number): Promise<Verdict> {
+    let net: string | undefined;
+    if (binding.by === 'prefix') net = networkPrefix(ctx.clientIp, binding.ipv4_prefix, binding.ipv6_prefix);
+    else {
+      const asn = lookup(ctx)?.asn;
+      net = asn === undefined ? undefined : `AS${asn}`;
+    }
+    if (net === undefined) {
+      if (binding.unknown === 'allow') return undefined;
+      return deny(
+        new Problem(403, 'network-unknown', 'Forbidden', { detail: 'The network of this address is unknown; this API binds tokens to their network.' }),
+        'low',
+      );
+    }
+    let tokenKey: string;
+    if (id.tokenId !== undefined) tokenKey = keyHash('jti', id.issuer, id.tokenId);
+    else {
+      const cred = ctx.headers.authorization;
+      if (typeof cred !== 'string') return undefined;
+      tokenKey = keyHash('cred', cred);
+    }
+    const key = `network:bind:${tokenKey}`;
+    const ttl = tokenTtl(id, binding.ttl_ms, now);
+    if (await store.setIfAbsent(key, net, ttl)) return undefined;
+    const bound = await store.get(key);
+    if (bound === null || bound === net) return undefined;
+    const details = { bound: bound, seen: net, by: binding.by };
+    if (binding.action === 'event') {
+      ctx.emit({ control: 'network', reason: 'token-network-mismatch', action: 'alert', severity: 'high', details });
+      return undefined;
+    }
+    if (binding.action === 'challenge') {
+      return stepUpRejection('token-network-mismatch', 'Authenticate again: this token was issued to another network.', 'high', details);
+    }
+    return deny(
+      new Problem(401, 'token-network-mismatch', 'Invalid access token', {
+        detail: 'The access token is bound to the network where it was first used.',
+        headers: {
+          'www-authenticate': wwwAuthenticate('Bearer', { realm, error: 'invalid_token', error_description: 'The access token is bound to another network' }),
+        },
+      }),
+      'high',
+      details,
+    );
+  }
+
+  const request: RequestStage[] = [networkStage];
+  if (travel.enabled || binding.enabled) {
+    request.push({
+      control: 'network',
+      phase: 'behavior',
+      async run(ctx) {
+        const id = ctx.identity;
+        if (id === undefined) return undefined;
+        const now = clock();
+        try {
+          if (binding.enabled) {
+            const v = await checkBinding(ctx, id, now);
+            if (v) return v;
+          }
+          if (travel.enabled) return await checkTravel(ctx, id, now);
+        } catch (e) {
+          return storeFailure(e);
+        }
+        return undefined;
+      },
+    });
+  }
+
+  return {
+    request,
+    close: closeAll,
+  };
+}

@@ -42,13 +42,37 @@ const NONE: DetectorContext = { keys: [], phrases: [], keyBoost: 0, textBoost: 0
 
 /** Context table of the built-in detectors. */
 export const DETECTOR_CONTEXT: Readonly<Record<BuiltinDetector, DetectorContext>> = {
-  card: { keys: ['card', 'cc', 'ccnum', 'pan', 'credit', 'debit', 'cardnumber'], phrases: ['card_number', 'credit_card', 'account_number'], keyBoost: 0.3, textBoost: 0.15, negativePenalty: 0.6 },
-  ssn: { keys: ['ssn', 'ssns', 'itin', 'taxpayer', 'socialsecurity'], phrases: ['social_security', 'social_security_number', 'tax_id', 'national_id'], keyBoost: 0.45, textBoost: 0.3, negativePenalty: 0.6 },
+  card: {
+    keys: ['card', 'cc', 'ccnum', 'pan', 'credit', 'debit', 'cardnumber'],
+    phrases: ['card_number', 'credit_card', 'account_number'],
+    keyBoost: 0.3,
+    textBoost: 0.15,
+    negativePenalty: 0.6,
+  },
+  ssn: {
+    keys: ['ssn', 'ssns', 'itin', 'taxpayer', 'socialsecurity'],
+    phrases: ['social_security', 'social_security_number', 'tax_id', 'national_id'],
+    keyBoost: 0.45,
+    textBoost: 0.3,
+    negativePenalty: 0.6,
+  },
   iban: { keys: ['iban', 'ibans'], phrases: ['bank_account', 'account_number'], keyBoost: 0.1, textBoost: 0.05, negativePenalty: 0.2 },
   email: { keys: ['email', 'emails', 'mail', 'e_mail'], phrases: ['email_address'], keyBoost: 0.05, textBoost: 0.05, negativePenalty: 0 },
-  phone: { keys: ['phone', 'phones', 'mobile', 'tel', 'telephone', 'cell', 'fax', 'msisdn'], phrases: ['contact_number', 'phone_number'], keyBoost: 0.35, textBoost: 0.25, negativePenalty: 0.6 },
+  phone: {
+    keys: ['phone', 'phones', 'mobile', 'tel', 'telephone', 'cell', 'fax', 'msisdn'],
+    phrases: ['contact_number', 'phone_number'],
+    keyBoost: 0.35,
+    textBoost: 0.25,
+    negativePenalty: 0.6,
+  },
   npi: { keys: ['npi'], phrases: ['national_provider', 'provider_npi', 'national_provider_identifier'], keyBoost: 0.5, textBoost: 0.35, negativePenalty: 0.6 },
-  icd10: { keys: ['icd', 'icd10', 'diagnosis', 'diagnoses', 'dx', 'condition'], phrases: ['icd_10', 'diagnosis_code', 'condition_code'], keyBoost: 0.3, textBoost: 0.2, negativePenalty: 0.6 },
+  icd10: {
+    keys: ['icd', 'icd10', 'diagnosis', 'diagnoses', 'dx', 'condition'],
+    phrases: ['icd_10', 'diagnosis_code', 'condition_code'],
+    keyBoost: 0.3,
+    textBoost: 0.2,
+    negativePenalty: 0.6,
+  },
   mrn: { keys: ['mrn', 'mrns'], phrases: ['medical_record', 'medical_record_number', 'patient_record'], keyBoost: 0.4, textBoost: 0.3, negativePenalty: 0.4 },
   private_key: NONE,
   jwt: NONE,
@@ -65,13 +89,62 @@ export const DETECTOR_CONTEXT: Readonly<Record<BuiltinDetector, DetectorContext>
 
 /** Key tokens that lower the confidence of number-shaped detectors. */
 export const NEGATIVE_KEY_TOKENS: readonly string[] = [
-  'id', 'ids', 'uuid', 'guid', 'order', 'orders', 'tracking', 'sku', 'invoice', 'ref', 'reference', 'timestamp', 'ts', 'time',
-  'date', 'created', 'updated', 'version', 'count', 'total', 'amount', 'price', 'qty', 'quantity', 'zip', 'postal', 'seq',
-  'sequence', 'serial', 'isbn', 'ean', 'upc', 'barcode', 'shipment', 'batch', 'nonce', 'epoch', 'at', 'build', 'hash',
+  'id',
+  'ids',
+  'uuid',
+  'guid',
+  'order',
+  'orders',
+  'tracking',
+  'sku',
+  'invoice',
+  'ref',
+  'reference',
+  'timestamp',
+  'ts',
+  'time',
+  'date',
+  'created',
+  'updated',
+  'version',
+  'count',
+  'total',
+  'amount',
+  'price',
+  'qty',
+  'quantity',
+  'zip',
+  'postal',
+  'seq',
+  'sequence',
+  'serial',
+  'isbn',
+  'ean',
+  'upc',
+  'barcode',
+  'shipment',
+  'batch',
+  'nonce',
+  'epoch',
+  'at',
+  'build',
+  'hash',
 ];
 
 /** Key tokens that make a JSON value a health context (ICD-10-CM codes are looked for there). */
-export const HEALTH_KEY_TOKENS: readonly string[] = ['icd', 'icd10', 'diagnosis', 'diagnoses', 'dx', 'condition', 'conditions', 'problem', 'problems', 'clinical', 'encounter'];
+export const HEALTH_KEY_TOKENS: readonly string[] = [
+  'icd',
+  'icd10',
+  'diagnosis',
+  'diagnoses',
+  'dx',
+  'condition',
+  'conditions',
+  'problem',
+  'problems',
+  'clinical',
+  'encounter',
+];
 
 /**
  * Splits a key name into lower-case tokens: `cardNumber` → `card_number`, `Card-No` → `card_no`.

@@ -86,7 +86,11 @@ const BULK_DEFAULTS = bulkSchema.parse({});
 export const dlpSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** Largest body inspected, in bytes, both as received and once decoded (default 8 MiB). */
-  max_body_bytes: z.number().int().positive().default(8 * 1024 * 1024),
+  max_body_bytes: z
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024),
   /** Larger bodies: `pass` (with an event) or `block` (502). */
   oversize: z.enum(['pass', 'block']).default('pass'),
   /** Bodies of an unknown media type or content coding: `pass` (with an event) or `block` (502). */
@@ -98,10 +102,15 @@ export const dlpSchema = z.strictObject({
   /** After redacting a compressed body: send it `reencode`d with the same coding, or as `identity`. */
   encoding: z.enum(['reencode', 'identity']).default('reencode'),
   /** Region for phone numbers written without `+` (ISO 3166-1 alpha-2). */
-  phone_region: z.string().regex(/^[A-Z]{2}$/).default('US'),
+  phone_region: z
+    .string()
+    .regex(/^[A-Z]{2}$/)
+    .default('US'),
   /** The API is a health API: ICD-10-CM codes are looked for everywhere, not only under diagnosis keys. */
   health_context: z.boolean().default(false),
-  detectors: z.strictObject(detectorsShape).default(Object.fromEntries(BUILTIN_DETECTORS.map((d) => [d, { action: DEFAULT_ACTIONS[d], threshold: 0.5 }])) as never),
+  detectors: z
+    .strictObject(detectorsShape)
+    .default(Object.fromEntries(BUILTIN_DETECTORS.map((d) => [d, { action: DEFAULT_ACTIONS[d], threshold: 0.5 }])) as never),
   /** Medical record numbers: your pattern (linear-time regex), found with `mrn` key context. */
   mrn: z
     .strictObject({
@@ -245,9 +254,10 @@ export const dlpControl = defineControl({
         if (a === 'redact') redact.add(d);
       }
       const bulkOn = bulk.max_sensitive_values > 0 || bulk.identity_max_sensitive_values > 0;
-      const scanner = on.size > 0 || bulk.max_records > 0 || bulk.identity_max_records > 0 || bulkOn
-        ? new Scanner({ detectors: on, thresholds, phoneRegion: cfg.phone_region, healthContext: health, patterns })
-        : undefined;
+      const scanner =
+        on.size > 0 || bulk.max_records > 0 || bulk.identity_max_records > 0 || bulkOn
+          ? new Scanner({ detectors: on, thresholds, phoneRegion: cfg.phone_region, healthContext: health, patterns })
+          : undefined;
       return { pathRe, methods: methods ? new Set(methods) : undefined, actions, redact, scanner, bulk };
     };
 
@@ -289,9 +299,19 @@ export const dlpControl = defineControl({
       else if (TEXT_TYPE.test(mt.type)) mode = 'text';
       const coding = parseCoding(res.headers['content-encoding']);
       if (mode === undefined || coding === undefined) {
-        const details = { reason: mode === undefined ? 'media-type' : 'content-coding', content_type: mt?.type, content_encoding: res.headers['content-encoding'] };
+        const details = {
+          reason: mode === undefined ? 'media-type' : 'content-coding',
+          content_type: mt?.type,
+          content_encoding: res.headers['content-encoding'],
+        };
         if (cfg.uninspectable === 'block') {
-          return deny(new Problem(502, 'response-not-inspectable', 'Bad Gateway', { detail: 'The upstream response could not be inspected and this API does not pass such responses.' }), 'medium', details);
+          return deny(
+            new Problem(502, 'response-not-inspectable', 'Bad Gateway', {
+              detail: 'The upstream response could not be inspected and this API does not pass such responses.',
+            }),
+            'medium',
+            details,
+          );
         }
         ctx.emit({ control: 'dlp', reason: 'response-not-inspected', action: 'allow', severity: 'low', details });
         return undefined;
@@ -302,7 +322,10 @@ export const dlpControl = defineControl({
       try {
         raw = await res.readBody(cfg.max_body_bytes);
       } catch {
-        return deny(new Problem(502, 'upstream-body-incomplete', 'Bad Gateway', { detail: 'The upstream response body could not be read completely.' }), 'medium');
+        return deny(
+          new Problem(502, 'upstream-body-incomplete', 'Bad Gateway', { detail: 'The upstream response body could not be read completely.' }),
+          'medium',
+        );
       }
       let decoded = raw;
       let corrupt = false;
@@ -313,7 +336,9 @@ export const dlpControl = defineControl({
           if (e instanceof DecodedTooLargeError) decoded = undefined;
           else if (e instanceof CorruptEncodingError) {
             if (cfg.malformed === 'block') {
-              return deny(new Problem(502, 'upstream-body-malformed', 'Bad Gateway', { detail: 'The upstream response body is malformed.' }), 'medium', { reason: 'content-coding' });
+              return deny(new Problem(502, 'upstream-body-malformed', 'Bad Gateway', { detail: 'The upstream response body is malformed.' }), 'medium', {
+                reason: 'content-coding',
+              });
             }
             decoded = e.partial;
             corrupt = true;
@@ -323,7 +348,11 @@ export const dlpControl = defineControl({
       if (decoded === undefined) {
         const details = { limit: cfg.max_body_bytes, content_type: mt?.type };
         if (cfg.oversize === 'block') {
-          return deny(new Problem(502, 'response-too-large', 'Bad Gateway', { detail: 'The upstream response is larger than this API inspects.' }), 'medium', details);
+          return deny(
+            new Problem(502, 'response-too-large', 'Bad Gateway', { detail: 'The upstream response is larger than this API inspects.' }),
+            'medium',
+            details,
+          );
         }
         ctx.emit({ control: 'dlp', reason: 'response-not-inspected', action: 'allow', severity: 'low', details: { ...details, reason: 'too-large' } });
         return undefined;
@@ -344,7 +373,13 @@ export const dlpControl = defineControl({
           return deny(new Problem(502, 'upstream-body-malformed', 'Bad Gateway', { detail: 'The upstream response body is malformed.' }), 'medium', details);
         }
         cutAt = result.malformed?.tailStart;
-        ctx.emit({ control: 'dlp', reason: 'response-body-malformed', action: 'allow', severity: 'low', details: { ...details, truncated_value_removed: cutAt !== undefined } });
+        ctx.emit({
+          control: 'dlp',
+          reason: 'response-body-malformed',
+          action: 'allow',
+          severity: 'low',
+          details: { ...details, truncated_value_removed: cutAt !== undefined },
+        });
       }
 
       // Actions per detector.
@@ -359,7 +394,10 @@ export const dlpControl = defineControl({
       }
       if (blocked.length > 0) {
         const s = summarize(blocked);
-        return deny(new Problem(403, 'sensitive-data-blocked', 'Forbidden', { detail: 'The response contained data that this API may not return.' }), 'high', { ...s, types: Object.keys(s.counts) });
+        return deny(new Problem(403, 'sensitive-data-blocked', 'Forbidden', { detail: 'The response contained data that this API may not return.' }), 'high', {
+          ...s,
+          types: Object.keys(s.counts),
+        });
       }
 
       // Bulk-extraction guard.
@@ -367,9 +405,15 @@ export const dlpControl = defineControl({
       if (bulk !== undefined) {
         if (policy.bulk.action === 'block') {
           if (policy.bulk.block_identity_ms > 0) {
-            await store.set(blockKey(ctx), '1', policy.bulk.block_identity_ms).catch((e: unknown) => env.log.warn('dlp: block list write failed', { error: (e as Error).message }));
+            await store
+              .set(blockKey(ctx), '1', policy.bulk.block_identity_ms)
+              .catch((e: unknown) => env.log.warn('dlp: block list write failed', { error: (e as Error).message }));
           }
-          return deny(new Problem(403, 'bulk-extraction', 'Forbidden', { detail: 'The response exceeded the amount of data this API returns to one caller.' }), 'high', { ...bulk, identity_blocked_ms: policy.bulk.block_identity_ms || undefined });
+          return deny(
+            new Problem(403, 'bulk-extraction', 'Forbidden', { detail: 'The response exceeded the amount of data this API returns to one caller.' }),
+            'high',
+            { ...bulk, identity_blocked_ms: policy.bulk.block_identity_ms || undefined },
+          );
         }
         ctx.emit({ control: 'dlp', reason: 'bulk-extraction', action: 'alert', severity: 'high', details: bulk });
       }
@@ -387,7 +431,12 @@ export const dlpControl = defineControl({
     };
 
     /** Per-response and per-identity limits; returns event details when a limit is exceeded. */
-    const bulkCheck = async (ctx: RequestContext, b: BulkConfig, records: number, findings: readonly Finding[]): Promise<Record<string, unknown> | undefined> => {
+    const bulkCheck = async (
+      ctx: RequestContext,
+      b: BulkConfig,
+      records: number,
+      findings: readonly Finding[],
+    ): Promise<Record<string, unknown> | undefined> => {
       const distinct = new Set<string>();
       for (const f of findings) distinct.add(`${f.detector}:${f.value}`);
       const exceeded: string[] = [];
@@ -405,7 +454,11 @@ export const dlpControl = defineControl({
           const key = `dlp:${env.apiName}:val:${id}`;
           // Only as many members as can still change the verdict are written.
           const members = [...distinct].slice(0, b.identity_max_sensitive_values + 1);
-          const sizes = await Promise.all(members.map((m) => store.addToSet(key, createHmac('sha256', hashKey).update(m).digest('base64url').slice(0, 22), b.window_ms, b.identity_max_sensitive_values + 1)));
+          const sizes = await Promise.all(
+            members.map((m) =>
+              store.addToSet(key, createHmac('sha256', hashKey).update(m).digest('base64url').slice(0, 22), b.window_ms, b.identity_max_sensitive_values + 1),
+            ),
+          );
           identityValues = Math.max(...sizes);
           if (identityValues > b.identity_max_sensitive_values) exceeded.push('identity_sensitive_values');
         }
@@ -419,7 +472,13 @@ export const dlpControl = defineControl({
         sensitive_values: distinct.size,
         identity_records: identityRecords,
         identity_sensitive_values: identityValues,
-        limits: { max_records: b.max_records, max_sensitive_values: b.max_sensitive_values, identity_max_records: b.identity_max_records, identity_max_sensitive_values: b.identity_max_sensitive_values, window_ms: b.window_ms },
+        limits: {
+          max_records: b.max_records,
+          max_sensitive_values: b.max_sensitive_values,
+          identity_max_records: b.identity_max_records,
+          identity_max_sensitive_values: b.identity_max_sensitive_values,
+          window_ms: b.window_ms,
+        },
       };
     };
 
@@ -434,7 +493,10 @@ export const dlpControl = defineControl({
             } catch (e) {
               // Fail closed: a response that could not be inspected is not sent.
               env.log.error('dlp: inspection failed', { error: (e as Error).message });
-              return deny(new Problem(502, 'response-inspection-failed', 'Bad Gateway', { detail: 'The gateway could not inspect the upstream response.' }), 'high');
+              return deny(
+                new Problem(502, 'response-inspection-failed', 'Bad Gateway', { detail: 'The gateway could not inspect the upstream response.' }),
+                'high',
+              );
             }
           },
         },
@@ -462,7 +524,14 @@ export const dlpControl = defineControl({
   },
 });
 
-function emitFindings(ctx: RequestContext, reason: string, action: EventInput['action'], severity: Severity, findings: readonly Finding[], records: number): void {
+function emitFindings(
+  ctx: RequestContext,
+  reason: string,
+  action: EventInput['action'],
+  severity: Severity,
+  findings: readonly Finding[],
+  records: number,
+): void {
   const s = summarize(findings);
   ctx.emit({ control: 'dlp', reason, action, severity, details: { counts: s.counts, types: Object.keys(s.counts), paths: s.paths, records } });
 }

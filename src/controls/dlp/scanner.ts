@@ -15,15 +15,7 @@
  * - Validation that costs (phone metadata) runs only for candidates that context lets through.
  */
 import { setFlagsFromString } from 'node:v8';
-import {
-  BUILTIN_DETECTORS,
-  DETECTOR_CONTEXT,
-  HEALTH_KEY_TOKENS,
-  NEGATIVE_KEY_TOKENS,
-  canonicalValue,
-  maskValue,
-  normalizeKey,
-} from './detectors.ts';
+import { BUILTIN_DETECTORS, DETECTOR_CONTEXT, HEALTH_KEY_TOKENS, NEGATIVE_KEY_TOKENS, canonicalValue, maskValue, normalizeKey } from './detectors.ts';
 import { isRampartApiKey } from './apikey.ts';
 import { isCardNumber, isIcd10CmCode, isJwt, isValidIban, isValidNpi, isValidPhone, isValidSsn, looksLikeSecret } from './validate.ts';
 
@@ -134,12 +126,26 @@ const RK = /rk_(?:live|test)_[0-9A-Za-z]{49}(?![0-9A-Za-z])/y;
 const PEM_HEAD = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/y;
 const PEM_END = /-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/y;
 const ICD = /(?<![A-Za-z0-9])(?:[A-TV-Z][0-9][0-9AB]|U0[79])(?:\.[0-9A-Z]{1,4})?(?![A-Za-z0-9])/g;
-const TEXT_SECRET = /(?:password|passwd|pwd|secret|api[_-]?key|client[_-]?secret|private[_-]?key|access[_-]?key|secret[_-]?key)["']?\s{0,3}[:=]\s{0,3}["']?([^\s"'&,;<>]{8,256})/gi;
+const TEXT_SECRET =
+  /(?:password|passwd|pwd|secret|api[_-]?key|client[_-]?secret|private[_-]?key|access[_-]?key|secret[_-]?key)["']?\s{0,3}[:=]\s{0,3}["']?([^\s"'&,;<>]{8,256})/gi;
 
 /** Characters allowed in the body of a PEM block (base64, whitespace, header lines, JSON `\n`). */
 function isPemChar(c: number): boolean {
   return (
-    (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61 || c === 32 || c === 10 || c === 13 || c === 9 || c === 92 || c === 58 || c === 44 || c === 45
+    (c >= 65 && c <= 90) ||
+    (c >= 97 && c <= 122) ||
+    (c >= 48 && c <= 57) ||
+    c === 43 ||
+    c === 47 ||
+    c === 61 ||
+    c === 32 ||
+    c === 10 ||
+    c === 13 ||
+    c === 9 ||
+    c === 92 ||
+    c === 58 ||
+    c === 44 ||
+    c === 45
   );
 }
 
@@ -386,7 +392,8 @@ export class Scanner {
       }
       if (ssn && plain && n === 9) {
         const sep = sp + dash;
-        const shaped = sep === 0 || (sep === 2 && raw.length === 11 && raw.charCodeAt(3) === raw.charCodeAt(6) && (raw.charCodeAt(3) === 45 || raw.charCodeAt(3) === 32));
+        const shaped =
+          sep === 0 || (sep === 2 && raw.length === 11 && raw.charCodeAt(3) === raw.charCodeAt(6) && (raw.charCodeAt(3) === 45 || raw.charCodeAt(3) === 32));
         if (shaped && isValidSsn(sep === 0 ? raw : raw.slice(0, 3) + raw.slice(4, 6) + raw.slice(7))) {
           out.push({ s, e, det: 'ssn', base: sep === 0 ? 0.3 : 0.7, lazy: 0 });
         }
@@ -619,7 +626,10 @@ export class Scanner {
         if (c === 34) {
           // String: find the closing quote, jumping with indexOf; escapes make us walk them.
           let j = L.indexOf('"', i + 1);
-          if (j === -1) return fail(i, 'unterminated-string', i);
+          if (j === -1) {
+            fail(i, 'unterminated-string', i);
+            return;
+          }
           if (nextBs < i + 1 && nextBs !== -1) nextBs = L.indexOf('\\', i + 1);
           let escaped = false;
           if (nextBs !== -1 && nextBs < j) {
@@ -628,7 +638,10 @@ export class Scanner {
             for (;;) {
               k += 2;
               if (j < k) j = L.indexOf('"', k);
-              if (j === -1) return fail(i, 'unterminated-string', i);
+              if (j === -1) {
+                fail(i, 'unterminated-string', i);
+                return;
+              }
               const nb = L.indexOf('\\', k);
               if (nb === -1 || nb > j) {
                 nextBs = nb;
@@ -651,14 +664,23 @@ export class Scanner {
             }
             if ((ci < nc && (cands[ci] as Cand).s < e) || escaped || contextual) token(i, e, true, escaped, false);
             expect = depth === 0 && multi ? E_VALUE : E_COMMA_OR_END;
-          } else return fail(i, 'unexpected-string');
+          } else {
+            fail(i, 'unexpected-string');
+            return;
+          }
           i = e;
           continue;
         }
         if (c === 123 || c === 91) {
           // { or [
-          if (expect !== E_VALUE && expect !== E_VALUE_OR_END) return fail(i, 'unexpected-token');
-          if (depth >= MAX_DEPTH) return fail(i, 'too-deep');
+          if (expect !== E_VALUE && expect !== E_VALUE_OR_END) {
+            fail(i, 'unexpected-token');
+            return;
+          }
+          if (depth >= MAX_DEPTH) {
+            fail(i, 'too-deep');
+            return;
+          }
           if (depth === 0) topCount++;
           const arr = c === 91;
           if (!arr && depth > 0 && isArr[depth - 1] && arrDepth === 1) res.records++;
@@ -678,8 +700,14 @@ export class Scanner {
         if (c === 125 || c === 93) {
           // } or ]
           const arr = c === 93;
-          if (depth === 0 || isArr[depth - 1] !== arr) return fail(i, 'unexpected-token');
-          if (!(expect === E_COMMA_OR_END || (arr ? expect === E_VALUE_OR_END : expect === E_KEY_OR_END))) return fail(i, 'unexpected-token');
+          if (depth === 0 || isArr[depth - 1] !== arr) {
+            fail(i, 'unexpected-token');
+            return;
+          }
+          if (!(expect === E_COMMA_OR_END || (arr ? expect === E_VALUE_OR_END : expect === E_KEY_OR_END))) {
+            fail(i, 'unexpected-token');
+            return;
+          }
           depth--;
           if (arr) arrDepth--;
           expect = E_COMMA_OR_END;
@@ -692,7 +720,10 @@ export class Scanner {
         }
         if (c === 44) {
           // ,
-          if (expect !== E_COMMA_OR_END || depth === 0) return fail(i, 'unexpected-token');
+          if (expect !== E_COMMA_OR_END || depth === 0) {
+            fail(i, 'unexpected-token');
+            return;
+          }
           if (isArr[depth - 1]) {
             (idx as number[])[depth - 1]++;
             expect = E_VALUE;
@@ -701,17 +732,26 @@ export class Scanner {
           continue;
         }
         if (c === 58) {
-          if (expect !== E_COLON) return fail(i, 'unexpected-token');
+          if (expect !== E_COLON) {
+            fail(i, 'unexpected-token');
+            return;
+          }
           expect = E_VALUE;
           i++;
           continue;
         }
         if ((c >= 48 && c <= 57) || c === 45) {
-          if (expect !== E_VALUE && expect !== E_VALUE_OR_END) return fail(i, 'unexpected-token');
+          if (expect !== E_VALUE && expect !== E_VALUE_OR_END) {
+            fail(i, 'unexpected-token');
+            return;
+          }
           let j = i + 1;
           let d = L.charCodeAt(j);
           while ((d >= 48 && d <= 57) || d === 46 || d === 101 || d === 69 || d === 43 || d === 45) d = L.charCodeAt(++j);
-          if (j >= len && depth > 0) return fail(i, 'truncated', i);
+          if (j >= len && depth > 0) {
+            fail(i, 'truncated', i);
+            return;
+          }
           if (depth === 0) {
             topCount++;
             if (multi) res.records++;
@@ -723,8 +763,14 @@ export class Scanner {
         }
         if (c === 116 || c === 102 || c === 110) {
           const lit = c === 116 ? 'true' : c === 102 ? 'false' : 'null';
-          if (expect !== E_VALUE && expect !== E_VALUE_OR_END) return fail(i, 'unexpected-token');
-          if (!L.startsWith(lit, i)) return fail(i, i + lit.length > len ? 'truncated' : 'unexpected-token');
+          if (expect !== E_VALUE && expect !== E_VALUE_OR_END) {
+            fail(i, 'unexpected-token');
+            return;
+          }
+          if (!L.startsWith(lit, i)) {
+            fail(i, i + lit.length > len ? 'truncated' : 'unexpected-token');
+            return;
+          }
           if (depth === 0) {
             topCount++;
             if (multi) res.records++;
@@ -733,14 +779,24 @@ export class Scanner {
           i += lit.length;
           continue;
         }
-        return fail(i, 'unexpected-token');
+        fail(i, 'unexpected-token');
+        return;
       }
     } catch (e) {
-      if (e instanceof MalformedError) return fail(e.offset, e.reason);
+      if (e instanceof MalformedError) {
+        fail(e.offset, e.reason);
+        return;
+      }
       throw e;
     }
-    if (depth !== 0) return fail(len, 'truncated');
-    if (topCount === 0) return fail(len, 'empty');
+    if (depth !== 0) {
+      fail(len, 'truncated');
+      return;
+    }
+    if (topCount === 0) {
+      fail(len, 'empty');
+      return;
+    }
   }
 
   /** Decodes a key (negative start marks an escaped key). */

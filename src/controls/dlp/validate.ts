@@ -3,7 +3,7 @@
  * whether it is the real thing (checksums, issuer tables, exclusion lists). Pure functions, no
  * allocation beyond small strings; each takes the candidate's digits or text as found.
  */
-import { isValidIBAN, electronicFormatIBAN } from 'ibantools';
+import { ValidationErrorsIBAN, electronicFormatIBAN, validateIBAN } from 'ibantools';
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 
 /**
@@ -88,12 +88,16 @@ export function isValidNpi(digits: string): boolean {
 }
 
 /**
- * IBAN (ISO 13616) check: country format and the mod-97 check digits, via `ibantools`.
- * Accepts the electronic form or the print form with spaces.
+ * IBAN (ISO 13616) check via `ibantools`: the country's BBAN length and format, and the mod-97
+ * check digits (ISO 7064). A failing national account checksum (Belgium, Czechia, Norway, ...)
+ * does not disqualify: the value is still an account number in IBAN form, which is what DLP
+ * must not leak. Accepts the electronic form or the print form with spaces.
  */
 export function isValidIban(text: string): boolean {
   const e = electronicFormatIBAN(text);
-  return e !== null && isValidIBAN(e);
+  if (e === null) return false;
+  const r = validateIBAN(e);
+  return r.valid || r.errorCodes.every((c) => c === ValidationErrorsIBAN.WrongAccountBankBranchChecksum);
 }
 
 /**
@@ -140,7 +144,8 @@ export function shannonEntropy(s: string): number {
 }
 
 /** Placeholder values that sit under secret-looking keys but are not secrets. */
-const PLACEHOLDER = /^(?:[*xX•#.\-_ ]+|<[^>]*>|\[[^\]]*\]|\{\{[^}]*\}\}|\$\{[^}]*\}|(?:redacted|hidden|filtered|masked|null|none|undefined|n\/a|changeme|password|secret|example|placeholder|true|false)[*_.-]*)$/i;
+const PLACEHOLDER =
+  /^(?:[*xX•#.\-_ ]+|<[^>]*>|\[[^\]]*\]|\{\{[^}]*\}\}|\$\{[^}]*\}|(?:redacted|hidden|filtered|masked|null|none|undefined|n\/a|changeme|password|secret|example|placeholder|true|false)[*_.-]*)$/i;
 
 /**
  * Whether a value under a secret-ish key looks like a real secret: 8–4096 characters, not a

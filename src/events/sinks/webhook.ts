@@ -71,7 +71,13 @@ export function signWebhook(secret: string, body: string, timestamp: number): st
  * Verifies a signature header for a receiver: the MAC (constant-time) and the timestamp within
  * `toleranceSec` (default 300) of `now` (unix seconds).
  */
-export function verifyWebhookSignature(secret: string, header: string | undefined, body: string, toleranceSec = 300, now = Math.floor(Date.now() / 1000)): boolean {
+export function verifyWebhookSignature(
+  secret: string,
+  header: string | undefined,
+  body: string,
+  toleranceSec = 300,
+  now = Math.floor(Date.now() / 1000),
+): boolean {
   if (header === undefined) return false;
   const parts = new Map(header.split(',').map((p) => p.split('=', 2) as [string, string]));
   const t = Number(parts.get('t'));

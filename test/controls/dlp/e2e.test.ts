@@ -13,7 +13,10 @@ import { type DemoUpstream, startDemoUpstream } from '../../../examples/demo-ups
 import { startTestGateway, startUpstream, type TestGateway, type TestUpstream } from '../../helpers/gateway.ts';
 
 /** Raw GET: status, headers and the exact body bytes as received (no decoding). */
-function rawGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer; aborted: boolean }> {
+function rawGet(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer; aborted: boolean }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -115,7 +118,9 @@ describe('dlp actions, codings, bad bodies', () => {
   after(() => up.close());
 
   test('block: problem details and not one byte of the upstream body', async () => {
-    const gw = await startTestGateway({ apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { detectors: { ssn: { action: 'block' } } } } }] });
+    const gw = await startTestGateway({
+      apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { detectors: { ssn: { action: 'block' } } } } }],
+    });
     try {
       const r = await rawGet(`${gw.url}/doc`);
       assert.equal(r.status, 403);
@@ -127,7 +132,7 @@ describe('dlp actions, codings, bad bodies', () => {
       const ev = gw.events.find((e) => e.reason === 'sensitive-data-blocked');
       assert.equal(ev?.severity, 'high');
       assert.equal(ev?.status, 403);
-      assert.deepEqual((ev?.details as { counts: unknown }).counts, { ssn: 1 });
+      assert.deepEqual(((ev?.details ?? {}) as { counts: unknown }).counts, { ssn: 1 });
     } finally {
       await gw.close(100);
     }
@@ -145,7 +150,12 @@ describe('dlp actions, codings, bad bodies', () => {
     });
     try {
       const r = await rawGet(`${gw.url}/doc`);
-      assert.deepEqual(JSON.parse(r.body.toString()), { marker: 'UPSTREAM-BODY-MARKER', ssn: '***-**-6789', card: '****-****-****-4242', iban: 'GB82 WEST 1234 5698 7654 32' });
+      assert.deepEqual(JSON.parse(r.body.toString()), {
+        marker: 'UPSTREAM-BODY-MARKER',
+        ssn: '***-**-6789',
+        card: '****-****-****-4242',
+        iban: 'GB82 WEST 1234 5698 7654 32',
+      });
       assert.equal(r.headers.etag, undefined);
       const alert = dlpEvents(gw).find((e) => e.reason === 'sensitive-data-detected');
       assert.deepEqual(alert?.details, { counts: { iban: 1 }, types: ['iban'], paths: ['$.iban'], records: 0 });
@@ -153,15 +163,22 @@ describe('dlp actions, codings, bad bodies', () => {
       // Nothing redacted on this route: the upstream's encoded bytes pass unchanged.
       assert.equal(r2.headers['content-encoding'], 'deflate');
       assert.deepEqual(r2.body, deflateSync(DOC));
-      const detected = dlpEvents(gw).filter((e) => e.reason === 'sensitive-data-detected').at(-1);
-      assert.deepEqual((detected?.details as { counts: unknown }).counts, { ssn: 1, iban: 1 });
+      const detected = dlpEvents(gw)
+        .filter((e) => e.reason === 'sensitive-data-detected')
+        .at(-1);
+      assert.deepEqual(((detected?.details ?? {}) as { counts: unknown }).counts, { ssn: 1, iban: 1 });
     } finally {
       await gw.close(100);
     }
   });
 
   test('br and deflate bodies: re-encoded, or sent as identity when configured', async () => {
-    const gw = await startTestGateway({ apis: [{ name: 'a', upstream: { targets: [up.url] } }, { name: 'b', match: { path_prefix: '/id/' }, upstream: { targets: [up.url], strip_prefix: true }, controls: { dlp: { encoding: 'identity' } } }].reverse() });
+    const gw = await startTestGateway({
+      apis: [
+        { name: 'a', upstream: { targets: [up.url] } },
+        { name: 'b', match: { path_prefix: '/id/' }, upstream: { targets: [up.url], strip_prefix: true }, controls: { dlp: { encoding: 'identity' } } },
+      ].reverse(),
+    });
     try {
       const br = await rawGet(`${gw.url}/br`);
       assert.equal(br.headers['content-encoding'], 'br');
@@ -209,12 +226,16 @@ describe('dlp actions, codings, bad bodies', () => {
       assert.equal((await rawGet(`${gw.url}/csv`)).body.toString(), 'name,ssn\nJane,***-**-6789\nJohn,***-**-7890\n');
       assert.equal((await rawGet(`${gw.url}/binary`)).body.toString(), '123-45-6789');
       assert.equal((await rawGet(`${gw.url}/big`)).status, 200);
-      const reasons = dlpEvents(gw).filter((e) => e.reason === 'response-not-inspected').map((e) => (e.details as { reason: string }).reason);
+      const reasons = dlpEvents(gw)
+        .filter((e) => e.reason === 'response-not-inspected')
+        .map((e) => (e.details as { reason: string }).reason);
       assert.deepEqual(reasons, ['media-type', 'too-large']);
     } finally {
       await gw.close(100);
     }
-    const strict = await startTestGateway({ apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { max_body_bytes: 1024, uninspectable: 'block', oversize: 'block' } } }] });
+    const strict = await startTestGateway({
+      apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { max_body_bytes: 1024, uninspectable: 'block', oversize: 'block' } } }],
+    });
     try {
       assert.equal((await rawGet(`${strict.url}/binary`)).status, 502);
       assert.equal((await rawGet(`${strict.url}/zstd`)).status, 502);
@@ -237,7 +258,8 @@ describe('bulk-extraction guard', () => {
   let hookUrl: string;
   const received: { body: string; signature: string | undefined }[] = [];
   const SECRET = 'webhook-secret-0123456789';
-  const records = (n: number) => JSON.stringify({ items: Array.from({ length: n }, (_, i) => ({ id: i + 1, name: `user ${i + 1}`, email: `user${i + 1}@example.com` })), total: n });
+  const records = (n: number) =>
+    JSON.stringify({ items: Array.from({ length: n }, (_, i) => ({ id: i + 1, name: `user ${i + 1}`, email: `user${i + 1}@example.com` })), total: n });
 
   before(async () => {
     up = await startUpstream((req, res) => {
@@ -302,7 +324,7 @@ describe('bulk-extraction guard', () => {
       const ev = dlpEvents(gw).find((e) => e.reason === 'bulk-extraction');
       assert.equal(ev?.action, 'alert');
       assert.equal(ev?.severity, 'high');
-      assert.deepEqual((ev?.details as { exceeded: string[] }).exceeded, ['records']);
+      assert.deepEqual(((ev?.details ?? {}) as { exceeded: string[] }).exceeded, ['records']);
     } finally {
       await gw.close(100);
     }
@@ -310,15 +332,21 @@ describe('bulk-extraction guard', () => {
 
   test('per identity over a window in the store, then a temporary block list', async () => {
     const gw = await startTestGateway({
-      apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { bulk: { action: 'block', max_records: 0, identity_max_records: 100, block_identity_ms: 60_000 } } } }],
+      apis: [
+        {
+          name: 'a',
+          upstream: { targets: [up.url] },
+          controls: { dlp: { bulk: { action: 'block', max_records: 0, identity_max_records: 100, block_identity_ms: 60_000 } } },
+        },
+      ],
     });
     try {
       assert.equal((await rawGet(`${gw.url}/users?limit=60`)).status, 200);
       const second = await rawGet(`${gw.url}/users?limit=60`);
       assert.equal(second.status, 403);
       const ev = gw.events.find((e) => e.reason === 'bulk-extraction');
-      assert.deepEqual((ev?.details as { exceeded: string[]; identity_records: number }).exceeded, ['identity_records']);
-      assert.equal((ev?.details as { identity_records: number }).identity_records, 120);
+      assert.deepEqual(((ev?.details ?? {}) as { exceeded: string[]; identity_records: number }).exceeded, ['identity_records']);
+      assert.equal(((ev?.details ?? {}) as { identity_records: number }).identity_records, 120);
       // Blocked before the upstream is even asked.
       const third = await rawGet(`${gw.url}/users?limit=1`);
       assert.equal(third.status, 403);
@@ -330,14 +358,20 @@ describe('bulk-extraction guard', () => {
 
   test('distinct sensitive values per response', async () => {
     const gw = await startTestGateway({
-      apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { detectors: { email: { action: 'redact' } }, bulk: { action: 'block', max_sensitive_values: 20 } } } }],
+      apis: [
+        {
+          name: 'a',
+          upstream: { targets: [up.url] },
+          controls: { dlp: { detectors: { email: { action: 'redact' } }, bulk: { action: 'block', max_sensitive_values: 20 } } },
+        },
+      ],
     });
     try {
       const small = await rawGet(`${gw.url}/users?limit=20`);
       assert.equal(small.status, 200);
       assert.equal((JSON.parse(small.body.toString()) as { items: { email: string }[] }).items[0]?.email, 'u****@example.com');
       assert.equal((await rawGet(`${gw.url}/users?limit=21`)).status, 403);
-      assert.deepEqual((gw.events.find((e) => e.reason === 'bulk-extraction')?.details as { exceeded: string[] }).exceeded, ['sensitive_values']);
+      assert.deepEqual(((gw.events.find((e) => e.reason === 'bulk-extraction')?.details ?? {}) as { exceeded: string[] }).exceeded, ['sensitive_values']);
     } finally {
       await gw.close(100);
     }

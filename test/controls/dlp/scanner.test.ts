@@ -3,7 +3,18 @@ import { describe, test } from 'node:test';
 import { createRampartApiKey, isRampartApiKey } from '../../../src/controls/dlp/apikey.ts';
 import { BUILTIN_DETECTORS, maskValue } from '../../../src/controls/dlp/detectors.ts';
 import { Scanner, applyReplacements, compileLinear } from '../../../src/controls/dlp/scanner.ts';
-import { cardNetwork, isCardNumber, isIcd10CmCode, isJwt, isValidIban, isValidNpi, isValidPhone, isValidSsn, looksLikeSecret, luhnValid } from '../../../src/controls/dlp/validate.ts';
+import {
+  cardNetwork,
+  isCardNumber,
+  isIcd10CmCode,
+  isJwt,
+  isValidIban,
+  isValidNpi,
+  isValidPhone,
+  isValidSsn,
+  looksLikeSecret,
+  luhnValid,
+} from '../../../src/controls/dlp/validate.ts';
 
 const ALL = new Set<string>(BUILTIN_DETECTORS);
 
@@ -119,7 +130,18 @@ describe('scanner on JSON', () => {
 
   test('key names raise and lower confidence', () => {
     const sc = scanner(['ssn', 'card', 'phone', 'npi']);
-    const { found } = run(sc, { ssn: '123456789', order_id: '123456789', tax: '123456789', tracking_number: '4155552671', phone: '4155552671', npi: '1234567893', customer_npi_code: '1234567893', n: '1234567893', orderId: '4242424242424242', card_number: '4242424242424242' });
+    const { found } = run(sc, {
+      ssn: '123456789',
+      order_id: '123456789',
+      tax: '123456789',
+      tracking_number: '4155552671',
+      phone: '4155552671',
+      npi: '1234567893',
+      customer_npi_code: '1234567893',
+      n: '1234567893',
+      orderId: '4242424242424242',
+      card_number: '4242424242424242',
+    });
     assert.deepEqual(found, ['ssn $.ssn', 'phone $.phone', 'npi $.npi', 'npi $.customer_npi_code', 'card $.card_number']);
   });
 
@@ -155,7 +177,10 @@ describe('scanner on JSON', () => {
     const sc = scanner(['card']);
     const body = '{"x":"\\u00342424242 4242 4242","note":"caf\u00c3\u00a9 4242424242424242"}';
     const r = sc.scan(body, 'json', new Set(['card']));
-    assert.deepEqual(r.findings.map((f) => f.path), ['$.x', '$.note']);
+    assert.deepEqual(
+      r.findings.map((f) => f.path),
+      ['$.x', '$.note'],
+    );
     const out = Buffer.from(applyReplacements(body, r.replacements), 'latin1').toString('utf8');
     assert.equal(out, '{"x":"******** **** 4242","note":"café ************4242"}');
   });
@@ -214,8 +239,14 @@ describe('scanner on malformed and text bodies', () => {
     const sc = scanner(['ssn', 'card', 'secret', 'email']);
     const body = 'name,ssn,card\nJane,123-45-6789,4111-1111-1111-1111\n<p>password=Zx9!kQ2#mP7$vL mail jane@example.com</p>';
     const r = sc.scan(body, 'text', new Set(['ssn', 'card', 'secret', 'email']));
-    assert.deepEqual(r.findings.map((f) => `${f.detector} ${f.path}`), ['ssn line 2', 'card line 2', 'secret line 3', 'email line 3']);
-    assert.equal(applyReplacements(body, r.replacements), 'name,ssn,card\nJane,***-**-6789,****-****-****-1111\n<p>password=[REDACTED] mail j***@example.com</p>');
+    assert.deepEqual(
+      r.findings.map((f) => `${f.detector} ${f.path}`),
+      ['ssn line 2', 'card line 2', 'secret line 3', 'email line 3'],
+    );
+    assert.equal(
+      applyReplacements(body, r.replacements),
+      'name,ssn,card\nJane,***-**-6789,****-****-****-1111\n<p>password=[REDACTED] mail j***@example.com</p>',
+    );
   });
 
   test('garbage never throws', () => {

@@ -6,7 +6,14 @@ import type { SecurityEvent } from '../../../src/events/event.ts';
 import { SIGNATURE_HEADER, WebhookSink, signWebhook, verifyWebhookSignature } from '../../../src/events/sinks/webhook.ts';
 
 const SECRET = 'a-very-secret-webhook-key';
-const event = (reason: string): SecurityEvent => ({ time: '2025-01-01T00:00:00.000Z', control: 'dlp', reason, action: 'alert', severity: 'high', details: { counts: { ssn: 1 } } });
+const event = (reason: string): SecurityEvent => ({
+  time: '2025-01-01T00:00:00.000Z',
+  control: 'dlp',
+  reason,
+  action: 'alert',
+  severity: 'high',
+  details: { counts: { ssn: 1 } },
+});
 
 interface Received {
   body: string;

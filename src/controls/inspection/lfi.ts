@@ -43,6 +43,9 @@ export function detectRestrictedPath(path: string): LfiHit | undefined {
   return undefined;
 }
 
+/** Every entry of {@link SENSITIVE} contains one of these (a directory followed by a separator, or a file name). */
+const ANCHOR = /(?:etc|proc|var|usr|root|home|sys|windows|winnt|system32|inetpub|web-inf|meta-inf|\.ssh|\.git|\.svn|\.hg|\.aws|\.docker|\.kube)[/\\]|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|\.(?:bash|zsh|mysql|psql)_history|\.bash(?:rc|_profile)|\.ht(?:access|passwd)|\.env|\.gitconfig|\.npmrc|\.pgpass|\.my\.cnf|\.netrc|wp-config|web\.config|boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|php\.ini|my\.ini|httpd\.conf|apache2\.conf|nginx\.conf|application\.properties/;
+
 /** A detected traversal/LFI pattern. */
 export interface LfiHit {
   rule: string;
@@ -69,7 +72,8 @@ export function detectLfi(s: string): LfiHit | undefined {
     }
     p = s.indexOf('..', j);
   }
-  if (s.indexOf('/') !== -1 || s.indexOf('\\') !== -1 || s.indexOf('.') !== -1) {
+  // one regex pass decides whether the needle list can match at all (keeps the common case cheap)
+  if (ANCHOR.test(s)) {
     for (const [unix, win] of SENSITIVE_LIST) {
       let q = s.indexOf(unix);
       if (q === -1 && win !== unix) q = s.indexOf(win);

@@ -48,12 +48,17 @@ export function invalidToken(code: string, detail: string, severity: Severity = 
 
 /**
  * Builds the problem for `err`, with the `WWW-Authenticate` challenge(s) for the schemes the API
- * accepts (`Bearer` for JWT/introspection; `ApiKey` with the header name for API keys).
+ * accepts (`Bearer` for JWT/introspection; `ApiKey` with the header name for API keys; `DPoP`
+ * first when the request used the DPoP scheme, RFC 9449 §7.1).
  */
-export function toProblem(err: IdentityError, challenge: { realm: string; bearer: boolean; apiKeyHeader?: string; scope?: string }): Problem {
+export function toProblem(err: IdentityError, challenge: { realm: string; bearer: boolean; apiKeyHeader?: string; scope?: string; dpop?: boolean }): Problem {
   const headers: Record<string, string | string[]> = {};
   if (err.status === 401 || err.status === 403 || err.status === 400) {
     const values: string[] = [];
+    if (challenge.dpop) {
+      // The token came with the DPoP scheme: answer with a DPoP challenge first (RFC 9449 §7.1).
+      values.push(wwwAuthenticate('DPoP', { realm: challenge.realm, error: err.bearerError, error_description: err.bearerError ? err.message : undefined }));
+    }
     if (challenge.bearer) {
       values.push(
         wwwAuthenticate('Bearer', {

@@ -176,7 +176,12 @@ function headerValue(v: string): string {
   return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
 }
 
-const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+/**
+ * Token credentials: `Bearer` (RFC 6750 §2.1) or `DPoP` (RFC 9449 §7.1), token68 syntax. A DPoP
+ * token is only a carrier here: its proof is verified by the `sender` control, which appends
+ * `dpop` to the identity's methods once the proof checks out.
+ */
+const BEARER = /^(?:bearer|dpop) +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
 /** Builds the identity of a verified JWT payload. */
 function identityFromJwt(p: JWTPayload): Identity {
@@ -377,7 +382,7 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
       return { identity: (apiKeys as ApiKeyAuthenticator).authenticate(key), via: 'api_key' };
     }
     if (bearerMatch === null) {
-      if (typeof authz === 'string' && /^bearer(\s|$)/i.test(authz) && (jwt || introspector)) {
+      if (typeof authz === 'string' && /^(?:bearer|dpop)(\s|$)/i.test(authz) && (jwt || introspector)) {
         throw invalidToken('token-malformed', 'The Authorization header is not a valid Bearer credential (RFC 6750 §2.1).', 'low');
       }
       throw new IdentityError(
@@ -443,7 +448,10 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
         }
         return undefined;
       } catch (err) {
-        if (err instanceof IdentityError) return deny(toProblem(err, challenge), err.severity, err.details);
+        if (err instanceof IdentityError) {
+          const dpop = typeof ctx.headers.authorization === 'string' && /^dpop\s/i.test(ctx.headers.authorization);
+          return deny(toProblem(err, dpop ? { ...challenge, dpop: true } : challenge), err.severity, err.details);
+        }
         throw err;
       }
     },

@@ -19,7 +19,8 @@ import { type AdminRoute, createAdminServer, sendJson } from './admin.ts';
 import type { ControlDefinition } from '../pipeline/control.ts';
 import { type CompiledConfig, compileConfig } from './compile.ts';
 import { RequestHandler } from './handler.ts';
-import { createHttpListener, listen, urlOf } from './listeners.ts';
+import { type ApiListener, createTlsListener, httpApiListener, listen, requestTlsInfo, type TlsListenerSettings, urlOf } from './listeners.ts';
+import { listenerClientAuth, prepareTransport } from '../controls/transport/wiring.ts';
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -88,7 +89,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   };
   const routes = new Map<string, AdminRoute>();
   const compile = (c: RampartConfig, locate?: Locator): Promise<CompiledConfig> =>
-    compileConfig(c, { file, configDir, locate, store, emit, log: controlLog, controls: opts.controls, addAdminRoute: (p, r) => routes.set(p, r) });
+    compileConfig(prepareTransport(c, configDir), { file, configDir, locate, store, emit, log: controlLog, controls: opts.controls, addAdminRoute: (p, r) => routes.set(p, r) });
 
   let compiled: CompiledConfig;
   try {
@@ -99,8 +100,20 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
     throw e;
   }
   const accessLog = config.access_log ? pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false })) : undefined;
-  const handler = new RequestHandler(compiled, { emit, metrics, accessLog });
-  const server: Server = createHttpListener(handler.handle, emit);
+  const handler = new RequestHandler(compiled, { emit, metrics, accessLog, tlsInfo: config.tls ? requestTlsInfo : undefined });
+  const tlsSettings = (c: RampartConfig): TlsListenerSettings | undefined =>
+    c.tls ? { tls: c.tls, dir: configDir, ...listenerClientAuth(prepareTransport(c, configDir), configDir) } : undefined;
+  let listener: ApiListener;
+  try {
+    const ts = tlsSettings(config);
+    listener = ts ? await createTlsListener(handler.handle, emit, ts, controlLog) : httpApiListener(handler.handle, emit);
+  } catch (e) {
+    await compiled.close();
+    await bus.close();
+    await store.close();
+    throw e;
+  }
+  const server = listener.server;
   const bound = await listen(server, config.listen);
 
   routes.set('/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }));
@@ -121,10 +134,11 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
       adminUrl = urlOf('http', await listen(adminServer, config.admin.listen));
     } catch (e) {
       server.close();
+      listener.dispose();
       throw e;
     }
   }
-  const url = urlOf('http', bound);
+  const url = urlOf(listener.scheme, bound);
   log.info({ type: 'log', url, admin: adminUrl, apis: config.apis.map((a) => a.name) }, 'rampart listening');
 
   let reloading = Promise.resolve();
@@ -139,6 +153,19 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
           log.warn({ type: 'log' }, 'state.store changed: restart the gateway to apply it');
         }
         const c = await compile(l.config, l.locate);
+        if ((l.config.tls === undefined) !== (config.tls === undefined)) {
+          log.warn({ type: 'log' }, 'tls added or removed: restart the gateway to apply it');
+        } else {
+          const ts = tlsSettings(l.config);
+          if (ts && listener.updateTls) {
+            try {
+              await listener.updateTls(ts);
+            } catch (e) {
+              await c.close();
+              throw e;
+            }
+          }
+        }
         const oldBus = bus;
         const eventsChanged = JSON.stringify(l.config.events) !== JSON.stringify(config.events);
         if (eventsChanged) bus = openBus(l.config, configDir, opts.eventSink);
@@ -175,10 +202,11 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
     close(drainMs = config.drain_timeout_ms) {
       closing ??= (async () => {
         const stopped = new Promise<void>((r) => server.close(() => r()));
-        server.closeIdleConnections();
+        listener.dispose();
+        listener.closeIdle();
         const deadline = Date.now() + drainMs;
         while (handler.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        server.closeAllConnections();
+        listener.closeAll();
         await stopped;
         await new Promise<void>((r) => (adminServer ? adminServer.close(() => r()) : r()));
         adminServer?.closeAllConnections();
@@ -192,7 +220,11 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   };
 
   function openBus(c: RampartConfig, dir: string, sink: ((e: SecurityEvent) => void) | undefined): EventBus {
-    return new EventBus(openSinks(c.events.sinks, dir), new Redactor(c.events.redact_headers), sink);
+    return new EventBus(
+      openSinks(c.events.sinks, dir, (msg, data) => log.warn({ type: 'log', ...data }, msg)),
+      new Redactor(c.events.redact_headers),
+      sink,
+    );
   }
 }
 

@@ -30,6 +30,14 @@ export interface ServeOptions {
   issuer?: string;
   /** `--audience AUD`: accepted `aud` of those tokens (with `--issuer`). */
   audience?: string;
+  /** `--allow-ip CIDR` (repeatable): only these client addresses may call. */
+  allowIp?: string[];
+  /** `--deny-ip CIDR` (repeatable): these client addresses may not call. */
+  denyIp?: string[];
+  /** `--geo-allow CC` (repeatable): only clients located in these countries may call. */
+  geoAllow?: string[];
+  /** `--geo-deny CC` (repeatable): clients located in these countries may not call. */
+  geoDeny?: string[];
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -49,6 +57,10 @@ export function register(program: Command): void {
     .option('--store <url>', 'zero-config: shared state store, memory (default) or redis://HOST:PORT')
     .option('--issuer <url>', 'zero-config: require JWT access tokens from this OpenID Connect issuer (discovery)')
     .option('--audience <aud>', 'zero-config: accepted token audience (with --issuer)')
+    .option('--allow-ip <cidr>', 'zero-config: only this client address or CIDR may call (repeatable)', collect, [])
+    .option('--deny-ip <cidr>', 'zero-config: refuse this client address or CIDR (repeatable)', collect, [])
+    .option('--geo-allow <cc>', 'zero-config: only clients located in this country (ISO 3166-1 alpha-2) may call (repeatable)', collect, [])
+    .option('--geo-deny <cc>', 'zero-config: refuse clients located in this country (repeatable)', collect, [])
     .addOption(new Option('--no-controls', 'turn every control off (benchmark baseline only)').hideHelp())
     .action(async (o: ServeOptions) => {
       await serve(o);
@@ -70,7 +82,7 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   const extra: Record<string, unknown> = {};
   if (o.store !== undefined) extra.state = { store: o.store };
   return {
-    config: zeroConfig({ upstream: o.upstream, listen: o.listen, admin: o.admin, trustedProxies: o.trustedProxy, workers, noControls: !o.controls, controls, extra }),
+    config: zeroConfig({ upstream: o.upstream, listen: o.listen, admin: o.admin, trustedProxies: o.trustedProxy, workers, noControls: !o.controls, controls, extra, network: { allowIp: o.allowIp, denyIp: o.denyIp, geoAllow: o.geoAllow, geoDeny: o.geoDeny } }),
   };
 }
 

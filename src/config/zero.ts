@@ -5,6 +5,7 @@
  * add their settings here.
  */
 import { CONTROLS } from '../controls/index.ts';
+import { type NetworkZeroOptions, networkZeroConfig } from '../controls/network/zero.ts';
 
 /** Flags of `rampart serve` that shape a zero-config configuration. */
 export interface ZeroConfigOptions {
@@ -19,6 +20,8 @@ export interface ZeroConfigOptions {
   controls?: Record<string, unknown>;
   /** Extra top-level settings from later flags (e.g. `state.store`). */
   extra?: Record<string, unknown>;
+  /** `--allow-ip`, `--deny-ip`, `--geo-allow`, `--geo-deny`: the `network` control. */
+  network?: NetworkZeroOptions;
 }
 
 
@@ -26,6 +29,8 @@ export interface ZeroConfigOptions {
 export function zeroConfig(o: ZeroConfigOptions): Record<string, unknown> {
   const controls: Record<string, unknown> = { ...(o.controls ?? {}) };
   if (o.noControls) for (const c of CONTROLS) if (c.defaultConfig !== undefined) controls[c.name] = false;
+  const network = o.network ? networkZeroConfig(o.network) : undefined;
+  if (network) controls.network = network;
   return {
     listen: o.listen ?? '127.0.0.1:8080',
     admin: { listen: o.admin ?? '127.0.0.1:9901' },

@@ -224,6 +224,18 @@ async function compileRules(rules: Rules, env: ControlEnv): Promise<CompiledRule
   return out;
 }
 
+/** Parses a stored pending step-up (`{t, jti?}`); `undefined` when absent or malformed. */
+function parsePending(v: string | null): { t: number; jti?: string } | undefined {
+  if (v === null) return undefined;
+  try {
+    const o = JSON.parse(v) as { t?: unknown; jti?: unknown };
+    if (typeof o?.t !== 'number') return undefined;
+    return { t: o.t, jti: typeof o.jti === 'string' ? o.jti : undefined };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Builds the RFC 9470 §3 step-up challenge header value. */
 export function stepUpChallenge(realm: string, description: string, acrValues?: readonly string[], maxAge?: number): string {
   return wwwAuthenticate('Bearer', {
@@ -364,11 +376,16 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
     );
   };
 
-  /** Whether the token is fresh (and strong) enough for a step-up asked at `askedAt` (ms). */
-  const satisfiesStepUp = (id: Identity, askedAt: number): boolean => {
+  /**
+   * Whether the token satisfies a step-up asked at `pending.t` (ms): another token than the one
+   * challenged, authenticated (`auth_time`, else issued: `iat`) no earlier than the challenge's
+   * second, and with an `acr` of `step_up.acr_values` when configured (RFC 9470 §3, §4).
+   */
+  const satisfiesStepUp = (id: Identity, pending: { t: number; jti?: string }): boolean => {
+    if (pending.jti !== undefined && id.tokenId === pending.jti) return false;
     if (stepUp.acr_values && !stepUp.acr_values.includes(String(id.claims.acr))) return false;
     const authTime = typeof id.claims.auth_time === 'number' ? id.claims.auth_time : typeof id.claims.iat === 'number' ? id.claims.iat : undefined;
-    return authTime !== undefined && authTime >= Math.floor(askedAt / 1000);
+    return authTime !== undefined && authTime >= Math.floor(pending.t / 1000);
   };
 
   const tokenTtl = (id: Identity, fallbackMs: number, now: number): number =>
@@ -392,9 +409,9 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
     const pendingKey = `network:stepup:${who}`;
     const cur = sightingOf(g, now);
     const [prevRaw, pendingRaw] = await Promise.all([store.get(histKey), travel.action === 'challenge' ? store.get(pendingKey) : Promise.resolve(null)]);
-    if (pendingRaw !== null) {
-      const askedAt = Number(pendingRaw);
-      if (!satisfiesStepUp(id, askedAt)) {
+    const pending = parsePending(pendingRaw);
+    if (pending !== undefined) {
+      if (!satisfiesStepUp(id, pending)) {
         return stepUpRejection('impossible-travel', 'Authenticate again: this account was used from an unexpected location.', 'high', { pending: true });
       }
       await store.del(pendingKey);
@@ -414,7 +431,7 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
       return undefined;
     }
     if (travel.action === 'challenge') {
-      await store.set(pendingKey, String(now), stepUp.ttl_ms);
+      await store.set(pendingKey, JSON.stringify({ t: now, jti: id.tokenId }), stepUp.ttl_ms);
       return stepUpRejection('impossible-travel', 'Authenticate again: this account was used from an unexpected location.', 'high', details);
     }
     // revoke: the identity control refuses the jti from now on (until the token expires).

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { EventInput } from '../events/event.ts';
@@ -27,6 +28,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
 const ENCODED_SLASH_DOT = /%2e%2e|%2f|%5c|\\/i;
 const NO_BODY_STATUS = new Set([204, 304]);
+/** HTTP/2 request pseudo-header fields (RFC 9113 §8.3.1, RFC 8441 §4): never forwarded as headers. */
+const H2_PSEUDO = [':method', ':scheme', ':authority', ':path', ':protocol'] as const;
 
 /** Access-log writer (one line per request). */
 export interface AccessLog {
@@ -81,10 +84,16 @@ export class RequestHandler {
     });
   }
 
-  /** The `request` listener of the API server. Never throws. */
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    this.serve(req, res).catch((e) => {
-      this.internalError(res, undefined, e);
+  /**
+   * The `request` listener of the API server, for HTTP/1.1 and the HTTP/2 compatibility API
+   * alike. Never throws. The compat objects carry every member `serve` uses (headers, method,
+   * url, socket, complete, async iteration; writeHead, end, headersSent, writableEnded, destroy,
+   * `close`); the two protocol differences are handled where they arise: HTTP/2 pseudo-headers
+   * are not forwarded upstream, and no connection-specific header is sent on HTTP/2 (RFC 9113 §8.2.2).
+   */
+  readonly handle = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    this.serve(req as IncomingMessage, res as ServerResponse).catch((e) => {
+      this.internalError(res as ServerResponse, undefined, e);
     });
   };
 
@@ -230,6 +239,7 @@ export class RequestHandler {
     if (api.config.upstream.strip_prefix && api.prefix) upstreamPath = path.slice(api.prefix.length) || '/';
     const query = ctx.upstreamQuery !== undefined ? (ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : '') : q === -1 ? '' : target.slice(q);
     const headers = upstreamRequestHeaders(req.headers, peerIp, facts, id, ctx.upstreamHeaders);
+    if (req.httpVersionMajor === 2) for (const k of H2_PSEUDO) delete headers[k];
     const cap = ctx.maxBodyBytes;
     let reqBody: Buffer | Readable | undefined;
     if (body.buffered !== undefined) {
@@ -397,7 +407,7 @@ export function sendProblem(res: ServerResponse, problem: Problem, requestId: st
     ...problem.headers,
   };
   if (requestId) headers['x-request-id'] = requestId;
-  if (closeConnection) headers.connection = 'close';
+  if (closeConnection && res.req?.httpVersionMajor !== 2) headers.connection = 'close';
   res.writeHead(problem.status, headers);
   res.end(body);
   return Buffer.byteLength(body);

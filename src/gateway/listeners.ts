@@ -3,10 +3,19 @@
  * which listener a request came from; a listener only supplies transport facts (TlsInfo).
  * HTTPS, mutual TLS and HTTP/2 slot in here as further factories.
  */
+import { watch, type FSWatcher } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Server as NetServer, Socket } from 'node:net';
+import { dirname } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import type { TlsConfig } from '../config/schema.ts';
+import type { ClientCertificate, TlsInfo } from '../pipeline/context.ts';
 import { PROBLEM_CONTENT_TYPE, Problem } from '../pipeline/problem.ts';
 import type { EventInput } from '../events/event.ts';
+import { clientCertificateOf } from '../pki/cert.ts';
+import { loadTlsMaterial, sniContext, type TlsMaterial } from '../pki/sni.ts';
 import { normalizeIp } from '../proxy/headers.ts';
 
 /** Splits `host:port` / `[v6]:port`. */
@@ -76,7 +85,7 @@ export function createHttpListener(handler: (req: IncomingMessage, res: ServerRe
 }
 
 /** Listens on `addr`; resolves with the bound address (port 0 picks one). */
-export function listen(server: Server, addr: string): Promise<{ host: string; port: number }> {
+export function listen(server: NetServer, addr: string): Promise<{ host: string; port: number }> {
   const { host, port } = parseAddress(addr);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -91,4 +100,251 @@ export function listen(server: Server, addr: string): Promise<{ host: string; po
 /** Formats a URL for a bound address. */
 export function urlOf(scheme: string, a: { host: string; port: number }): string {
   return `${scheme}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/** A request listener for HTTP/1.1 and the HTTP/2 compatibility API alike. */
+export type RequestListener = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
+
+/** The API listener as the gateway drives it, whatever its protocol. */
+export interface ApiListener {
+  readonly server: NetServer;
+  readonly scheme: 'http' | 'https';
+  /** TLS facts of a request's connection (undefined on plain HTTP). */
+  readonly tlsInfo?: (req: IncomingMessage) => TlsInfo | undefined;
+  /** Closes connections with no request in flight (drain). */
+  closeIdle(): void;
+  /** Destroys every connection (drain deadline passed). */
+  closeAll(): void;
+  /** Applies new TLS settings (configuration reload) without dropping connections. @throws {Error} on unreadable files. */
+  updateTls?(settings: TlsListenerSettings): Promise<void>;
+  /** Stops file watchers. */
+  dispose(): void;
+}
+
+/** Wraps {@link createHttpListener} as an {@link ApiListener}. */
+export function httpApiListener(handler: (req: IncomingMessage, res: ServerResponse) => void, emit: (e: EventInput) => void): ApiListener {
+  const server = createHttpListener(handler, emit);
+  return { server, scheme: 'http', closeIdle: () => server.closeIdleConnections(), closeAll: () => server.closeAllConnections(), dispose() {} };
+}
+
+/** What the HTTPS listener is built from. */
+export interface TlsListenerSettings {
+  tls: TlsConfig;
+  /** Base directory of relative paths in `tls`. */
+  dir: string;
+  /** Request a client certificate in the handshake (some API or the listener uses mutual TLS). */
+  requestCert: boolean;
+  /** Extra client-CA bundles (absolute paths) trusted in the handshake. */
+  extraClientCa: string[];
+}
+
+/** Socket property holding the connection's TLS facts (set once, at the end of the handshake). */
+const TLS_INFO = Symbol('rampart.tlsInfo');
+type InfoSocket = TLSSocket & { [TLS_INFO]?: TlsInfo };
+
+/**
+ * The {@link TlsInfo} of a finished handshake: protocol, cipher, ALPN, SNI name, whether the
+ * client certificate chain verified against the trusted CAs (`authorized`, with OpenSSL's
+ * `authorizationError` otherwise) and the client certificate facts, `x5tS256` included
+ * (RFC 8705 §3.1). An unparsable client certificate is reported as `authorized: false`,
+ * `authorizationError: 'CERT_UNPARSABLE'` with no `peerCertificate`.
+ */
+export function tlsInfoOf(socket: TLSSocket): TlsInfo {
+  const alpn = socket.alpnProtocol;
+  const sn = (socket as TLSSocket & { servername?: string | false }).servername;
+  const info: TlsInfo = {
+    protocol: socket.getProtocol(),
+    cipher: socket.getCipher()?.name ?? null,
+    alpn: typeof alpn === 'string' ? alpn : null,
+    servername: typeof sn === 'string' ? sn : null,
+    authorized: socket.authorized,
+  };
+  const x = socket.getPeerX509Certificate();
+  if (x !== undefined) {
+    let cert: ClientCertificate | undefined;
+    try {
+      cert = clientCertificateOf(x.raw);
+    } catch {
+      info.authorized = false;
+      info.authorizationError = 'CERT_UNPARSABLE';
+      return info;
+    }
+    info.peerCertificate = cert;
+    if (!socket.authorized) info.authorizationError = String(socket.authorizationError ?? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+  } else {
+    info.authorized = false;
+  }
+  return info;
+}
+
+/** TLS facts of a request: from the socket (HTTP/1.1) or the session socket behind the HTTP/2 compat proxy. */
+export function requestTlsInfo(req: IncomingMessage): TlsInfo | undefined {
+  return (req.socket as InfoSocket)[TLS_INFO];
+}
+
+/**
+ * Creates the HTTPS API listener: TLS 1.2/1.3 with the configured certificates chosen by SNI,
+ * HTTP/2 by ALPN with HTTP/1.1 fallback on the same port (`node:http2` `allowHTTP1`), and, when
+ * a client certificate is wanted, `requestCert: true, rejectUnauthorized: false`: the handshake
+ * never fails for a client-certificate reason; the verification result travels in
+ * {@link TlsInfo} and the `transport` stage answers with problem details and one event.
+ * Handshake failures of other kinds (protocol version, no shared cipher, garbage) emit a
+ * `tls-handshake-failed` event and never affect the listener.
+ *
+ * Certificate, key and CA files are watched (`tls.watch`) and re-read on change; the new
+ * material is applied with `setSecureContext` and the SNI table swap: established connections
+ * keep their session, new handshakes get the new certificate. A failed reload (half-written
+ * file, mismatched key) keeps the old material and emits `tls-reload-failed`.
+ * @throws {Error} when a file cannot be read or a key does not match its certificate.
+ */
+export async function createTlsListener(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  emit: (e: EventInput) => void,
+  settings: TlsListenerSettings,
+  log?: { info(msg: string, data?: object): void; warn(msg: string, data?: object): void },
+): Promise<ApiListener> {
+  let current = settings;
+  let material: TlsMaterial = await loadTlsMaterial(current.tls, { dir: current.dir, extraClientCa: current.extraClientCa });
+  const sockets = new Set<TLSSocket>();
+  const sessions = new Set<ServerHttp2Session>();
+  const options = {
+    ...material.defaultOptions,
+    requestCert: current.requestCert,
+    rejectUnauthorized: false,
+    SNICallback: (servername: string, cb: (err: Error | null, ctx?: import('node:tls').SecureContext) => void) => cb(null, sniContext(material, servername)),
+  };
+
+  // HTTP/2: pseudo-headers carry the authority; routing and forwarding read `host` (RFC 9113 §8.3.1).
+  const h2handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    if (req.httpVersionMajor === 2) {
+      const h = req.headers;
+      if (h.host === undefined && typeof h[':authority'] === 'string') h.host = h[':authority'];
+    }
+    handler(req as IncomingMessage, res as ServerResponse);
+  };
+  let server: Http2SecureServer | HttpsServer;
+  if (current.tls.http2) {
+    const s = createSecureServer(
+      { ...options, allowHTTP1: true, settings: { maxConcurrentStreams: 128, maxHeaderListSize: 64 * 1024 }, maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100 },
+      h2handler,
+    );
+    // HTTP/1.1 fallback connections use node:http's timers on the same server object.
+    const h1 = s as unknown as { headersTimeout: number; requestTimeout: number };
+    h1.headersTimeout = CLIENT_TIMEOUTS.headersMs;
+    h1.requestTimeout = CLIENT_TIMEOUTS.requestMs;
+    s.on('session', (sess: ServerHttp2Session) => {
+      sessions.add(sess);
+      sess.once('close', () => sessions.delete(sess));
+    });
+    server = s;
+  } else {
+    server = createHttpsServer(
+      {
+        ...options,
+        ALPNProtocols: ['http/1.1'],
+        insecureHTTPParser: false,
+        maxHeaderSize: 64 * 1024,
+        headersTimeout: CLIENT_TIMEOUTS.headersMs,
+        requestTimeout: CLIENT_TIMEOUTS.requestMs,
+        keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs,
+        noDelay: true,
+        joinDuplicateHeaders: false,
+      },
+      handler,
+    );
+  }
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    (socket as InfoSocket)[TLS_INFO] = tlsInfoOf(socket);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('clientError', onClientError(emit));
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    const code = err.code ?? 'ERR_TLS';
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') {
+      emit({
+        control: 'transport',
+        reason: 'tls-handshake-failed',
+        action: 'deny',
+        severity: 'low',
+        client_ip: normalizeIp(socket.remoteAddress),
+        details: { error: code, message: err.message.slice(0, 200) },
+      });
+    }
+    socket.destroy();
+  });
+
+  const apply = async (next: TlsListenerSettings): Promise<void> => {
+    const m = await loadTlsMaterial(next.tls, { dir: next.dir, extraClientCa: next.extraClientCa });
+    server.setSecureContext(m.defaultOptions);
+    material = m;
+    if (next.requestCert !== current.requestCert) {
+      log?.warn('tls: a change of client-certificate request (mutual TLS on/off) applies after a restart');
+    }
+    current = next;
+    rewatch();
+  };
+
+  let watchers: FSWatcher[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let disposed = false;
+  const onChange = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (disposed) return;
+      apply(current).then(
+        () => log?.info('tls: certificates reloaded'),
+        (e: Error) => {
+          emit({ control: 'transport', reason: 'tls-reload-failed', action: 'error', severity: 'high', details: { message: e.message } });
+          log?.warn('tls: reload failed; the previous certificates stay in use', { error: e.message });
+        },
+      );
+    }, 150);
+  };
+  function rewatch(): void {
+    for (const w of watchers) w.close();
+    watchers = [];
+    if (!current.tls.watch || disposed) return;
+    // Directories, not files: certificate tools and Kubernetes replace files by rename.
+    const names = new Map<string, Set<string>>();
+    for (const f of material.files) {
+      const d = dirname(f);
+      if (!names.has(d)) names.set(d, new Set());
+      (names.get(d) as Set<string>).add(f.slice(d.length + 1));
+    }
+    for (const [d, set] of names) {
+      try {
+        const w = watch(d, { persistent: false }, (_ev, name) => {
+          if (name === null || set.has(String(name)) || String(name).startsWith('..')) onChange();
+        });
+        w.on('error', () => {});
+        watchers.push(w);
+      } catch {
+        /* reload on SIGHUP / configuration reload still works */
+      }
+    }
+  }
+  rewatch();
+
+  return {
+    server,
+    scheme: 'https',
+    tlsInfo: requestTlsInfo,
+    closeIdle() {
+      for (const sess of sessions) sess.close();
+      (server as { closeIdleConnections(): void }).closeIdleConnections();
+    },
+    closeAll() {
+      for (const sess of sessions) sess.destroy();
+      for (const sock of sockets) sock.destroy();
+    },
+    updateTls: apply,
+    dispose() {
+      disposed = true;
+      if (timer) clearTimeout(timer);
+      for (const w of watchers) w.close();
+      watchers = [];
+    },
+  };
 }

@@ -66,7 +66,7 @@ export class Redactor {
     if (Array.isArray(value)) return value.map((v) => this.value(v, depth + 1));
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      if (this.headers.has(k.toLowerCase()) || (typeof v !== 'object' && SECRET_NAME.test(k) && !NON_SECRET_KEYS.has(k))) {
+      if (this.headers.has(k.toLowerCase()) || (typeof v === 'string' && SECRET_NAME.test(k) && !NON_SECRET_KEYS.has(k))) {
         out[k] = REDACTED;
       } else {
         out[k] = this.value(v, depth + 1);

@@ -59,6 +59,22 @@ describe('npm start: the demo (upstream + OpenID provider + gateway from example
     assert.equal(((await ok.json()) as { id: number }).id, 1002);
   });
 
+  test('DLP: SSNs and cards redacted, secrets blocked, bulk extraction refused', async () => {
+    const t = await token('alice-app', 'alice-secret-0123456789abcdef', 'accounts:read');
+    const auth = { authorization: `Bearer ${t}` };
+    const tax = await fetch(`${gw}/users/1002/tax-profile`, { headers: auth });
+    assert.equal(tax.status, 200);
+    const body = (await tax.json()) as { ssn: string; card_number: string };
+    assert.match(body.ssn, /^\*\*\*-\*\*-\d{4}$/);
+    assert.match(body.card_number, /^\*\*\*\* \*\*\*\* \*\*\*\* \d{4}$/);
+    const debug = await fetch(`${gw}/debug/config`, { headers: auth });
+    assert.equal(debug.status, 403);
+    assert.equal(((await debug.json()) as { type: string }).type.startsWith('https://rampart.dev/problems/'), true);
+    const bulk = await fetch(`${gw}/export/users`, { headers: auth });
+    assert.equal(bulk.status, 403);
+    assert.equal(((await bulk.json()) as { type: string }).type, 'https://rampart.dev/problems/bulk-extraction');
+  });
+
   test('a burst of 300 requests from one client within a second sees 429s', async () => {
     const t = await token('admin-app', 'admin-secret-0123456789abcdef', 'accounts:read admin');
     const statuses = await Promise.all(Array.from({ length: 300 }, () => fetch(`${gw}/accounts/5004`, { headers: { authorization: `Bearer ${t}` } }).then(async (r) => (await r.arrayBuffer(), r.status))));

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { REDACTED, Redactor } from '../../src/events/redact.ts';
+
+test('secret headers, secret-named string values and embedded credentials are redacted; counts are not', () => {
+  const r = new Redactor(['x-custom-key']);
+  const out = r.value({
+    headers: { authorization: 'Bearer abc.def.ghi', cookie: 'a=b', 'x-custom-key': 'k', accept: 'json' },
+    password: 'hunter2',
+    message: 'failed with Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig attached',
+    url: '/login?user=bob&access_token=SECRET&x=1',
+    counts: { aws_access_key: 1, api_key: 3 },
+    nested: [{ client_secret: 's3cr3t', kid: 'key-1' }],
+  });
+  assert.deepEqual(out, {
+    headers: { authorization: REDACTED, cookie: REDACTED, 'x-custom-key': REDACTED, accept: 'json' },
+    password: REDACTED,
+    message: `failed with Bearer ${REDACTED} attached`,
+    url: `/login?user=bob&access_token=${REDACTED}&x=1`,
+    // Regression: numeric detail values under key-like names (DLP counts) were redacted.
+    counts: { aws_access_key: 1, api_key: 3 },
+    nested: [{ client_secret: REDACTED, kid: 'key-1' }],
+  });
+});
+
+test('paths keep non-secret parameters and redact secret ones, percent-encoded names included', () => {
+  const r = new Redactor();
+  assert.equal(r.path('/a?token=x&page=2'), `/a?token=${REDACTED}&page=2`);
+  assert.equal(r.path('/a?api%5Fkey=x'), `/a?api%5Fkey=${REDACTED}`);
+  assert.equal(r.path('/a?q=1'), '/a?q=1');
+  assert.equal(r.path('/a'), '/a');
+});

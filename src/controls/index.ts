@@ -5,6 +5,7 @@
  */
 import type { ControlDefinition } from '../pipeline/control.ts';
 import { abuseControl } from './abuse/index.ts';
+import { contractControl } from './contract/index.ts';
 import { dlpControl } from './dlp/index.ts';
 import { headersControl } from './headers/index.ts';
 import { identityControl } from './identity/index.ts';
@@ -14,4 +15,4 @@ import { transportControl } from './transport/index.ts';
 import { networkControl } from './network/index.ts';
 import { senderControl } from './sender/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, senderControl, abuseControl, inspectionControl, dlpControl, networkControl, transportControl];
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, senderControl, abuseControl, inspectionControl, dlpControl, networkControl, transportControl, contractControl];

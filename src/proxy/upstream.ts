@@ -2,8 +2,35 @@
  * Upstream groups: one undici Pool per target (keep-alive), round-robin over healthy targets,
  * passive health (a target failing `failures` times in a row is skipped for `cooldown_ms`).
  */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
-import type { UpstreamConfig } from '../config/schema.ts';
+import type { UpstreamConfig, UpstreamTlsConfig } from '../config/schema.ts';
+
+/**
+ * TLS options of the upstream connections from `upstream.tls`: the certificate is always
+ * verified (`rejectUnauthorized`), against `ca` when given; `cert`/`key` are presented as the
+ * gateway's client certificate. Paths must be absolute (the gateway resolves them).
+ * @throws {Error} naming the file when one cannot be read.
+ */
+export function upstreamTlsOptions(t: UpstreamTlsConfig | undefined): ConnectionOptions {
+  if (t === undefined) return {};
+  const read = (p: string): string => {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch (e) {
+      throw new Error(`upstream.tls: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  const o: ConnectionOptions = { rejectUnauthorized: true, minVersion: t.min_version };
+  if (t.ca) o.ca = t.ca.map(read);
+  if (t.cert && t.key) {
+    o.cert = read(t.cert);
+    o.key = read(t.key);
+  }
+  if (t.server_name) o.servername = t.server_name;
+  return o;
+}
 
 /** One upstream target and its passive health state. */
 export interface Target {
@@ -27,6 +54,7 @@ export class UpstreamGroup {
   constructor(cfg: UpstreamConfig) {
     this.failures = cfg.health.failures;
     this.cooldownMs = cfg.health.cooldown_ms;
+    const tls = upstreamTlsOptions(cfg.tls);
     this.targets = cfg.targets.map((t) => {
       const u = new URL(t);
       return {
@@ -36,7 +64,7 @@ export class UpstreamGroup {
           connections: cfg.connections,
           pipelining: 1,
           keepAliveTimeout: 4_000,
-          connect: { timeout: cfg.timeouts.connect_ms },
+          connect: u.protocol === 'https:' ? { timeout: cfg.timeouts.connect_ms, ...tls } : { timeout: cfg.timeouts.connect_ms },
           headersTimeout: cfg.timeouts.headers_ms,
           bodyTimeout: cfg.timeouts.body_idle_ms,
         }),

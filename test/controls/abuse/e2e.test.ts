@@ -198,7 +198,9 @@ test('Redis killed mid-test: fail_open falls back to this process share of the b
   const redis = new ThrowawayRedis(await freePort());
   await redis.start();
   const gw = await startTestGateway({
-    state: { store: `${redis.url}?fail=open&instances=3&cooldown_ms=60000` },
+    // timeout_ms=1000: on a CPU-starved machine the request made before the outage could miss the
+    // default 100 ms deadline and spend a local cell; this test is about refused connections.
+    state: { store: `${redis.url}?fail=open&instances=3&cooldown_ms=60000&timeout_ms=1000` },
     apis: [{ name: 'r', upstream: { targets: [upstream.url] }, controls: { abuse: { rate_limits: [{ name: 'per-ip', rate: '30/h', key: 'ip' }] } } }],
   });
   try {

@@ -5,6 +5,7 @@
  */
 import type { ControlDefinition } from '../pipeline/control.ts';
 import { abuseControl } from './abuse/index.ts';
+import { authzControl } from './authz/index.ts';
 import { contractControl } from './contract/index.ts';
 import { dlpControl } from './dlp/index.ts';
 import { headersControl } from './headers/index.ts';
@@ -15,4 +16,4 @@ import { transportControl } from './transport/index.ts';
 import { networkControl } from './network/index.ts';
 import { senderControl } from './sender/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, senderControl, abuseControl, inspectionControl, dlpControl, networkControl, transportControl, contractControl];
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, senderControl, abuseControl, inspectionControl, dlpControl, networkControl, transportControl, contractControl, authzControl];

@@ -225,7 +225,13 @@ export async function createTlsListener(
   let server: Http2SecureServer | HttpsServer;
   if (current.tls.http2) {
     const s = createSecureServer(
-      { ...options, allowHTTP1: true, settings: { maxConcurrentStreams: 128, maxHeaderListSize: 64 * 1024 }, maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100 },
+      {
+        ...options,
+        allowHTTP1: true,
+        settings: { maxConcurrentStreams: 128, maxHeaderListSize: 64 * 1024 },
+        maxSessionInvalidFrames: 100,
+        maxSessionRejectedStreams: 100,
+      },
       h2handler,
     );
     // HTTP/1.1 fallback connections use node:http's timers on the same server object.

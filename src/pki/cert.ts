@@ -4,7 +4,7 @@
  * serial-number and fingerprint normalisation, SPKI hashes (RFC 7469 §2.4), the `Client-Cert`
  * header of RFC 9440, PEM bundles, CRLs (RFC 5280 §5) and an issuer/validity check.
  */
-import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
+import { createHash, type X509Certificate as NodeX509 } from 'node:crypto';
 import { SPIFFE_ID } from './ca.ts';
 import * as x509 from '@peculiar/x509';
 import type { ClientCertificate } from '../pipeline/context.ts';
@@ -142,7 +142,12 @@ export async function loadCrl(data: string | Buffer, issuers: readonly NodeX509[
     const pc = new x509.X509Certificate(ca.raw);
     if (pc.subjectName.toString() !== crl.issuerName.toString()) continue;
     if (!(await crl.verify({ publicKey: pc }))) throw new Error(`${what}: signature does not verify with the key of ${pc.subject}`);
-    return { issuer: ca.subject, revoked: new Set(crl.entries.map((e) => normalizeSerial(e.serialNumber))), thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate };
+    return {
+      issuer: ca.subject,
+      revoked: new Set(crl.entries.map((e) => normalizeSerial(e.serialNumber))),
+      thisUpdate: crl.thisUpdate,
+      nextUpdate: crl.nextUpdate,
+    };
   }
   throw new Error(`${what}: issuer "${crl.issuer}" is not a trusted CA`);
 }

@@ -76,8 +76,14 @@ describe('HTTPS listener', () => {
     assert.equal((await serverCertificate(port, { ca: ca.certPem, servername: 'a.test' })).subject.CN, 'a.test');
     assert.equal((await serverCertificate(port, { ca: ca.certPem, servername: 'api.b.test' })).subject.CN, '*.b.test');
     assert.equal((await serverCertificate(port, { ca: ca.certPem, servername: 'A.TEST' })).subject.CN, 'a.test');
-    assert.equal((await serverCertificate(port, { ca: ca.certPem, servername: 'x.y.b.test', checkServerIdentity: () => undefined } as never)).subject.CN, 'localhost');
-    assert.equal((await serverCertificate(port, { ca: ca.certPem, servername: 'other.test', checkServerIdentity: () => undefined } as never)).subject.CN, 'localhost');
+    assert.equal(
+      (await serverCertificate(port, { ca: ca.certPem, servername: 'x.y.b.test', checkServerIdentity: () => undefined } as never)).subject.CN,
+      'localhost',
+    );
+    assert.equal(
+      (await serverCertificate(port, { ca: ca.certPem, servername: 'other.test', checkServerIdentity: () => undefined } as never)).subject.CN,
+      'localhost',
+    );
   });
 
   test('HTTP/2 client end to end: GET and POST reach the upstream, pseudo-headers are not forwarded, problems are served', async () => {
@@ -91,7 +97,10 @@ describe('HTTPS listener', () => {
       assert.equal(echo.url, '/api/h2/path?q=1');
       assert.equal(echo.headers['x-custom'], 'yes');
       assert.equal(echo.headers['x-forwarded-host'], `api.example:${port}`);
-      assert.deepEqual(Object.keys(echo.headers).filter((k) => k.startsWith(':')), []);
+      assert.deepEqual(
+        Object.keys(echo.headers).filter((k) => k.startsWith(':')),
+        [],
+      );
       assert.equal(typeof g.headers['x-request-id'], 'string');
       const p = await h2request(s, '/api/upload', { method: 'POST', headers: { 'content-type': 'text/plain', 'content-length': '11' }, body: 'hello world' });
       assert.equal(p.status, 200);
@@ -182,16 +191,23 @@ describe('upstream TLS', () => {
     const gwCa = await pem.ca('gateway-client-ca', 'Gateway Client CA');
     const upCert = await pem.issue(upCa, 'upstream', { kind: 'server', dns: ['localhost', '127.0.0.1'] });
     const gwCert = await pem.issue(gwCa, 'gateway-client', { kind: 'client', commonName: 'rampart-gateway' });
-    const server = createHttpsServer({ cert: upCert.certPem, key: upCert.keyPem, ca: gwCa.certPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      const peer = (req.socket as TLSSocket).getPeerCertificate();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ url: req.url, client_cn: peer.subject?.CN ?? null }));
-    });
+    const server = createHttpsServer(
+      { cert: upCert.certPem, key: upCert.keyPem, ca: gwCa.certPem, requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ url: req.url, client_cn: peer.subject?.CN ?? null }));
+      },
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const target = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const gw = await startTestGateway({
       apis: [
-        { name: 'mtls-up', match: { path_prefix: '/good' }, upstream: { targets: [target], tls: { ca: [upCa.file], cert: gwCert.certFile, key: gwCert.keyFile } } },
+        {
+          name: 'mtls-up',
+          match: { path_prefix: '/good' },
+          upstream: { targets: [target], tls: { ca: [upCa.file], cert: gwCert.certFile, key: gwCert.keyFile } },
+        },
         { name: 'public-roots', match: { path_prefix: '/roots' }, upstream: { targets: [target] } },
         { name: 'no-client-cert', match: { path_prefix: '/nocert' }, upstream: { targets: [target], tls: { ca: [upCa.file] } } },
       ],

@@ -32,7 +32,17 @@ import type { ClientCertificate, RequestContext, TlsInfo } from '../../pipeline/
 import { Problem } from '../../pipeline/problem.ts';
 import { deny, type Rejection } from '../../pipeline/verdict.ts';
 import type { Severity } from '../../events/event.ts';
-import { checkIssuedBy, clientCertificateOf, decodeSha256, formatClientCertHeader, loadCrl, normalizeSerial, parseClientCertHeader, readPemCertificates, spkiSha256 } from '../../pki/cert.ts';
+import {
+  checkIssuedBy,
+  clientCertificateOf,
+  decodeSha256,
+  formatClientCertHeader,
+  loadCrl,
+  normalizeSerial,
+  parseClientCertHeader,
+  readPemCertificates,
+  spkiSha256,
+} from '../../pki/cert.ts';
 import { blockListOf } from '../../proxy/headers.ts';
 import { compileSpiffePattern, matchesAny, type SpiffePattern } from './spiffe.ts';
 
@@ -160,7 +170,11 @@ export const transportControl = defineControl({
     for (const p of cfg.pins.spki_sha256) spkiPins.add(decodeSha256(p).toString('base64url'));
     const allow = cfg.allow_spiffe_ids.map(compileSpiffePattern);
     const rules: CompiledRule[] = cfg.rules
-      .map((r) => ({ prefix: r.path_prefix.replace(/\/+$/, ''), methods: r.methods ? new Set(r.methods.map((m) => m.toUpperCase())) : undefined, allow: r.allow_spiffe_ids.map(compileSpiffePattern) }))
+      .map((r) => ({
+        prefix: r.path_prefix.replace(/\/+$/, ''),
+        methods: r.methods ? new Set(r.methods.map((m) => m.toUpperCase())) : undefined,
+        allow: r.allow_spiffe_ids.map(compileSpiffePattern),
+      }))
       .sort((a, b) => b.prefix.length - a.prefix.length);
 
     // CRLs: verified against every CA this API knows of; re-read when the files change.
@@ -177,7 +191,8 @@ export const transportControl = defineControl({
         }
         const isPem = data.subarray(0, 64).toString('latin1').includes('-----BEGIN');
         const rl = await loadCrl(isPem ? data.toString('utf8') : data, crlIssuers, `transport.crl ${f}`);
-        if (rl.nextUpdate && rl.nextUpdate.getTime() < Date.now()) env.log.warn('transport: CRL is past its nextUpdate; still applied', { file: f, next_update: rl.nextUpdate.toISOString() });
+        if (rl.nextUpdate && rl.nextUpdate.getTime() < Date.now())
+          env.log.warn('transport: CRL is past its nextUpdate; still applied', { file: f, next_update: rl.nextUpdate.toISOString() });
         const set = m.get(rl.issuer) ?? new Set<string>();
         for (const s of rl.revoked) set.add(s);
         m.set(rl.issuer, set);
@@ -185,15 +200,25 @@ export const transportControl = defineControl({
       return m;
     };
     let crls = await loadCrls();
-    const stopWatch = crlFiles.length ? watchFiles(crlFiles, () => {
-      loadCrls().then(
-        (m) => {
-          crls = m;
-          env.log.info('transport: CRLs reloaded', { api: env.apiName });
-        },
-        (e: Error) => env.emit({ control: 'transport', reason: 'crl-reload-failed', action: 'error', severity: 'high', api: env.apiName, details: { message: e.message } }),
-      );
-    }) : () => {};
+    const stopWatch = crlFiles.length
+      ? watchFiles(crlFiles, () => {
+          loadCrls().then(
+            (m) => {
+              crls = m;
+              env.log.info('transport: CRLs reloaded', { api: env.apiName });
+            },
+            (e: Error) =>
+              env.emit({
+                control: 'transport',
+                reason: 'crl-reload-failed',
+                action: 'error',
+                severity: 'high',
+                api: env.apiName,
+                details: { message: e.message },
+              }),
+          );
+        })
+      : () => {};
 
     // Parsed node:crypto certificate per ClientCertificate (one per connection: the listener caches it).
     const parsed = new WeakMap<ClientCertificate, X509Certificate>();
@@ -247,7 +272,10 @@ export const transportControl = defineControl({
         }
       }
       if (cert === undefined || x === undefined) {
-        return deny(new Problem(400, 'client-cert-header-invalid', 'Bad Request', { detail: 'The Client-Cert header is not a certificate (RFC 9440 §2.2).' }), 'medium');
+        return deny(
+          new Problem(400, 'client-cert-header-invalid', 'Bad Request', { detail: 'The Client-Cert header is not a certificate (RFC 9440 §2.2).' }),
+          'medium',
+        );
       }
       parsed.set(cert, x);
       const err = checkIssuedBy(x, headerCas, Date.now());
@@ -282,18 +310,26 @@ export const transportControl = defineControl({
                 // The transport phase owns the TLS facts of the original client connection.
                 (ctx as { tls: TlsInfo | undefined }).tls = r;
               } else {
-                ctx.emit({ control: 'transport', reason: 'client-cert-header-untrusted', action: 'monitor', severity: 'medium', details: { peer_ip: ctx.peerIp } });
+                ctx.emit({
+                  control: 'transport',
+                  reason: 'client-cert-header-untrusted',
+                  action: 'monitor',
+                  severity: 'medium',
+                  details: { peer_ip: ctx.peerIp },
+                });
               }
             }
             const cert = tls?.peerCertificate;
             if (cert === undefined) {
-              if (mode === 'require') return refuse('client-certificate-required', 'A client certificate is required (mutual TLS).', 'low', undefined, { tls: tls !== undefined });
-              if (spiffeRule(ctx).length > 0) return refuse('spiffe-id-not-allowed', 'This route requires a client certificate with an allowed SPIFFE ID.', 'medium', undefined);
+              if (mode === 'require')
+                return refuse('client-certificate-required', 'A client certificate is required (mutual TLS).', 'low', undefined, { tls: tls !== undefined });
+              if (spiffeRule(ctx).length > 0)
+                return refuse('spiffe-id-not-allowed', 'This route requires a client certificate with an allowed SPIFFE ID.', 'medium', undefined);
               return undefined;
             }
             if (mode !== 'off' && !tls?.authorized) {
               const f = verifyFailure(tls?.authorizationError);
-              return refuse(f.reason, f.title, f.severity, cert, { authorization_error: tls?.authorizationError ?? null });
+              return refuse(f.reason, f.title, f.severity, cert, { verify_error: tls?.authorizationError ?? null });
             }
             if (cert.serialNumber !== undefined && denySerials.has(cert.serialNumber)) {
               return refuse('client-certificate-revoked', 'The client certificate is revoked.', 'high', cert, { source: 'deny_serials' });
@@ -307,7 +343,13 @@ export const transportControl = defineControl({
                 const err = checkIssuedBy(x, apiCas, Date.now());
                 if (err !== undefined) {
                   const f = verifyFailure(err);
-                  return refuse(f.reason, err === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' ? 'The client certificate is not issued by a CA trusted for this API.' : f.title, f.severity, cert, { authorization_error: err });
+                  return refuse(
+                    f.reason,
+                    err === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' ? 'The client certificate is not issued by a CA trusted for this API.' : f.title,
+                    f.severity,
+                    cert,
+                    { verify_error: err },
+                  );
                 }
               }
             }

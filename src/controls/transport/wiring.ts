@@ -61,7 +61,14 @@ export function listenerClientAuth(prepared: RampartConfig, dir: string): { requ
   for (const api of prepared.apis) {
     const t = transportOf(api);
     if (!t) continue;
-    if ((t.mtls ?? 'off') !== 'off' || (t.allow_spiffe_ids?.length ?? 0) > 0 || (t.rules?.length ?? 0) > 0 || (t.pins?.cert_sha256.length ?? 0) > 0 || (t.pins?.spki_sha256.length ?? 0) > 0 || (t.identity ?? 'none') !== 'none') {
+    if (
+      (t.mtls ?? 'off') !== 'off' ||
+      (t.allow_spiffe_ids?.length ?? 0) > 0 ||
+      (t.rules?.length ?? 0) > 0 ||
+      (t.pins?.cert_sha256.length ?? 0) > 0 ||
+      (t.pins?.spki_sha256.length ?? 0) > 0 ||
+      (t.identity ?? 'none') !== 'none'
+    ) {
       requestCert = true;
     }
     for (const f of t.ca ?? []) extra.add(resolve(dir, f));

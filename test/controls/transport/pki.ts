@@ -60,16 +60,21 @@ export interface ClientTls {
 export function httpsText(url: string, tls: ClientTls, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<TlsResponse> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const options: import('node:https').RequestOptions = { host: u.hostname, port: Number(u.port), path: u.pathname + u.search, method: opts.method ?? 'GET', headers: opts.headers, agent: false, ...tls };
-    const req = httpsRequest(
-      options,
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
+    const options: import('node:https').RequestOptions = {
+      host: u.hostname,
+      port: Number(u.port),
+      path: u.pathname + u.search,
+      method: opts.method ?? 'GET',
+      headers: opts.headers,
+      agent: false,
+      ...tls,
+    };
+    const req = httpsRequest(options, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -85,7 +90,11 @@ export function h2session(url: string, tls: ClientTls): Promise<ClientHttp2Sessi
 }
 
 /** One request on an HTTP/2 session. */
-export function h2request(s: ClientHttp2Session, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<TlsResponse> {
+export function h2request(
+  s: ClientHttp2Session,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<TlsResponse> {
   return new Promise((resolve, reject) => {
     const req = s.request({ ':method': opts.method ?? 'GET', ':path': path, ...opts.headers });
     let status = 0;

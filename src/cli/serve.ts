@@ -9,6 +9,8 @@ import { Option } from 'commander';
 import { ConfigError } from '../config/load.ts';
 import { zeroConfig } from '../config/zero.ts';
 import { zeroConfigAbuse } from '../controls/abuse/index.ts';
+import { authzZeroConfig } from '../controls/authz/index.ts';
+import { contractZeroConfig } from '../controls/contract/index.ts';
 import { identityZeroConfig } from '../controls/identity/zero.ts';
 import { runCluster, runWorker, shouldCluster } from '../gateway/cluster.ts';
 import { startGateway, type GatewayHandle } from '../gateway/gateway.ts';
@@ -30,6 +32,8 @@ export interface ServeOptions {
   issuer?: string;
   /** `--audience AUD`: accepted `aud` of those tokens (with `--issuer`). */
   audience?: string;
+  /** `--openapi FILE|URL`: enforce this OpenAPI document (contract, response filtering; with `--issuer`, its scopes). */
+  openapi?: string;
   /** `--allow-ip CIDR` (repeatable): only these client addresses may call. */
   allowIp?: string[];
   /** `--deny-ip CIDR` (repeatable): these client addresses may not call. */
@@ -57,6 +61,7 @@ export function register(program: Command): void {
     .option('--store <url>', 'zero-config: shared state store, memory (default) or redis://HOST:PORT')
     .option('--issuer <url>', 'zero-config: require JWT access tokens from this OpenID Connect issuer (discovery)')
     .option('--audience <aud>', 'zero-config: accepted token audience (with --issuer)')
+    .option('--openapi <file>', 'zero-config: enforce this OpenAPI 3.0/3.1 document (file or URL): undocumented calls blocked, responses filtered')
     .option('--allow-ip <cidr>', 'zero-config: only this client address or CIDR may call (repeatable)', collect, [])
     .option('--deny-ip <cidr>', 'zero-config: refuse this client address or CIDR (repeatable)', collect, [])
     .option('--geo-allow <cc>', 'zero-config: only clients located in this country (ISO 3166-1 alpha-2) may call (repeatable)', collect, [])
@@ -78,6 +83,10 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   if (o.issuer !== undefined || o.audience !== undefined) {
     if (o.issuer === undefined || o.audience === undefined) throw new Error('--issuer and --audience go together');
     controls.identity = identityZeroConfig({ issuer: o.issuer, audience: o.audience });
+  }
+  if (o.openapi !== undefined) {
+    controls.contract = contractZeroConfig(o.openapi);
+    if (controls.identity !== undefined) controls.authz = authzZeroConfig(o.openapi);
   }
   const extra: Record<string, unknown> = {};
   if (o.store !== undefined) extra.state = { store: o.store };

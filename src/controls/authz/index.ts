@@ -27,7 +27,7 @@ import { celEnv, isCelError, parse, plan } from '@bufbuild/cel';
 import { z } from 'zod';
 import { type CompiledDocument, compileDocument, type SecurityRequirement } from '../../openapi/compile.ts';
 import { decodeBody, requestFacts, responseFacts } from '../../openapi/http.ts';
-import { loadOpenApi } from '../../openapi/load.ts';
+import { loadOpenApi, resolveSource } from '../../openapi/load.ts';
 import { parseQuery } from '../../openapi/params.ts';
 import type { Identity, RequestContext } from '../../pipeline/context.ts';
 import { type ControlEnv, defineControl } from '../../pipeline/control.ts';
@@ -89,6 +89,15 @@ export const authzSchema = z.strictObject({
 });
 export type AuthzConfig = z.output<typeof authzSchema>;
 export type AuthzConfigInput = z.input<typeof authzSchema>;
+
+/**
+ * Zero-config (`--openapi FILE` with `--issuer`): enforce the document's security requirements
+ * (scopes per operation), with the default enumeration signal (alert). A relative path is resolved
+ * against the working directory.
+ */
+export function authzZeroConfig(file: string): AuthzConfigInput {
+  return { openapi: resolveSource(file, process.cwd()), scopes: 'openapi' };
+}
 
 type Program = (vars: Record<string, unknown>) => unknown;
 

@@ -20,7 +20,7 @@ import { z } from 'zod';
 import type { ErrorObject } from 'ajv';
 import { type CompiledDocument, type CompiledOperation, compileDocument, matchMedia, matchResponse } from '../../openapi/compile.ts';
 import { decodeBody, requestFacts, responseFacts } from '../../openapi/http.ts';
-import { loadOpenApi } from '../../openapi/load.ts';
+import { loadOpenApi, resolveSource } from '../../openapi/load.ts';
 import { deserializePath, deserializeQuery, deserializeSimple, ParamFormatError, parseCookies, parseFormBody, parseQuery } from '../../openapi/params.ts';
 import { safeDecode } from '../../openapi/router.ts';
 import { WRITEONLY_KEYWORD } from '../../openapi/schema.ts';
@@ -90,12 +90,13 @@ export type ContractConfigInput = z.input<typeof contractSchema>;
 
 /**
  * Zero-config: `rampart serve --upstream URL --openapi FILE` enforces the document with response
- * filtering on. Returns the `contract` control configuration (input form).
+ * filtering on. Returns the `contract` control configuration (input form); a relative path is
+ * resolved against the working directory.
  * @throws {Error} when `file` is empty.
  */
 export function contractZeroConfig(file: string): ContractConfigInput {
   if (!file) throw new Error('--openapi needs a file or URL');
-  return { openapi: file, mode: 'enforce', response: { filter: 'strip' } };
+  return { openapi: resolveSource(file, process.cwd()), mode: 'enforce', response: { filter: 'strip' } };
 }
 
 type Mode = 'enforce' | 'monitor';

@@ -14,6 +14,7 @@ import { inspectionControl } from './inspection/index.ts';
 import { limitsControl } from './limits/index.ts';
 import { transportControl } from './transport/index.ts';
 import { networkControl } from './network/index.ts';
+import { passportControl } from './passport/index.ts';
 import { senderControl } from './sender/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, senderControl, abuseControl, inspectionControl, dlpControl, networkControl, transportControl, contractControl, authzControl];
+export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, senderControl, abuseControl, inspectionControl, dlpControl, networkControl, transportControl, passportControl, contractControl, authzControl];

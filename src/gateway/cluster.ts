@@ -6,10 +6,12 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import pino from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, loadConfigFile, validateConfig } from '../config/load.ts';
 import type { RampartConfig } from '../config/schema.ts';
+import { PASSPORT_JWKS_PATH, passportJwksOf } from '../controls/passport/index.ts';
 import { createAdminServer, sendJson } from './admin.ts';
 import { startGateway } from './gateway.ts';
 import { listen, urlOf } from './listeners.ts';
@@ -78,6 +80,15 @@ export async function runCluster(source: Source, flag: string | undefined): Prom
     new Map([
       ['/healthz', (_q, res) => sendJson(res, 200, { status: 'ok', workers: Object.keys(cluster.workers ?? {}).length })],
       ['/readyz', (_q, res) => sendJson(res, ready.size >= n ? 200 : 503, { ready: ready.size >= n, workers_ready: ready.size, workers: n })],
+      [
+        // The passport JWKS: workers create the passport controls, the primary owns the admin
+        // listener; both read the same key files (generated once, race-free), so they agree.
+        PASSPORT_JWKS_PATH,
+        async (_q, res) => {
+          const c = await loadOnce(source).catch(() => config);
+          sendJson(res, 200, await passportJwksOf(c.apis, source.configFile ? dirname(resolve(source.configFile)) : process.cwd()));
+        },
+      ],
       [
         '/metrics',
         async (_q, res) => {

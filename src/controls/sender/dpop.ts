@@ -139,11 +139,13 @@ export class DpopVerifier {
   async verify(r: DpopRequest): Promise<DpopResult> {
     const o = this.o;
     const proof = r.proof;
-    if (proof === undefined || proof === '') throw invalidProof('dpop-proof-missing', 'A DPoP proof (DPoP header) is required with the DPoP authorization scheme.', 'low');
+    if (proof === undefined || proof === '')
+      throw invalidProof('dpop-proof-missing', 'A DPoP proof (DPoP header) is required with the DPoP authorization scheme.', 'low');
     if (typeof proof !== 'string' || !COMPACT_JWS.test(proof)) {
       throw invalidProof('dpop-proof-invalid', 'The DPoP header must hold exactly one compact JWS.', 'medium', { reason: 'syntax' });
     }
-    if (proof.length > o.maxProofBytes) throw invalidProof('dpop-proof-invalid', `The DPoP proof exceeds ${o.maxProofBytes} bytes.`, 'medium', { reason: 'size' });
+    if (proof.length > o.maxProofBytes)
+      throw invalidProof('dpop-proof-invalid', `The DPoP proof exceeds ${o.maxProofBytes} bytes.`, 'medium', { reason: 'size' });
 
     // 2. Header.
     const header = parseJson(proof.slice(0, proof.indexOf('.')));
@@ -152,10 +154,15 @@ export class DpopVerifier {
     const alg = header.alg;
     if (typeof alg !== 'string' || !o.algorithms.includes(alg)) {
       const shown = typeof alg === 'string' && /^[A-Za-z0-9+_-]{1,20}$/.test(alg) ? alg : '(invalid)';
-      throw invalidProof('dpop-proof-invalid', `DPoP proof algorithm ${shown} is not accepted.`, shown === 'none' || shown.startsWith('HS') ? 'high' : 'medium', {
-        reason: 'alg',
-        alg: shown,
-      });
+      throw invalidProof(
+        'dpop-proof-invalid',
+        `DPoP proof algorithm ${shown} is not accepted.`,
+        shown === 'none' || shown.startsWith('HS') ? 'high' : 'medium',
+        {
+          reason: 'alg',
+          alg: shown,
+        },
+      );
     }
     const jwk = header.jwk;
     if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) {
@@ -163,10 +170,15 @@ export class DpopVerifier {
     }
     const key = jwk as Record<string, unknown>;
     for (const m of PRIVATE_MEMBERS) {
-      if (m in key) throw invalidProof('dpop-proof-invalid', 'The DPoP proof "jwk" must be a public key; it contains private key members.', 'high', { reason: 'jwk-private' });
+      if (m in key)
+        throw invalidProof('dpop-proof-invalid', 'The DPoP proof "jwk" must be a public key; it contains private key members.', 'high', {
+          reason: 'jwk-private',
+        });
     }
-    if (key.kty !== ktyFor(alg)) throw invalidProof('dpop-proof-invalid', 'The DPoP proof "jwk" key type does not fit its algorithm.', 'medium', { reason: 'jwk-kty' });
-    if (header.crit !== undefined) throw invalidProof('dpop-proof-invalid', 'The DPoP proof has critical header parameters this gateway does not understand.', 'medium', { reason: 'crit' });
+    if (key.kty !== ktyFor(alg))
+      throw invalidProof('dpop-proof-invalid', 'The DPoP proof "jwk" key type does not fit its algorithm.', 'medium', { reason: 'jwk-kty' });
+    if (header.crit !== undefined)
+      throw invalidProof('dpop-proof-invalid', 'The DPoP proof has critical header parameters this gateway does not understand.', 'medium', { reason: 'crit' });
 
     // 3. Signature.
     let payload: Record<string, unknown>;
@@ -206,12 +218,18 @@ export class DpopVerifier {
       const c = await o.nonces.check(payload.nonce);
       if (c === 'invalid') {
         const n = await o.nonces.current();
-        throw new SenderError(401, 'dpop-nonce-required', 'DPoP nonce required', 'Resend the request with a DPoP proof carrying the server nonce (DPoP-Nonce).', {
-          oauthError: 'use_dpop_nonce',
-          challenge: 'dpop',
-          severity: 'info',
-          headers: { 'dpop-nonce': n },
-        });
+        throw new SenderError(
+          401,
+          'dpop-nonce-required',
+          'DPoP nonce required',
+          'Resend the request with a DPoP proof carrying the server nonce (DPoP-Nonce).',
+          {
+            oauthError: 'use_dpop_nonce',
+            challenge: 'dpop',
+            severity: 'info',
+            headers: { 'dpop-nonce': n },
+          },
+        );
       }
       if (c === 'previous') freshNonce = await o.nonces.current();
     }

@@ -61,7 +61,13 @@ export function invalidProof(code: string, detail: string, severity: Severity = 
 }
 
 /** A 401 `invalid_token` failure answered with the given challenge. */
-export function invalidBinding(code: string, detail: string, challenge: ChallengeKind, severity: Severity = 'high', details?: Record<string, unknown>): SenderError {
+export function invalidBinding(
+  code: string,
+  detail: string,
+  challenge: ChallengeKind,
+  severity: Severity = 'high',
+  details?: Record<string, unknown>,
+): SenderError {
   return new SenderError(401, code, 'Invalid access token', detail, { oauthError: 'invalid_token', challenge, severity, details });
 }
 

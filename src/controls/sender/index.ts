@@ -30,15 +30,15 @@ export const senderSchema = z.strictObject({
   /** Refuse credentials that are not sender-constrained (bearer-only tokens, API keys). */
   require: z.boolean().default(false),
   /** Which bindings satisfy `require`. */
-  accept: z.array(z.enum(['dpop', 'mtls'])).min(1).default(['dpop', 'mtls']),
+  accept: z
+    .array(z.enum(['dpop', 'mtls']))
+    .min(1)
+    .default(['dpop', 'mtls']),
   dpop: z
     .strictObject({
       /** Accept the `DPoP` authorization scheme with proofs; when false a DPoP-bound token is refused. */
       enabled: z.boolean().default(true),
-      algorithms: z
-        .array(z.enum(DPOP_ALGORITHMS))
-        .min(1)
-        .default(DEFAULT_DPOP_ALGORITHMS),
+      algorithms: z.array(z.enum(DPOP_ALGORITHMS)).min(1).default(DEFAULT_DPOP_ALGORITHMS),
       /** Maximum age of a proof (`iat`), seconds. */
       max_age_seconds: z.number().int().positive().max(3600).default(60),
       /** Clock tolerance for `iat`, seconds. */
@@ -88,7 +88,9 @@ export function createSender(cfg: SenderConfig, env: ControlEnv): SenderEngine {
   const storeFailure = (err: Error): void => {
     env.log.warn('sender: state store failed', { api: env.apiName, error: err.message });
   };
-  const nonces = dp.nonce.required ? new DpopNonces({ store: env.store, scope: env.apiName, windowMs: dp.nonce.window_ms, onStoreError: storeFailure }) : undefined;
+  const nonces = dp.nonce.required
+    ? new DpopNonces({ store: env.store, scope: env.apiName, windowMs: dp.nonce.window_ms, onStoreError: storeFailure })
+    : undefined;
   const verifier = new DpopVerifier({
     algorithms: dp.algorithms,
     maxAgeSeconds: dp.max_age_seconds,
@@ -109,7 +111,11 @@ export function createSender(cfg: SenderConfig, env: ControlEnv): SenderEngine {
     if (!dp.forward_proof) ctx.upstreamHeaders.set('dpop', null);
     const identity = ctx.identity;
     if (identity === undefined) {
-      if (cfg.require) throw new SenderError(401, 'sender-constraint-required', 'Authentication required', 'Send a sender-constrained access token (DPoP or mutual TLS).', { challenge: requiredChallenge, severity: 'low' });
+      if (cfg.require)
+        throw new SenderError(401, 'sender-constraint-required', 'Authentication required', 'Send a sender-constrained access token (DPoP or mutual TLS).', {
+          challenge: requiredChallenge,
+          severity: 'low',
+        });
       return;
     }
     const cnf = identity.cnf;
@@ -138,7 +144,12 @@ export function createSender(cfg: SenderConfig, env: ControlEnv): SenderEngine {
       const cert = ctx.tls?.peerCertificate;
       if (typeof x5t !== 'string') throw invalidBinding('certificate-binding-invalid', 'The token\'s cnf "x5t#S256" is not a string.', 'bearer', 'medium');
       if (cert === undefined) {
-        throw invalidBinding('certificate-binding-missing', 'This access token is bound to a client certificate; connect with that certificate (mutual TLS).', 'bearer', 'high');
+        throw invalidBinding(
+          'certificate-binding-missing',
+          'This access token is bound to a client certificate; connect with that certificate (mutual TLS).',
+          'bearer',
+          'high',
+        );
       }
       if (!sameThumbprint(cert.x5tS256, x5t)) {
         throw invalidBinding('certificate-binding-mismatch', 'The client certificate is not the one the access token is bound to.', 'bearer', 'high');

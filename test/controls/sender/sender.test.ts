@@ -51,7 +51,10 @@ describe('DPoP (RFC 9449)', async () => {
     const { rejection } = await run(e, { headers: dpopHeaders(p), identity: bound() });
     assert.equal(rejection?.problem.status, 401);
     assert.equal(rejection?.problem.code, 'dpop-proof-replayed');
-    assert.equal(challengeOf(rejection), `DPoP realm="orders", error="invalid_dpop_proof", error_description="This DPoP proof was already used.", algs="${ALGS}"`);
+    assert.equal(
+      challengeOf(rejection),
+      `DPoP realm="orders", error="invalid_dpop_proof", error_description="This DPoP proof was already used.", algs="${ALGS}"`,
+    );
   });
 
   test('a proof replayed against another gateway process sharing Redis is refused', async () => {
@@ -74,14 +77,26 @@ describe('DPoP (RFC 9449)', async () => {
     ['wrong htu path', async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, htu: 'https://api.example.com/admin' })) }), 'dpop-htu-mismatch'],
     ['wrong htu host', async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, htu: 'https://evil.example/orders' })) }), 'dpop-htu-mismatch'],
     ['wrong htu scheme', async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, htu: 'http://api.example.com/orders' })) }), 'dpop-htu-mismatch'],
-    ['htu with user info', async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, htu: 'https://x@api.example.com/orders' })) }), 'dpop-htu-mismatch'],
+    [
+      'htu with user info',
+      async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, htu: 'https://x@api.example.com/orders' })) }),
+      'dpop-htu-mismatch',
+    ],
     ['ath of another token', async () => ({ headers: dpopHeaders(await proof(key, { token: 'another-token' })) }), 'dpop-ath-mismatch'],
     ['no ath', async () => ({ headers: dpopHeaders(await proof(key, { token: null })) }), 'dpop-ath-mismatch'],
     ['iat too old', async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, iat: Math.floor(Date.now() / 1000) - 120 })) }), 'dpop-iat-invalid'],
-    ['iat in the future', async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, iat: Math.floor(Date.now() / 1000) + 60 })) }), 'dpop-iat-invalid'],
+    [
+      'iat in the future',
+      async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, iat: Math.floor(Date.now() / 1000) + 60 })) }),
+      'dpop-iat-invalid',
+    ],
     ['typ jwt', async () => ({ headers: dpopHeaders(await proof(key, { token: TOKEN, typ: 'JWT' })) }), 'dpop-proof-invalid'],
     ['no proof', async () => ({ headers: { authorization: `DPoP ${TOKEN}` } }), 'dpop-proof-missing'],
-    ['two proofs (joined by node)', async () => ({ headers: dpopHeaders(`${await proof(key, { token: TOKEN })}, ${await proof(key, { token: TOKEN })}`) }), 'dpop-proof-invalid'],
+    [
+      'two proofs (joined by node)',
+      async () => ({ headers: dpopHeaders(`${await proof(key, { token: TOKEN })}, ${await proof(key, { token: TOKEN })}`) }),
+      'dpop-proof-invalid',
+    ],
     ['not a JWS', async () => ({ headers: dpopHeaders('not-a-jws') }), 'dpop-proof-invalid'],
   ];
   for (const [name, make, code] of refusals) {
@@ -201,7 +216,10 @@ describe('DPoP (RFC 9449)', async () => {
     const closed = await run(engine({}, failing), { headers: dpopHeaders(await proof(key, { token: TOKEN })), identity: bound() });
     assert.equal(closed.rejection?.problem.status, 503);
     assert.equal(closed.rejection?.problem.code, 'dpop-replay-check-unavailable');
-    const open = await run(engine({ dpop: { on_store_error: 'open' } }, failing), { headers: dpopHeaders(await proof(key, { token: TOKEN })), identity: bound() });
+    const open = await run(engine({ dpop: { on_store_error: 'open' } }, failing), {
+      headers: dpopHeaders(await proof(key, { token: TOKEN })),
+      identity: bound(),
+    });
     assert.equal(open.rejection, undefined);
   });
 
@@ -259,7 +277,11 @@ describe('require: sender-constrained tokens only', async () => {
     const e = engine({ require: true });
     const d = await run(e, { headers: { authorization: `DPoP ${TOKEN}`, dpop: await proof(key, { token: TOKEN }) }, identity: identityWith({ jkt: key.jkt }) });
     assert.equal(d.rejection, undefined);
-    const m = await run(e, { headers: { authorization: `Bearer ${TOKEN}` }, identity: identityWith({ 'x5t#S256': cert.cert.x5tS256 }), tls: tlsWith(cert.cert) });
+    const m = await run(e, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+      identity: identityWith({ 'x5t#S256': cert.cert.x5tS256 }),
+      tls: tlsWith(cert.cert),
+    });
     assert.equal(m.rejection, undefined);
   });
 

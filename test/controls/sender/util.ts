@@ -153,5 +153,12 @@ export async function clientCertificate(cn: string): Promise<{ der: Buffer; cert
 
 /** TLS facts of a connection that presented `cert`. */
 export function tlsWith(cert: ClientCertificate | undefined): TlsInfo {
-  return { protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', alpn: 'http/1.1', servername: 'api.example.com', authorized: cert !== undefined, peerCertificate: cert };
+  return {
+    protocol: 'TLSv1.3',
+    cipher: 'TLS_AES_128_GCM_SHA256',
+    alpn: 'http/1.1',
+    servername: 'api.example.com',
+    authorized: cert !== undefined,
+    peerCertificate: cert,
+  };
 }

@@ -3,6 +3,7 @@
  * The `rampart` command line. One module per command; each exports `register(program)`.
  */
 import { Command } from 'commander';
+import { register as registerCa } from './ca.ts';
 import { register as registerConfig } from './config.ts';
 import { register as registerKeys } from './keys.ts';
 import { register as registerServe } from './serve.ts';
@@ -14,5 +15,6 @@ registerServe(program);
 registerConfig(program);
 registerKeys(program);
 registerTokens(program);
+registerCa(program);
 
 await program.parseAsync(process.argv);

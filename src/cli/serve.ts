@@ -12,6 +12,7 @@ import { zeroConfigAbuse } from '../controls/abuse/index.ts';
 import { authzZeroConfig } from '../controls/authz/index.ts';
 import { contractZeroConfig } from '../controls/contract/index.ts';
 import { identityZeroConfig } from '../controls/identity/zero.ts';
+import { transportZeroTls } from '../controls/transport/zero.ts';
 import { runCluster, runWorker, shouldCluster } from '../gateway/cluster.ts';
 import { startGateway, type GatewayHandle } from '../gateway/gateway.ts';
 
@@ -42,6 +43,13 @@ export interface ServeOptions {
   geoAllow?: string[];
   /** `--geo-deny CC` (repeatable): clients located in these countries may not call. */
   geoDeny?: string[];
+  /** `--tls-cert FILE` / `--tls-key FILE`: serve HTTPS (and HTTP/2). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** `--mtls require|optional`: client certificates (with `--client-ca`). */
+  mtls?: string;
+  /** `--client-ca FILE` (repeatable): CA bundle trusted for client certificates. */
+  clientCa?: string[];
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -66,6 +74,10 @@ export function register(program: Command): void {
     .option('--deny-ip <cidr>', 'zero-config: refuse this client address or CIDR (repeatable)', collect, [])
     .option('--geo-allow <cc>', 'zero-config: only clients located in this country (ISO 3166-1 alpha-2) may call (repeatable)', collect, [])
     .option('--geo-deny <cc>', 'zero-config: refuse clients located in this country (repeatable)', collect, [])
+    .option('--tls-cert <file>', 'zero-config: serve HTTPS and HTTP/2 with this certificate chain (PEM)')
+    .option('--tls-key <file>', 'zero-config: private key of --tls-cert (PEM)')
+    .option('--mtls <mode>', 'zero-config: client certificates, require or optional (with --client-ca)')
+    .option('--client-ca <file>', 'zero-config: CA bundle trusted for client certificates (repeatable)', collect, [])
     .addOption(new Option('--no-controls', 'turn every control off (benchmark baseline only)').hideHelp())
     .action(async (o: ServeOptions) => {
       await serve(o);
@@ -90,6 +102,8 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   }
   const extra: Record<string, unknown> = {};
   if (o.store !== undefined) extra.state = { store: o.store };
+  const tls = transportZeroTls(o);
+  if (tls) extra.tls = tls;
   return {
     config: zeroConfig({ upstream: o.upstream, listen: o.listen, admin: o.admin, trustedProxies: o.trustedProxy, workers, noControls: !o.controls, controls, extra, network: { allowIp: o.allowIp, denyIp: o.denyIp, geoAllow: o.geoAllow, geoDeny: o.geoDeny } }),
   };

@@ -214,7 +214,8 @@ export function compileDocument(loaded: LoadedDocument, opts: CompileOptions): C
       let openQuery = false;
       for (const { value: p, pointer } of merged.values()) {
         const where = p.in;
-        if (where !== 'path' && where !== 'query' && where !== 'header' && where !== 'cookie') throw new OpenApiError(source, `${pointer}/in`, `invalid parameter location ${JSON.stringify(where)}`);
+        if (where !== 'path' && where !== 'query' && where !== 'header' && where !== 'cookie')
+          throw new OpenApiError(source, `${pointer}/in`, `invalid parameter location ${JSON.stringify(where)}`);
         if (typeof p.name !== 'string' || p.name === '') throw new OpenApiError(source, `${pointer}/name`, 'a parameter needs a name');
         let schema: unknown = p.schema;
         let schemaPtr = `${pointer}/schema`;

@@ -191,7 +191,8 @@ export class SchemaBuilder {
     }
     const o = node as Record<string, unknown>;
     if (o.$ref !== undefined) {
-      if (typeof o.$ref !== 'string' || !o.$ref.startsWith('#')) throw new OpenApiError(this.source, `${pointer}/$ref`, `unsupported $ref ${JSON.stringify(o.$ref)}`);
+      if (typeof o.$ref !== 'string' || !o.$ref.startsWith('#'))
+        throw new OpenApiError(this.source, `${pointer}/$ref`, `unsupported $ref ${JSON.stringify(o.$ref)}`);
       const onlyAnnotations = Object.keys(o).every((k) => k === '$ref' || ANNOTATIONS.has(k) || k.startsWith('x-'));
       if (this.v30 || onlyAnnotations) return { $ref: `#/$defs/${this.refKey(o.$ref, dir, closed, pointer)}` };
       // 3.1: `$ref` beside other keywords applies both (JSON Schema 2020-12 Core §8.2.3.1).
@@ -244,7 +245,8 @@ export class SchemaBuilder {
         case 'dependentSchemas': {
           if (v === null || typeof v !== 'object') throw new OpenApiError(this.source, p, `"${k}" must be an object`);
           const m: Record<string, unknown> = {};
-          for (const name in v as Record<string, unknown>) m[name] = this.translate((v as Record<string, unknown>)[name], dir, k === 'patternProperties', `${p}/${ptrToken(name)}`);
+          for (const name in v as Record<string, unknown>)
+            m[name] = this.translate((v as Record<string, unknown>)[name], dir, k === 'patternProperties', `${p}/${ptrToken(name)}`);
           out[k] = m;
           break;
         }
@@ -302,7 +304,13 @@ export class SchemaBuilder {
       this.shape(o) === 'declared'
     ) {
       // Without in-place applicators, `additionalProperties` says the same and compiles to far less code.
-      const inPlace = o.allOf !== undefined || o.anyOf !== undefined || o.oneOf !== undefined || o.if !== undefined || o.dependentSchemas !== undefined || o.$ref !== undefined;
+      const inPlace =
+        o.allOf !== undefined ||
+        o.anyOf !== undefined ||
+        o.oneOf !== undefined ||
+        o.if !== undefined ||
+        o.dependentSchemas !== undefined ||
+        o.$ref !== undefined;
       if (inPlace) out.unevaluatedProperties = false;
       else out.additionalProperties = false;
     }

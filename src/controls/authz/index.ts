@@ -130,7 +130,16 @@ const ANON: Record<string, unknown> = { sub: '', subject: '', scopes: [], claims
 
 function identityVars(i: Identity | undefined): Record<string, unknown> {
   if (i === undefined) return ANON;
-  return { sub: i.subject, subject: i.subject, scopes: i.scopes, claims: i.claims, client_id: i.clientId ?? '', issuer: i.issuer ?? '', methods: i.methods, authenticated: true };
+  return {
+    sub: i.subject,
+    subject: i.subject,
+    scopes: i.scopes,
+    claims: i.claims,
+    client_id: i.clientId ?? '',
+    issuer: i.issuer ?? '',
+    methods: i.methods,
+    authenticated: true,
+  };
 }
 
 function headerVars(h: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -175,7 +184,12 @@ export async function createAuthz(cfg: AuthzConfig, env: Pick<ControlEnv, 'apiNa
   let doc: CompiledDocument | undefined;
   if (cfg.openapi !== undefined) {
     try {
-      doc = compileDocument(await loadOpenApi(cfg.openapi, env.configDir), { validators: false, closeRequest: false, closeResponse: false, rejectReadOnly: false });
+      doc = compileDocument(await loadOpenApi(cfg.openapi, env.configDir), {
+        validators: false,
+        closeRequest: false,
+        closeResponse: false,
+        rejectReadOnly: false,
+      });
     } catch (e) {
       throw new Error(`openapi: ${(e as Error).message}`);
     }
@@ -269,7 +283,14 @@ export async function createAuthz(cfg: AuthzConfig, env: Pick<ControlEnv, 'apiNa
     return deny(
       new Problem(403, 'insufficient-scope', 'Insufficient scope', {
         detail: `This operation requires the scope(s): ${scope}.`,
-        headers: { 'www-authenticate': wwwAuthenticate('Bearer', { realm, error: 'insufficient_scope', error_description: 'The access token lacks a required scope', scope }) },
+        headers: {
+          'www-authenticate': wwwAuthenticate('Bearer', {
+            realm,
+            error: 'insufficient_scope',
+            error_description: 'The access token lacks a required scope',
+            scope,
+          }),
+        },
       }),
       'medium',
       { required: missingFor, granted: id.scopes.slice(0, 50) },
@@ -358,7 +379,10 @@ export async function createAuthz(cfg: AuthzConfig, env: Pick<ControlEnv, 'apiNa
       vars = { request: requestVars(ctx), identity: identityVars(ctx.identity) };
       const f = evaluate(functionRules, ctx, vars);
       if (f !== undefined) {
-        return deny(new Problem(403, 'function-denied', 'Forbidden', { detail: 'The caller may not use this operation.' }), 'high', { rule: f.rule.name, cel_error: f.error });
+        return deny(new Problem(403, 'function-denied', 'Forbidden', { detail: 'The caller may not use this operation.' }), 'high', {
+          rule: f.rule.name,
+          cel_error: f.error,
+        });
       }
     }
     const en = await enumeration(ctx);
@@ -367,7 +391,11 @@ export async function createAuthz(cfg: AuthzConfig, env: Pick<ControlEnv, 'apiNa
       vars ??= { request: requestVars(ctx), identity: identityVars(ctx.identity) };
       const f = evaluate(objectRules, ctx, vars);
       if (f !== undefined) {
-        return deny(new Problem(403, 'object-denied', 'Forbidden', { detail: 'The caller may not access this object.' }), 'high', { rule: f.rule.name, cel_error: f.error, params: ctx.operation?.params });
+        return deny(new Problem(403, 'object-denied', 'Forbidden', { detail: 'The caller may not access this object.' }), 'high', {
+          rule: f.rule.name,
+          cel_error: f.error,
+          params: ctx.operation?.params,
+        });
       }
     }
     return undefined;
@@ -405,7 +433,11 @@ export async function createAuthz(cfg: AuthzConfig, env: Pick<ControlEnv, 'apiNa
     };
     const f = evaluate(responseRules, ctx, vars);
     if (f === undefined) return undefined;
-    return deny(new Problem(403, 'response-object-denied', 'Forbidden', { detail: 'The caller may not access this object.' }), 'high', { rule: f.rule.name, cel_error: f.error, status: res.status });
+    return deny(new Problem(403, 'response-object-denied', 'Forbidden', { detail: 'The caller may not access this object.' }), 'high', {
+      rule: f.rule.name,
+      cel_error: f.error,
+      status: res.status,
+    });
   }
 
   return { checkRequest, checkResponse };

@@ -128,21 +128,38 @@ function problemFor(violations: Violation[]): Finding {
     };
   }
   if (has('undeclared', 'query')) {
-    return { problem: new Problem(400, 'parameter-undeclared', 'Bad Request', { detail: 'The request has query parameters the API contract does not declare.', extensions }), severity: 'medium', details };
+    return {
+      problem: new Problem(400, 'parameter-undeclared', 'Bad Request', {
+        detail: 'The request has query parameters the API contract does not declare.',
+        extensions,
+      }),
+      severity: 'medium',
+      details,
+    };
   }
   if (violations.some((v) => v.location === 'body')) {
     const missing = violations.length === 1 && violations[0]?.kind === 'missing' && violations[0].pointer === undefined;
     return {
-      problem: new Problem(400, missing ? 'body-missing' : 'body-invalid', 'Bad Request', { detail: missing ? 'The operation requires a request body.' : 'The request body does not match the API contract.', extensions }),
+      problem: new Problem(400, missing ? 'body-missing' : 'body-invalid', 'Bad Request', {
+        detail: missing ? 'The operation requires a request body.' : 'The request body does not match the API contract.',
+        extensions,
+      }),
       severity: 'low',
       details,
     };
   }
-  return { problem: new Problem(400, 'parameter-invalid', 'Bad Request', { detail: 'The request parameters do not match the API contract.', extensions }), severity: 'low', details };
+  return {
+    problem: new Problem(400, 'parameter-invalid', 'Bad Request', { detail: 'The request parameters do not match the API contract.', extensions }),
+    severity: 'low',
+    details,
+  };
 }
 
 function deletePointer(root: unknown, pointer: string): boolean {
-  const toks = pointer.split('/').slice(1).map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const toks = pointer
+    .split('/')
+    .slice(1)
+    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
   let cur: unknown = root;
   for (let i = 0; i < toks.length - 1; i++) {
     if (cur === null || typeof cur !== 'object') return false;
@@ -312,7 +329,15 @@ export async function createContract(cfg: ContractConfig, configDir: string): Pr
     return undefined;
   }
 
-  function responseVerdict(ctx: RequestContext, mode: Mode, policy: 'block' | 'report', reason: string, detail: string, severity: 'low' | 'medium' | 'high', details: Record<string, unknown>): Verdict {
+  function responseVerdict(
+    ctx: RequestContext,
+    mode: Mode,
+    policy: 'block' | 'report',
+    reason: string,
+    detail: string,
+    severity: 'low' | 'medium' | 'high',
+    details: Record<string, unknown>,
+  ): Verdict {
     if (mode === 'enforce' && policy === 'block') return deny(new Problem(502, reason, 'Bad Gateway', { detail }), severity, details);
     ctx.emit({ control: 'contract', reason, action: mode === 'monitor' ? 'monitor' : 'alert', severity, details });
     return undefined;
@@ -326,7 +351,15 @@ export async function createContract(cfg: ContractConfig, configDir: string): Pr
     const declared = matchResponse(op.responses, res.status);
     if (declared === undefined) {
       if (rs.undeclared_status === 'allow') return undefined;
-      return responseVerdict(ctx, mode, rs.undeclared_status, 'response-status-undeclared', 'The upstream answered with a status code the API contract does not document.', 'low', { status: res.status });
+      return responseVerdict(
+        ctx,
+        mode,
+        rs.undeclared_status,
+        'response-status-undeclared',
+        'The upstream answered with a status code the API contract does not document.',
+        'low',
+        { status: res.status },
+      );
     }
     if (rs.filter === 'off' || ctx.method === 'HEAD' || NO_BODY_STATUS.has(res.status)) return undefined;
     const ct = res.headers['content-type'];
@@ -346,17 +379,34 @@ export async function createContract(cfg: ContractConfig, configDir: string): Pr
     const strict = rs.filter === 'strip' || rs.filter === 'block';
     if (buf === undefined) {
       if (rs.uninspectable === 'pass' || !strict) {
-        ctx.emit({ control: 'contract', reason: 'response-uninspectable', action: mode === 'monitor' ? 'monitor' : 'alert', severity: 'medium', details: { status: res.status } });
+        ctx.emit({
+          control: 'contract',
+          reason: 'response-uninspectable',
+          action: mode === 'monitor' ? 'monitor' : 'alert',
+          severity: 'medium',
+          details: { status: res.status },
+        });
         return undefined;
       }
-      return responseVerdict(ctx, mode, 'block', 'response-uninspectable', 'The upstream response is too large or encoded in a way the gateway cannot inspect.', 'medium', { status: res.status, limit: rs.max_body_bytes });
+      return responseVerdict(
+        ctx,
+        mode,
+        'block',
+        'response-uninspectable',
+        'The upstream response is too large or encoded in a way the gateway cannot inspect.',
+        'medium',
+        { status: res.status, limit: rs.max_body_bytes },
+      );
     }
     if (buf.length === 0) return undefined;
     let json: unknown;
     try {
       json = JSON.parse(buf.toString('utf8'));
     } catch {
-      return responseVerdict(ctx, mode, rs.schema_violations, 'response-schema-violation', 'The upstream response is not valid JSON.', 'medium', { status: res.status, errors: [{ kind: 'malformed' }] });
+      return responseVerdict(ctx, mode, rs.schema_violations, 'response-schema-violation', 'The upstream response is not valid JSON.', 'medium', {
+        status: res.status,
+        errors: [{ kind: 'malformed' }],
+      });
     }
     if (validate(json)) {
       responseFacts.set(ctx, { buf: raw as Buffer, json });
@@ -369,14 +419,26 @@ export async function createContract(cfg: ContractConfig, configDir: string): Pr
     if (extras.length) {
       const pointers = [...new Set(extras.map((e) => (e.keyword === WRITEONLY_KEYWORD ? e.instancePath : pointerOf(e))))];
       if (mode === 'monitor' || rs.filter === 'report') {
-        ctx.emit({ control: 'contract', reason: 'response-properties-undeclared', action: mode === 'monitor' ? 'monitor' : 'alert', severity: 'high', details: { status: res.status, pointers: pointers.slice(0, MAX_VIOLATIONS), count: pointers.length } });
+        ctx.emit({
+          control: 'contract',
+          reason: 'response-properties-undeclared',
+          action: mode === 'monitor' ? 'monitor' : 'alert',
+          severity: 'high',
+          details: { status: res.status, pointers: pointers.slice(0, MAX_VIOLATIONS), count: pointers.length },
+        });
         errors = errors.filter((e) => !isExtra(e));
       } else if (rs.filter === 'block') {
-        return deny(new Problem(502, 'response-properties-undeclared', 'Bad Gateway', { detail: 'The upstream response carries properties the API contract does not declare.' }), 'high', {
-          status: res.status,
-          pointers: pointers.slice(0, MAX_VIOLATIONS),
-          count: pointers.length,
-        });
+        return deny(
+          new Problem(502, 'response-properties-undeclared', 'Bad Gateway', {
+            detail: 'The upstream response carries properties the API contract does not declare.',
+          }),
+          'high',
+          {
+            status: res.status,
+            pointers: pointers.slice(0, MAX_VIOLATIONS),
+            count: pointers.length,
+          },
+        );
       } else {
         // strip: remove, then validate again (a removal can settle a failed alternative).
         for (let round = 0; round < 4; round++) {
@@ -385,7 +447,11 @@ export async function createContract(cfg: ContractConfig, configDir: string): Pr
           // Deepest first, so parents are still there.
           ptrs.sort((a, b) => b.length - a.length);
           let any = false;
-          for (const p of ptrs) if (deletePointer(json, p)) (removed.push(p), (any = true));
+          for (const p of ptrs) {
+            if (!deletePointer(json, p)) continue;
+            removed.push(p);
+            any = true;
+          }
           if (!any) break;
           errors = validate(json) ? [] : (validate.errors as ErrorObject[]);
         }
@@ -397,13 +463,22 @@ export async function createContract(cfg: ContractConfig, configDir: string): Pr
           delete res.headers.etag;
           res.setBody(out);
           responseFacts.set(ctx, { buf: out, json });
-          ctx.emit({ control: 'contract', reason: 'response-properties-stripped', action: 'redact', severity: 'high', details: { status: res.status, pointers: removed.slice(0, MAX_VIOLATIONS), count: removed.length } });
+          ctx.emit({
+            control: 'contract',
+            reason: 'response-properties-stripped',
+            action: 'redact',
+            severity: 'high',
+            details: { status: res.status, pointers: removed.slice(0, MAX_VIOLATIONS), count: removed.length },
+          });
         }
       }
     }
     if (errors.length) {
       const list = bodyViolations(errors).map((v) => ({ kind: v.kind, pointer: v.pointer, keyword: v.keyword, message: v.message }));
-      return responseVerdict(ctx, mode, rs.schema_violations, 'response-schema-violation', 'The upstream response does not match the API contract.', 'medium', { status: res.status, errors: list });
+      return responseVerdict(ctx, mode, rs.schema_violations, 'response-schema-violation', 'The upstream response does not match the API contract.', 'medium', {
+        status: res.status,
+        errors: list,
+      });
     }
     if (removed.length === 0) responseFacts.set(ctx, { buf: raw as Buffer, json });
     return undefined;

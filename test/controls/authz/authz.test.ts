@@ -40,7 +40,10 @@ describe('authz: OpenAPI security requirements', () => {
     const r = await request(makeCtx('DELETE', '/users/1003'), who('1002', READ));
     assert.equal(r?.problem.status, 403);
     assert.equal(r?.problem.code, 'insufficient-scope');
-    assert.equal(r?.problem.headers['www-authenticate'], 'Bearer realm="demo", error="insufficient_scope", error_description="The access token lacks a required scope", scope="admin"');
+    assert.equal(
+      r?.problem.headers['www-authenticate'],
+      'Bearer realm="demo", error="insufficient_scope", error_description="The access token lacks a required scope", scope="admin"',
+    );
   });
 
   it('granted scope passes; an anonymous operation needs no identity; a secured one does', async () => {
@@ -71,7 +74,11 @@ describe('authz: OpenAPI security requirements', () => {
 describe('authz: CEL rules', () => {
   const rules: AuthzConfigInput['rules'] = [
     { name: 'admins-only', kind: 'function', tags: ['admin'], allow: "'admin' in identity.claims.roles" },
-    { name: 'own-user', operations: ['getUser', 'listUserAccounts', 'getTaxProfile'], allow: "request.path.id == identity.sub || 'admin' in identity.claims.roles" },
+    {
+      name: 'own-user',
+      operations: ['getUser', 'listUserAccounts', 'getTaxProfile'],
+      allow: "request.path.id == identity.sub || 'admin' in identity.claims.roles",
+    },
     { name: 'own-source-account', operations: ['createTransfer'], allow: 'request.body.from_account in identity.claims.accounts' },
   ];
 
@@ -132,7 +139,13 @@ describe('authz: BOLA enumeration signal', () => {
       events.push(...ctx.events);
     }
     assert.deepEqual(events, [
-      { control: 'authz', reason: 'bola-enumeration', action: 'alert', severity: 'high', details: { operation: 'getAccount', distinct: 4, max_distinct: 3, window_ms: 60_000 } },
+      {
+        control: 'authz',
+        reason: 'bola-enumeration',
+        action: 'alert',
+        severity: 'high',
+        details: { operation: 'getAccount', distinct: 4, max_distinct: 3, window_ms: 60_000 },
+      },
     ]);
     // Another identity has its own budget.
     const other = makeCtx('GET', '/accounts/5001');
@@ -161,7 +174,16 @@ describe('authz: response ownership rules', () => {
     { name: 'own-account', operations: ['getAccount'], allow: 'string(response.body.user_id) == identity.sub' },
     { name: 'own-transactions', operations: ['listTransactions'], allow: 'response.body.items.all(t, t.account_id in identity.claims.accounts)' },
   ];
-  const account = (owner: number) => ({ id: 5001, user_id: owner, type: 'checking', currency: 'USD', balance: 1, iban: 'DE89370400440532013000', status: 'active', opened_at: '2024-01-01T00:00:00Z' });
+  const account = (owner: number) => ({
+    id: 5001,
+    user_id: owner,
+    type: 'checking',
+    currency: 'USD',
+    balance: 1,
+    iban: 'DE89370400440532013000',
+    status: 'active',
+    opened_at: '2024-01-01T00:00:00Z',
+  });
 
   it("someone else's object → 403 response-object-denied; one's own passes", async () => {
     const { authz, request } = await setup({ response_rules });

@@ -26,9 +26,19 @@ export function demoControls(issuer: string): Record<string, unknown> {
       openapi,
       rules: [
         { name: 'admins-only', kind: 'function', tags: ['admin'], allow: "'admin' in identity.claims.roles" },
-        { name: 'own-user', operations: ['getUser', 'listUserAccounts', 'getTaxProfile'], allow: "request.path.id == identity.claims.user_id || 'admin' in identity.claims.roles" },
+        {
+          name: 'own-user',
+          operations: ['getUser', 'listUserAccounts', 'getTaxProfile'],
+          allow: "request.path.id == identity.claims.user_id || 'admin' in identity.claims.roles",
+        },
       ],
-      response_rules: [{ name: 'own-account', operations: ['getAccount'], allow: "string(response.body.user_id) == identity.claims.user_id || 'admin' in identity.claims.roles" }],
+      response_rules: [
+        {
+          name: 'own-account',
+          operations: ['getAccount'],
+          allow: "string(response.body.user_id) == identity.claims.user_id || 'admin' in identity.claims.roles",
+        },
+      ],
       enumeration: { max_distinct: 20, window_ms: 60_000, action: 'block' },
     },
   };
@@ -47,7 +57,16 @@ describe('contract + authz through the gateway, in front of the demo upstream', 
       clientSecret: CLIENTS[0]?.client_secret,
       audience: AUD,
       scopes: ['accounts:read', 'accounts:write', 'admin'],
-      clients: [{ client_id: 'admin-app', client_secret: 'admin-secret-0123456789abcdef', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' }],
+      clients: [
+        {
+          client_id: 'admin-app',
+          client_secret: 'admin-secret-0123456789abcdef',
+          grant_types: ['client_credentials'],
+          redirect_uris: [],
+          response_types: [],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+      ],
       extraTokenClaims: (_ctx, token) => {
         const c = CLIENTS.find((d) => d.client_id === (token as { clientId?: string }).clientId);
         return c ? { user_id: String(c.user_id), roles: c.roles } : undefined;
@@ -129,7 +148,10 @@ describe('contract + authz through the gateway, in front of the demo upstream', 
     const r = await call('DELETE', '/users/1010', alice);
     assert.equal(r.status, 403);
     assert.equal(r.json.type, 'https://rampart.dev/problems/insufficient-scope');
-    assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="accounts", error="insufficient_scope", error_description="The access token lacks a required scope", scope="admin"');
+    assert.equal(
+      r.headers.get('www-authenticate'),
+      'Bearer realm="accounts", error="insufficient_scope", error_description="The access token lacks a required scope", scope="admin"',
+    );
     assert.equal((await call('GET', '/admin/users', alice)).status, 403);
     assert.equal((await call('GET', '/admin/users', admin)).status, 200);
   });
@@ -138,7 +160,9 @@ describe('contract + authz through the gateway, in front of the demo upstream', 
     const ma = await call('POST', '/users', alice, { name: 'Eve', email: 'eve@example.com', role: 'admin' });
     assert.equal(ma.status, 400);
     assert.equal(ma.json.type, 'https://rampart.dev/problems/mass-assignment');
-    assert.deepEqual(ma.json.errors, [{ location: 'body', kind: 'undeclared', pointer: '/role', keyword: 'additionalProperties', message: 'is not declared in the schema' }]);
+    assert.deepEqual(ma.json.errors, [
+      { location: 'body', kind: 'undeclared', pointer: '/role', keyword: 'additionalProperties', message: 'is not declared in the schema' },
+    ]);
     const lim = await call('GET', '/users?limit=10000', alice);
     assert.equal(lim.status, 400);
     assert.deepEqual(lim.json.errors, [{ location: 'query', kind: 'invalid', name: 'limit', keyword: 'maximum', message: 'must be <= 100' }]);

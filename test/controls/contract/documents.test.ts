@@ -18,7 +18,9 @@ const DOCS: [string, string][] = [
   ['demo (3.1)', join(ROOT, 'examples/openapi.yaml')],
   ['Swagger Petstore (3.0)', join(ROOT, 'test/fixtures/openapi/petstore.yaml')],
   ['VAmPI (3.0)', join(ROOT, 'test/fixtures/openapi/vampi.yml')],
-  ...['crapi.json', 'slack.json', 'stripe.json', 'github.json'].filter((f) => existsSync(join(CORPUS, f))).map((f): [string, string] => [`corpus ${f}`, join(CORPUS, f)]),
+  ...['crapi.json', 'slack.json', 'stripe.json', 'github.json']
+    .filter((f) => existsSync(join(CORPUS, f)))
+    .map((f): [string, string] => [`corpus ${f}`, join(CORPUS, f)]),
 ];
 
 /** A concrete path for a template: every expression replaced by a value no literal segment uses. */
@@ -75,10 +77,15 @@ describe('documents: Swagger Petstore specifics', () => {
     const json = { 'content-type': 'application/json' };
     assert.equal(await c.checkRequest(makeCtx('POST', '/api/v3/pet', { headers: json, body: JSON.stringify({ name: 'rex', photoUrls: [] }) })), undefined);
     const missing = await c.checkRequest(makeCtx('POST', '/api/v3/pet', { headers: json, body: JSON.stringify({ name: 'rex' }) }));
-    assert.deepEqual(missing?.problem.extensions.errors, [{ location: 'body', kind: 'missing', pointer: '/photoUrls', keyword: 'required', message: 'is required' }]);
+    assert.deepEqual(missing?.problem.extensions.errors, [
+      { location: 'body', kind: 'missing', pointer: '/photoUrls', keyword: 'required', message: 'is required' },
+    ]);
     const form = { 'content-type': 'application/x-www-form-urlencoded' };
     assert.equal(await c.checkRequest(makeCtx('POST', '/api/v3/pet', { headers: form, body: 'name=rex&photoUrls[]=a&id=7&category[name]=Dogs' })), undefined);
-    assert.equal((await c.checkRequest(makeCtx('POST', '/api/v3/pet', { headers: form, body: 'name=rex&photoUrls[]=a&id=seven' })))?.problem.code, 'body-invalid');
+    assert.equal(
+      (await c.checkRequest(makeCtx('POST', '/api/v3/pet', { headers: form, body: 'name=rex&photoUrls[]=a&id=seven' })))?.problem.code,
+      'body-invalid',
+    );
     // XML is documented: accepted without schema validation.
     assert.equal(await c.checkRequest(makeCtx('POST', '/api/v3/pet', { headers: { 'content-type': 'application/xml' }, body: '<pet/>' })), undefined);
     assert.equal((await c.checkRequest(makeCtx('POST', '/api/v3/pet', { headers: { 'content-type': 'text/plain' }, body: 'x' })))?.problem.status, 415);

@@ -17,7 +17,17 @@ describe('zero-config --openapi', () => {
     upstream = await startDemoUpstream();
     const [port, admin] = [await freePort(), await freePort()];
     url = `http://127.0.0.1:${port}`;
-    proc = spawnRampart(['serve', '--upstream', upstream.url, '--openapi', 'examples/openapi.yaml', '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`]);
+    proc = spawnRampart([
+      'serve',
+      '--upstream',
+      upstream.url,
+      '--openapi',
+      'examples/openapi.yaml',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--admin',
+      `127.0.0.1:${admin}`,
+    ]);
     await waitForStatus(`${url}/health`);
   });
   after(async () => {
@@ -26,7 +36,9 @@ describe('zero-config --openapi', () => {
   });
 
   it('maps the flag to the contract control (and authz only with --issuer)', () => {
-    const s = sourceOf({ upstream: 'http://127.0.0.1:1', openapi: 'examples/openapi.yaml', trustedProxy: [], controls: true }) as { config: { apis: { controls: Record<string, unknown> }[] } };
+    const s = sourceOf({ upstream: 'http://127.0.0.1:1', openapi: 'examples/openapi.yaml', trustedProxy: [], controls: true }) as {
+      config: { apis: { controls: Record<string, unknown> }[] };
+    };
     const c = s.config.apis[0]?.controls as Record<string, { openapi: string }>;
     assert.deepEqual(Object.keys(c), ['contract']);
     assert.equal(c.contract?.openapi, `${process.cwd()}/examples/openapi.yaml`);
@@ -39,7 +51,11 @@ describe('zero-config --openapi', () => {
     const u = await fetch(`${url}/users/1002`);
     assert.equal(u.status, 200);
     assert.deepEqual(Object.keys((await u.json()) as object).sort(), ['address', 'email', 'id', 'name', 'phone']);
-    const mass = await fetch(`${url}/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'E', email: 'e@example.com', role: 'admin' }) });
+    const mass = await fetch(`${url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'E', email: 'e@example.com', role: 'admin' }),
+    });
     assert.equal(mass.status, 400);
     await mass.arrayBuffer();
   });

@@ -185,6 +185,57 @@ describe('certificate reload', () => {
   });
 });
 
+describe('configuration', () => {
+  test('http2: false offers only http/1.1; a configuration reload swaps the certificate in place', async () => {
+    const ca = await pem.ca('config-ca', 'Config CA');
+    const one = await pem.issue(ca, 'config-one', { kind: 'server', dns: ['localhost'] });
+    const two = await pem.issue(ca, 'config-two', { kind: 'server', dns: ['localhost'] });
+    const up = await echoUpstream();
+    const apis = [{ name: 'echo', upstream: { targets: [up.url] } }];
+    const gw = await startTestGateway({ tls: { cert: one.certFile, key: one.keyFile, http2: false, watch: false }, apis });
+    const port = Number(new URL(gw.url).port);
+    const tls = { ca: ca.certPem, servername: 'localhost' };
+    try {
+      const first = await serverCertificate(port, tls);
+      assert.equal(first.alpn, 'http/1.1');
+      assert.equal(first.serialNumber, one.serialNumber);
+      assert.equal((await httpsText(`${gw.url}/x`, tls)).status, 200);
+      await gw.reload({
+        listen: '127.0.0.1:0',
+        admin: { listen: '127.0.0.1:0' },
+        access_log: false,
+        events: { sinks: [] },
+        tls: { cert: two.certFile, key: two.keyFile, http2: false, watch: false },
+        apis,
+      });
+      assert.equal((await serverCertificate(port, tls)).serialNumber, two.serialNumber);
+      await assert.rejects(
+        gw.reload({
+          listen: '127.0.0.1:0',
+          admin: { listen: '127.0.0.1:0' },
+          access_log: false,
+          events: { sinks: [] },
+          tls: { cert: '/nonexistent.crt', key: two.keyFile, watch: false },
+          apis,
+        }),
+        /tls: cannot read \/nonexistent\.crt: ENOENT/,
+      );
+      assert.equal((await serverCertificate(port, tls)).serialNumber, two.serialNumber);
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
+
+  test('invalid tls blocks are refused with the setting named', async () => {
+    await assert.rejects(
+      startTestGateway({ tls: { cert: 'a.crt' }, apis: [{ name: 'a', upstream: { targets: ['http://127.0.0.1:1'] } }] }),
+      /cert and key go together/,
+    );
+    await assert.rejects(startTestGateway({ tls: {}, apis: [{ name: 'a', upstream: { targets: ['http://127.0.0.1:1'] } }] }), /a certificate is required/);
+  });
+});
+
 describe('upstream TLS', () => {
   test('verifies the upstream against a custom CA and presents the gateway client certificate', async () => {
     const upCa = await pem.ca('upstream-ca', 'Upstream CA');

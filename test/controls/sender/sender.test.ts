@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { generateKeyPair, exportJWK } from 'jose';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { createSender, senderSchema, type SenderConfigInput } from '../../../src/controls/sender/index.ts';
-import { accessTokenHash, normalizeHtu } from '../../../src/controls/sender/dpop.ts';
+import { accessTokenHash, jwkThumbprint, normalizeHtu } from '../../../src/controls/sender/dpop.ts';
 import { DpopNonces } from '../../../src/controls/sender/nonce.ts';
 import type { Rejection } from '../../../src/pipeline/verdict.ts';
 import { MemoryStore } from '../../../src/state/memory.ts';
@@ -131,6 +132,45 @@ describe('DPoP (RFC 9449)', async () => {
     assert.equal(rejection?.problem.code, 'dpop-proof-invalid');
     assert.deepEqual(rejection?.details, { reason: 'alg', alg: 'EdDSA' });
     assert.throws(() => senderSchema.parse({ dpop: { algorithms: ['HS256'] } }));
+  });
+
+  test('every accepted key family verifies (ES256, ES384, ES512, EdDSA, Ed25519, PS256, RS256)', async () => {
+    const e = engine({ dpop: { algorithms: ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'RS256'] } });
+    for (const alg of ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'RS256']) {
+      const k = await dpopKey(alg);
+      const { rejection } = await run(e, { headers: dpopHeaders(await proof(k, { token: TOKEN })), identity: identityWith({ jkt: k.jkt }) });
+      assert.equal(rejection, undefined, alg);
+    }
+  });
+
+  test('the RFC 7638 thumbprint matches jose for EC, OKP and RSA keys', async () => {
+    for (const alg of ['ES256', 'ES512', 'EdDSA', 'RS256']) {
+      const k = await dpopKey(alg);
+      assert.equal(jwkThumbprint(k.publicJwk as Record<string, unknown>), await calculateJwkThumbprint(k.publicJwk, 'sha256'), alg);
+    }
+    // RFC 7638 §3.1 example.
+    const n =
+      '0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw';
+    assert.equal(jwkThumbprint({ kty: 'RSA', n, e: 'AQAB', alg: 'RS256', kid: '2011-04-29' }), 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs');
+    assert.equal(jwkThumbprint({ kty: 'oct', k: 'x' }), undefined);
+  });
+
+  test('refuses a key of the wrong curve for its alg, and RSA keys under 2048 bits', async () => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const p384 = await dpopKey('ES384');
+    const mislabelled = `${b64({ alg: 'ES256', typ: 'dpop+jwt', jwk: p384.publicJwk })}.${b64({ htm: 'GET' })}.AAAA`;
+    const { rejection } = await run(engine(), { headers: dpopHeaders(mislabelled), identity: identityWith({ jkt: p384.jkt }) });
+    assert.equal(rejection?.problem.code, 'dpop-proof-invalid');
+    assert.deepEqual(rejection?.details, { reason: 'jwk-kty' });
+    // jose refuses to sign with a 1024-bit key: build the proof by hand.
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const jwk = small.publicKey.export({ format: 'jwk' });
+    const input = `${b64({ alg: 'RS256', typ: 'dpop+jwt', jwk })}.${b64({ htm: 'GET', htu: 'https://api.example.com/orders', iat: Math.floor(Date.now() / 1000), jti: 'small', ath: accessTokenHash(TOKEN) })}`;
+    const weak = `${input}.${sign('sha256', Buffer.from(input), small.privateKey).toString('base64url')}`;
+    const k = { jkt: await calculateJwkThumbprint(jwk, 'sha256') };
+    const r2 = await run(engine(), { headers: dpopHeaders(weak), identity: identityWith({ jkt: k.jkt }) });
+    assert.equal(r2.rejection?.problem.code, 'dpop-proof-invalid');
+    assert.deepEqual(r2.rejection?.details, { reason: 'jwk-size' });
   });
 
   test('a valid proof by another key than cnf.jkt: invalid_token dpop-key-mismatch', async () => {

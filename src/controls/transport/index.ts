@@ -23,7 +23,7 @@
 import { X509Certificate } from 'node:crypto';
 import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { BlockList } from 'node:net';
 import { isIP } from 'node:net';
 import { z } from 'zod';
@@ -385,10 +385,9 @@ export const transportControl = defineControl({
 function watchFiles(files: readonly string[], onChange: () => void): () => void {
   const dirs = new Map<string, Set<string>>();
   for (const f of files) {
-    const i = f.lastIndexOf('/');
-    const d = f.slice(0, i);
+    const d = dirname(f);
     if (!dirs.has(d)) dirs.set(d, new Set());
-    (dirs.get(d) as Set<string>).add(f.slice(i + 1));
+    (dirs.get(d) as Set<string>).add(basename(f));
   }
   let timer: NodeJS.Timeout | undefined;
   const ws = [...dirs].map(([d, names]) => {

@@ -16,6 +16,7 @@
  *  7. the `jti` was not seen before within the acceptance window (§11.1), via `Store.setIfAbsent`.
  */
 import { constants, createHash, createPublicKey, type JsonWebKey, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Store } from '../../state/store.ts';
 import { SenderError, invalidBinding, invalidProof } from './errors.ts';
 import type { DpopNonces } from './nonce.ts';
@@ -170,6 +171,8 @@ export class DpopVerifier {
   private readonly o: DpopVerifierOptions;
   private readonly now: () => number;
   private readonly replayTtlMs: number;
+  /** Imported proof keys by RFC 7638 thumbprint: a client signs many proofs with one key. */
+  private readonly keys = new LRUCache<string, KeyObject>({ max: 10_000 });
 
   constructor(o: DpopVerifierOptions) {
     this.o = o;
@@ -230,12 +233,15 @@ export class DpopVerifier {
     if (header.crit !== undefined)
       throw invalidProof('dpop-proof-invalid', 'The DPoP proof has critical header parameters this gateway does not understand.', 'medium', { reason: 'crit' });
     const jkt = jwkThumbprint(key);
-    let publicKey: KeyObject;
-    try {
-      if (jkt === undefined) throw new Error('incomplete key');
-      publicKey = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
-    } catch {
-      throw invalidProof('dpop-proof-invalid', 'The DPoP proof "jwk" is not a valid public key.', 'medium', { reason: 'jwk' });
+    if (jkt === undefined) throw invalidProof('dpop-proof-invalid', 'The DPoP proof "jwk" is not a valid public key.', 'medium', { reason: 'jwk' });
+    let publicKey = this.keys.get(jkt);
+    if (publicKey === undefined) {
+      try {
+        publicKey = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+      } catch {
+        throw invalidProof('dpop-proof-invalid', 'The DPoP proof "jwk" is not a valid public key.', 'medium', { reason: 'jwk' });
+      }
+      this.keys.set(jkt, publicKey);
     }
     if (spec.kty === 'RSA' && (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
       throw invalidProof('dpop-proof-invalid', `The DPoP proof RSA key is shorter than ${MIN_RSA_BITS} bits.`, 'medium', { reason: 'jwk-size' });

@@ -46,7 +46,9 @@ const idp = await startOidcProvider({
   })),
   extraTokenClaims: (_ctx, token) => {
     const c = DEMO_CLIENTS.find((d) => d.client_id === (token as { clientId?: string }).clientId);
-    return c ? { user_id: String(c.user_id), roles: c.roles } : undefined;
+    if (!c) return undefined;
+    const accounts = [...upstream.data.accounts.values()].filter((a) => a.user_id === c.user_id).map((a) => String(a.id));
+    return { user_id: String(c.user_id), roles: c.roles, accounts };
   },
 });
 process.env.DEMO_ISSUER = idp.issuer;
@@ -66,14 +68,28 @@ Rampart is protecting the demo accounts API.
 
 Get a token (client credentials) and call the API with it:
   TOKEN=$(curl -s -u alice-app:alice-secret-0123456789abcdef -d grant_type=client_credentials \\
-      -d resource=https://accounts.demo.rampart -d scope=accounts:read ${idp.tokenEndpoint} | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
+      -d resource=https://accounts.demo.rampart -d 'scope=accounts:read accounts:write' ${idp.tokenEndpoint} | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
   curl -s ${G}/users/1002 -H "Authorization: Bearer $TOKEN"
   curl -si ${G}/users/1002                       # 401 without a token: WWW-Authenticate: Bearer
+
+What the gateway stops (with $TOKEN from alice-app, user 1002):
+  curl -si ${G}/users/1003 -H "Authorization: Bearer $TOKEN"        # 403 BOLA: another user's record
+  curl -si ${G}/accounts/5001 -H "Authorization: Bearer $TOKEN"     # 403 BOLA, checked on the response
+  curl -s  ${G}/users/1002 -H "Authorization: Bearer $TOKEN"        # only documented fields (no password_hash, ssn)
+  curl -s  ${G}/users/1002/tax-profile -H "Authorization: Bearer $TOKEN"   # SSN and card redacted (DLP)
+  curl -si ${G}/debug/config -H "Authorization: Bearer $TOKEN"      # 404: undocumented endpoint
+  curl -si -X DELETE ${G}/users/1010 -H "Authorization: Bearer $TOKEN"     # 403: admin scope required (BFLA)
+  curl -si ${G}/users -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+       -d '{"name":"Eve","email":"eve@example.com","role":"admin"}'  # 400: mass assignment
+  curl -si "${G}/users?limit=10000" -H "Authorization: Bearer $TOKEN"   # 400: limit must be <= 100
+  curl -si "${G}/users?limit=50" -H "Authorization: Bearer $TOKEN"      # 403: bulk extraction (DLP caps records)
+  curl -si ${G}/users -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+       -d "{\\"name\\":\\"x' OR '1'='1\\",\\"email\\":\\"eve@example.com\\"}"   # 403: SQL injection
+  for i in $(seq 300); do curl -s -o /dev/null -w '%{http_code}\\n' ${G}/users/1002 -H "Authorization: Bearer $TOKEN"; done | sort | uniq -c   # 429s
 
 Try:
   curl -s ${G}/health
   curl -si ${G}/nothing/../etc/passwd --path-as-is   # 400 problem details: path not normalized
-  curl -si "${G}/users?name=1'%20OR%20'1'='1"     # 403: SQL injection detected
   curl -s ${gw.adminUrl}/metrics | grep rampart_requests_total
 
 Security events are JSON lines on this terminal's stdout (type "security_event") and in

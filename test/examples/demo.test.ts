@@ -67,12 +67,35 @@ describe('npm start: the demo (upstream + OpenID provider + gateway from example
     const body = (await tax.json()) as { ssn: string; card_number: string };
     assert.match(body.ssn, /^\*\*\*-\*\*-\d{4}$/);
     assert.match(body.card_number, /^\*\*\*\* \*\*\*\* \*\*\*\* \d{4}$/);
-    const debug = await fetch(`${gw}/debug/config`, { headers: auth });
-    assert.equal(debug.status, 403);
-    assert.equal(((await debug.json()) as { type: string }).type.startsWith('https://rampart.dev/problems/'), true);
-    const bulk = await fetch(`${gw}/export/users`, { headers: auth });
+    const bulk = await fetch(`${gw}/users?limit=50`, { headers: auth });
     assert.equal(bulk.status, 403);
     assert.equal(((await bulk.json()) as { type: string }).type, 'https://rampart.dev/problems/bulk-extraction');
+    assert.equal((await fetch(`${gw}/users?limit=20`, { headers: auth })).status, 200);
+  });
+
+  test('contract and authorization: BOLA, BFLA, over-exposure, undocumented endpoints, mass assignment', async () => {
+    const t = await token('alice-app', 'alice-secret-0123456789abcdef', 'accounts:read accounts:write');
+    const auth = { authorization: `Bearer ${t}` };
+    const type = async (r: Response) => ((await r.json()) as { type: string }).type.replace('https://rampart.dev/problems/', '');
+    const other = await fetch(`${gw}/users/1003`, { headers: auth });
+    assert.deepEqual([other.status, await type(other)], [403, 'object-denied']);
+    const acct = await fetch(`${gw}/accounts/5001`, { headers: auth });
+    assert.deepEqual([acct.status, await type(acct)], [403, 'response-object-denied']);
+    const own = (await (await fetch(`${gw}/users/1002`, { headers: auth })).json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(own).sort(), ['address', 'email', 'id', 'name', 'phone']);
+    const dbg = await fetch(`${gw}/debug/config`, { headers: auth });
+    assert.deepEqual([dbg.status, await type(dbg)], [404, 'operation-undocumented']);
+    const del = await fetch(`${gw}/users/1010`, { method: 'DELETE', headers: auth });
+    assert.deepEqual([del.status, await type(del)], [403, 'insufficient-scope']);
+    const json = { ...auth, 'content-type': 'application/json' };
+    const mass = await fetch(`${gw}/users`, { method: 'POST', headers: json, body: JSON.stringify({ name: 'Eve', email: 'eve@example.com', role: 'admin' }) });
+    assert.deepEqual([mass.status, await type(mass)], [400, 'mass-assignment']);
+    const sqli = await fetch(`${gw}/users`, { method: 'POST', headers: json, body: JSON.stringify({ name: "x' OR '1'='1", email: 'eve@example.com' }) });
+    assert.deepEqual([sqli.status, await type(sqli)], [403, 'injection-detected']);
+    const steal = await fetch(`${gw}/transfers`, { method: 'POST', headers: json, body: JSON.stringify({ from_account: 5001, to_account: 5004, amount: 10, currency: 'USD' }) });
+    assert.deepEqual([steal.status, await type(steal)], [403, 'object-denied']);
+    const mine = await fetch(`${gw}/transfers`, { method: 'POST', headers: json, body: JSON.stringify({ from_account: 5004, to_account: 5001, amount: 10, currency: 'USD' }) });
+    assert.equal(mine.status, 201);
   });
 
   test('a burst of 300 requests from one client within a second sees 429s', async () => {

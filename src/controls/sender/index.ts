@@ -129,7 +129,9 @@ export function createSender(cfg: SenderConfig, env: ControlEnv): SenderEngine {
     if (scheme === 'dpop') {
       if (!dp.enabled) throw invalidBinding('dpop-not-accepted', 'DPoP-bound access tokens are not accepted by this API.', 'bearer', 'medium');
       if (jkt === undefined) throw invalidBinding('token-not-dpop-bound', 'The access token is not bound to a DPoP key (no cnf.jkt).', 'dpop', 'medium');
-      const uri = normalizeHtu(origin !== undefined ? origin + ctx.path : `${ctx.scheme}://${ctx.host}${ctx.path}`);
+      // HTTP/2 requests carry the authority in `:authority` (RFC 9113 §8.3.1), not always in Host.
+      const authority = ctx.host !== '' ? ctx.host : String(ctx.headers[':authority'] ?? '');
+      const uri = normalizeHtu(origin !== undefined ? origin + ctx.path : `${ctx.scheme}://${authority}${ctx.path}`);
       if (uri === undefined) throw invalidBinding('dpop-request-uri-invalid', 'The request URI cannot be determined (Host header).', 'dpop', 'low');
       const r = await verifier.verify({ proof: ctx.headers.dpop, method: ctx.method, uri, accessToken: m?.[2] as string, jkt });
       if (r.freshNonce !== undefined) ctx.responseHeaders.set('dpop-nonce', r.freshNonce);

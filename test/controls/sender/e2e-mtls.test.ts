@@ -14,6 +14,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
 import { request as httpRequest } from 'node:http';
+import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import { verifyPassport } from '../../../packages/passport/src/index.ts';
 import { createCa, issueCertificate, type IssuedCertificate } from '../../../src/pki/ca.ts';
 import { startTestGateway, startUpstream, type TestGateway, type TestUpstream } from '../../helpers/gateway.ts';
 import { startOidcProvider, type TestOidcProvider } from '../../helpers/oidc.ts';
+import { dpopKey, proof } from './util.ts';
 
 interface Reply {
   status: number;
@@ -205,6 +207,44 @@ describe('certificate-bound tokens from oidc-provider through the HTTPS gateway'
         ['sender', 'certificate-binding-missing', 401],
       ],
     );
+  });
+
+  test('DPoP over HTTP/2 (ALPN h2) → 200 with dpop in the passport; a replay → 401', async () => {
+    const key = await dpopKey();
+    const t = await fetch(op.tokenEndpoint, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${op.clientId}:${op.clientSecret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        dpop: await proof(key, { htm: 'POST', htu: op.tokenEndpoint, token: null }),
+      },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: op.audience, scope: 'read' }),
+    });
+    const token = ((await t.json()) as { access_token: string }).access_token;
+    const session = h2connect(gw.url, { ca: caPem });
+    const h2get = (p: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const s = session.request({ ':path': '/orders', authorization: `DPoP ${token}`, dpop: p });
+        let status = 0;
+        let body = '';
+        s.on('response', (h) => (status = Number(h[':status'])));
+        s.setEncoding('utf8');
+        s.on('data', (c: string) => (body += c));
+        s.on('end', () => resolve({ status, body }));
+        s.on('error', reject);
+      });
+    try {
+      seen.length = 0;
+      const p = await proof(key, { token, htu: `${gw.url}/orders` });
+      const ok = await h2get(p);
+      assert.equal(ok.status, 200, ok.body);
+      assert.deepEqual(seen, [{ subject: op.clientId, methods: ['jwt', 'dpop'], cnf: { jkt: key.jkt } }]);
+      const replay = await h2get(p);
+      assert.equal(replay.status, 401);
+      assert.equal((JSON.parse(replay.body) as { type: string }).type, 'https://rampart.dev/problems/dpop-proof-replayed');
+    } finally {
+      session.close();
+    }
   });
 
   test('a route requiring sender-constrained tokens: bearer-only → 401, certificate-bound → 200', async () => {

@@ -8,7 +8,7 @@ import { detectCmdi } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from './misc.ts';
 import { normalize } from './normalize.ts';
-import { detectSqli } from './sqli.ts';
+import { detectSqli, detectSqliName } from './sqli.ts';
 import { detectSsrf } from './ssrf.ts';
 import { detectXss } from './xss.ts';
 
@@ -111,6 +111,8 @@ function needsNormalising(s: string): boolean {
 
 const SQL_WORDS = /\b(?:union|select|sleep|benchmark|waitfor|insert|delete|drop|update|exec|order|group|having|xor|or|and|from|declare|shutdown)\b/;
 const PLAIN_NAME = /^[a-z0-9_.-]*$/;
+/** Plain names worth a catalogue look-up (exact names; anything under information_schema). */
+const NAME_WORDS = new Set(['information_schema', 'mysql.user', 'mysql.db', 'sysobjects', 'syscolumns', 'sys.tables', 'sys.objects', 'sys.columns', 'sys.databases', 'pg_catalog', 'pg_shadow', 'pg_user', 'pg_database', 'pg_tables', 'pg_class', 'pg_namespace', 'sqlite_master', 'sqlite_schema', 'msysobjects', 'msysaccessobjects', 'msysqueries', 'msysrelationships', 'msysaces', 'all_tables', 'all_tab_columns', 'user_tables', 'dba_users', 'dba_tables', 'sysdatabases', 'sysusers', 'syslogins', 'sysprocesses', 'performance_schema', 'pg_sleep', 'xp_cmdshell', 'xp_dirtree', 'xp_fileexist', 'xp_regread', 'sp_oacreate', 'sp_executesql', 'sp_makewebtask', 'sp_password', 'openrowset', 'opendatasource', 'load_file', 'pg_read_file', 'lo_import', 'is_srvrolemember', 'msdasql', 'sqloledb', 'tempdb', 'northwind', 'msdb', 'sakila', 'adventureworks', '2147483648', '4294967295', '4294967296', '9223372036854775807', '9223372036854775808', '18446744073709551615', '18446744073709551616', '2.2250738585072011e-308', '2.2250738585072012e-308']);
 
 interface Runner {
   name: DetectorName;
@@ -169,10 +171,13 @@ export class Scan {
   /** Values inspected (for metrics and benchmarks). */
   values = 0;
 
+  private readonly plainNameCheck: ((s: string) => { rule: string; paranoia: number } | undefined) | undefined;
+
   constructor(opts: EngineOptions, runners: readonly Runner[], exclusions: readonly CompiledExclusion[]) {
     this.opts = opts;
     this.runners = runners;
     this.exclusions = exclusions;
+    this.plainNameCheck = opts.enabled.has('sqli') ? detectSqliName : undefined;
   }
 
   /** True once the anomaly score has reached the threshold. */
@@ -191,22 +196,39 @@ export class Scan {
     let s: string;
     if (isName) {
       s = raw.toLowerCase();
-      if (PLAIN_NAME.test(s)) return false;
+      if (PLAIN_NAME.test(s)) {
+        // a plain name can still be a catalogue or procedure name sent as a bare parameter
+        if (s.length >= 4 && this.plainNameCheck !== undefined && NAME_WORDS.has(s.startsWith('information_schema') ? 'information_schema' : s)) {
+          const h = this.plainNameCheck(s);
+          if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
+        }
+        return false;
+      }
       if (needsNormalising(s)) s = normalize(raw);
     } else s = needsNormalising(raw) ? normalize(raw) : raw.toLowerCase();
     const mask = classesOf(s);
-    if (mask === 0) return false;
+    if (mask === 0 || mask === UNDERSCORE || mask === DOT) {
+      if (s.length >= 4 && s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
+        const h = this.plainNameCheck(s);
+        if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
+      }
+      if (mask === 0) return false;
+    }
     for (const r of this.runners) {
       if ((mask & r.needs) === 0 || (isName && !r.names)) continue;
       const h = r.run(s, isName, mask);
       if (h === undefined || h.paranoia > this.opts.paranoia) continue;
-      const loc = location();
-      if (this.excluded(r.name, loc)) continue;
-      this.hits.push({ detector: r.name, rule: h.rule, location: loc, snippet: snippetOf(s, h.index), score: 5, paranoia: h.paranoia });
-      this.score += 5;
-      if ((this.opts.stopAtThreshold && this.blocked) || this.hits.length >= this.opts.maxHits) return true;
+      if (this.record(r.name, h.rule, h.paranoia, location(), s, h.index)) return true;
     }
     return false;
+  }
+
+  /** Adds one detection unless excluded; true when scanning can stop. */
+  private record(detector: DetectorName, rule: string, paranoia: number, loc: string, s: string, index: number): boolean {
+    if (this.excluded(detector, loc)) return false;
+    this.hits.push({ detector, rule, location: loc, snippet: snippetOf(s, index), score: 5, paranoia });
+    this.score += 5;
+    return (this.opts.stopAtThreshold && this.blocked) || this.hits.length >= this.opts.maxHits;
   }
 
   /**

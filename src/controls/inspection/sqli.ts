@@ -1,11 +1,15 @@
 /**
- * SQL injection detection by tokenising the input into a short fingerprint of token classes and
- * matching the fingerprint against injection shapes: the approach made known by libinjection
- * (Nick Galbreath, 2012); this tokeniser, its classes and its shapes are our own.
+ * SQL injection detection by tokenising the input into a stream of token classes and matching it
+ * against injection shapes: the approach made known by libinjection (Nick Galbreath, 2012) for the
+ * fingerprint part, plus token-sequence evidence in the spirit of the OWASP CRS 942xxx rules
+ * (statement keyword pairs, stacked queries, comment obfuscation, database functions and
+ * catalogues, PostgreSQL casts and JSON operators, hex literals). The tokeniser, its classes, the
+ * shapes and the tables are our own.
  *
- * The input is tokenised three times, as libinjection does: as it is (numeric context), and as if it
- * continued a single- or a double-quoted SQL string (the attacker's quote closes it). One pass per
- * context, each linear in the input; the fingerprint keeps the first {@link MAX_TOKENS} tokens.
+ * The input is tokenised as it is (numeric context), as if it continued a single- or a
+ * double-quoted SQL string (the attacker's quote closes it), and, for `name=value` shaped input,
+ * from after the first `=`. Each pass is linear in the input; at most {@link MAX_STREAM} tokens are
+ * kept, and the evidence rules walk that bounded stream, so matching costs constant time.
  * OWASP WSTG-INPV-05; CWE-89.
  */
 
@@ -16,67 +20,95 @@
 
 const WORDS = new Map<string, string>();
 for (const w of ['and', 'or', 'xor']) WORDS.set(w, '&');
-for (const w of ['like', 'rlike', 'regexp', 'is', 'not', 'between', 'div', 'mod', 'sounds', 'glob', 'collate', 'escape']) WORDS.set(w, 'o');
-for (const w of ['union', 'intersect', 'except']) WORDS.set(w, 'U');
+for (const w of ['like', 'rlike', 'regexp', 'is', 'not', 'between', 'div', 'mod', 'sounds', 'glob', 'collate', 'escape', 'ilike', 'similar']) WORDS.set(w, 'o');
+for (const w of ['union', 'intersect', 'except', 'minus']) WORDS.set(w, 'U');
 for (const w of [
   'select', 'insert', 'update', 'delete', 'drop', 'create', 'alter', 'truncate', 'exec', 'execute', 'declare', 'shutdown',
-  'grant', 'revoke', 'waitfor', 'handler', 'rename', 'call', 'load', 'prepare', 'deallocate', 'merge',
+  'grant', 'revoke', 'waitfor', 'handler', 'rename', 'call', 'load', 'prepare', 'deallocate', 'merge', 'upsert',
 ]) WORDS.set(w, 'E');
 for (const w of [
   'from', 'where', 'into', 'values', 'table', 'join', 'case', 'when', 'then', 'else', 'end', 'as', 'distinct', 'all',
   'procedure', 'delay', 'outfile', 'dumpfile', 'set', 'in', 'exists', 'top', 'database', 'column', 'schema', 'using',
-  'offset', 'asc', 'desc', 'inner', 'outer', 'left', 'cross', 'natural', 'begin', 'declare', 'cast', 'convert', 'char',
+  'offset', 'asc', 'desc', 'inner', 'outer', 'left', 'cross', 'natural', 'begin', 'cast', 'convert', 'char', 'returns',
+  'function', 'trigger', 'view', 'index', 'user', 'infile', 'data', 'immediate', 'distinctrow', 'straight_join',
 ]) if (!WORDS.has(w)) WORDS.set(w, 'k');
 for (const w of ['having', 'limit']) WORDS.set(w, 'B');
 for (const w of ['null', 'true', 'false']) WORDS.set(w, '1');
 
-/** Functions whose call is itself an attack signature (time delays, file access, error-based extraction). */
-const STRONG_FUNCTIONS = new Set([
-  'sleep', 'benchmark', 'pg_sleep', 'load_file', 'extractvalue', 'updatexml', 'xp_cmdshell', 'sys_eval', 'sys_exec',
-  'name_const', 'dbms_pipe.receive_message', 'utl_inaddr.get_host_name', 'utl_http.request', 'dbms_lock.sleep',
-  'randomblob', 'geometrycollection', 'multipoint', 'polygon', 'linestring', 'multilinestring', 'exp', 'json_keys',
-  'group_concat', 'concat_ws', 'information_schema', 'version', 'database', 'user', 'current_user', 'system_user',
-  'session_user', 'schema', 'ascii', 'substring', 'substr', 'mid', 'ord', 'hex', 'unhex', 'char', 'chr', 'concat',
-  'if', 'iif', 'ifnull', 'nullif', 'coalesce', 'count', 'length', 'len', 'md5', 'sha1', 'cast', 'convert', 'elt',
-  'make_set', 'export_set', 'row_count', 'found_rows', 'last_insert_id', 'connection_id', 'charset', 'collation',
-  'pg_read_file', 'lo_import', 'openrowset', 'opendatasource', 'db_name', 'host_name', 'suser_name', 'is_srvrolemember',
-]);
-/** Of {@link STRONG_FUNCTIONS}, the ones that are attacks even on their own (no surrounding SQL). */
+/** Functions whose call is an attack on its own: time delays, file and network access, error-based extraction. */
 const ATTACK_FUNCTIONS = new Set([
   'sleep', 'benchmark', 'pg_sleep', 'load_file', 'extractvalue', 'updatexml', 'xp_cmdshell', 'sys_eval', 'sys_exec',
   'name_const', 'dbms_pipe.receive_message', 'utl_inaddr.get_host_name', 'utl_http.request', 'dbms_lock.sleep',
-  'pg_read_file', 'lo_import', 'openrowset', 'opendatasource', 'is_srvrolemember',
+  'pg_read_file', 'pg_ls_dir', 'lo_import', 'lo_export', 'openrowset', 'opendatasource', 'is_srvrolemember', 'xp_dirtree',
+  'xp_fileexist', 'xp_regread', 'sp_oacreate', 'sp_executesql', 'sp_makewebtask', 'dbms_xmlgen.getxml', 'ctxsys.drithsx.sn',
+  'dbms_java.runjava', 'utl_file.fopen', 'sp_password', 'pg_read_binary_file', 'openquery', 'randomblob',
 ]);
-/** Names of system catalogues: referring to them is reconnaissance (CRS 942140). */
-const CATALOGUES = ['information_schema', 'mysql.user', 'sysobjects', 'syscolumns', 'sys.tables', 'pg_catalog', 'pg_shadow', 'sqlite_master', 'msysobjects', 'all_tables', 'user_tables', 'xp_cmdshell', '@@version', 'dba_users', 'sys.sql_logins', 'master..sysdatabases'];
+/** Of {@link ATTACK_FUNCTIONS}, names that are attacks even as a bare word (no call). */
+const ATTACK_WORDS = new Set(['pg_sleep', 'xp_cmdshell', 'xp_dirtree', 'xp_fileexist', 'xp_regread', 'sp_oacreate', 'sp_executesql', 'sp_makewebtask', 'sp_password', 'openrowset', 'opendatasource', 'load_file', 'utl_http.request', 'dbms_pipe.receive_message', 'utl_inaddr.get_host_name', 'dbms_lock.sleep', 'pg_read_file', 'lo_import', 'is_srvrolemember', 'msdasql', 'sqloledb']);
 
-/** Maximum tokens kept in a fingerprint. */
+/**
+ * SQL functions that have no English or common programming meaning: a call (`concat(`,
+ * `substr (`) is evidence on its own (compare CRS 942151, paranoia level 1).
+ */
+const SQL_SPECIFIC = new Set(
+  ('concat concat_ws group_concat substr substring substring_index unhex hex md5 sha1 sha2 strcmp rtrim ltrim xmltype ' +
+    'current_user session_user system_user db_name database char_length character_length ifnull isnull nullif coalesce ascii ord chr ' +
+    'mid instr locate lpad rpad ucase lcase sysdate curdate curtime utc_date utc_time utc_timestamp json_extract json_keys ' +
+    'json_valid json_object json_array json_contains json_search json_unquote extractvalue updatexml conv crc32 elt make_set export_set ' +
+    'find_in_set bit_length octet_length from_base64 to_base64 inet_aton inet_ntoa charset collation row_count found_rows last_insert_id ' +
+    'connection_id schema_name table_name column_name object_id object_name suser_name suser_sname user_name host_name ' +
+    'has_dbaccess is_member is_srvrolemember fn_varbintohexstr to_char to_number to_date nvl nvl2 decode regexp_substr regexp_like ' +
+    'regexp_replace regexp_instr dbms_xmlgen xmlelement xmlagg xmlquery listagg string_agg array_agg pg_typeof current_database ' +
+    'current_schema current_setting version_comment quote_ident quote_literal quote_nullable unistr starts_with compress uncompress ' +
+    'uncompressed_length aes_encrypt aes_decrypt des_encrypt des_decrypt encrypt old_password soundex difference patindex charindex ' +
+    'stuff replicate datalength sqlite_version load_extension zeroblob typeof printf randomblob json_each json_tree geometrycollection ' +
+    'multipoint multilinestring multipolygon linestring polygon st_latfromgeohash st_longfromgeohash st_pointfromgeohash gtid_subset ' +
+    'exp pow power rand random trim sin cos tan cot asin acos atan atan2 sqrt ceil ceiling floor abs sign ln log log2 log10 ' +
+    'radians degrees truncate round mod pi now hour minute week weekday dayofweek dayofmonth dayofyear datediff date_add date_sub ' +
+    'date_format str_to_date timestampdiff unix_timestamp from_unixtime sec_to_time time_to_sec makedate maketime ' +
+    'cast convert encode upper lower length reverse repeat replace space strpos position overlay initcap bin oct').split(' '),
+);
+/** Of {@link SQL_SPECIFIC}, names that are also ordinary (maths, text, programming) words: counted only without whitespace before `(`. */
+const CODE_WORDS = new Set('exp pow power rand random trim sin cos tan cot asin acos atan atan2 sqrt ceil ceiling floor abs sign ln log log2 log10 radians degrees truncate round mod pi now hour minute week weekday cast convert encode decode upper lower length reverse repeat replace space position overlay compress uncompress typeof printf encrypt difference stuff bin oct difference starts_with'.split(' '));
+/** Function names from CRS 942410's domain that are common words everywhere: a call counts from paranoia level 2. */
+const COMMON_FUNCTIONS = new Set('count max min sum avg left right time date day month year quarter values user version if iif in char field format insert default schema'.split(' '));
+
+/** Names of system catalogues and sample databases: referring to them is reconnaissance (CRS 942140). */
+const CATALOGUES = ['information_schema', 'mysql.user', 'mysql.db', 'sysobjects', 'syscolumns', 'sys.tables', 'sys.objects', 'sys.columns', 'sys.databases', 'pg_catalog', 'pg_shadow', 'pg_user', 'pg_database', 'pg_tables', 'pg_class', 'pg_namespace', 'sqlite_master', 'sqlite_schema', 'sqlite_temp_master', 'msysobjects', 'msysaccessobjects', 'msysqueries', 'msysrelationships', 'msysaces', 'all_tables', 'all_tab_columns', 'user_tables', 'user_tab_columns', 'dba_users', 'dba_tables', 'sys.sql_logins', 'master..sysdatabases', 'master.dbo.', 'sysdatabases', 'sysusers', 'syslogins', 'sysprocesses', 'v$version', 'v$instance', 'performance_schema', '@@version', 'xp_cmdshell'];
+/** Sample and system database names: weaker evidence, counted from paranoia level 2 when standing alone. */
+const CATALOGUE_WORDS = new Set(['tempdb', 'northwind', 'pubs', 'msdb', 'sakila', 'adventureworks']);
+/** Integer-overflow and float-parsing denial-of-service magic numbers (CRS 942220; PHP bug #53632). */
+const MAGIC_NUMBERS = new Set(['2147483648', '-2147483649', '4294967295', '4294967296', '9223372036854775807', '9223372036854775808', '-9223372036854775809', '18446744073709551615', '18446744073709551616', '2.2250738585072011e-308', '2.2250738585072012e-308', '0.1e-309']);
+
+/** Statement keywords that, after `;` or a quote break-out, start a second statement (stacked queries). */
+const STACKABLE = new Set(['select', 'insert', 'update', 'delete', 'drop', 'create', 'alter', 'truncate', 'exec', 'execute', 'declare', 'shutdown', 'waitfor', 'replace', 'set', 'grant', 'revoke', 'rename', 'call', 'load', 'handler', 'merge', 'begin', 'if', 'use', 'backup', 'restore', 'kill', 'dbcc']);
+/** Object kinds after DDL verbs (`drop table`, `create function`). */
+const DDL_OBJECTS = new Set(['table', 'database', 'schema', 'procedure', 'function', 'view', 'index', 'user', 'trigger', 'column', 'login', 'role', 'event', 'tablespace', 'sequence', 'type', 'proc']);
+/** PostgreSQL cast targets (`::int`, `::text`). */
+const CAST_TYPES = new Set(['int', 'int2', 'int4', 'int8', 'integer', 'bigint', 'smallint', 'text', 'varchar', 'char', 'bpchar', 'numeric', 'decimal', 'real', 'float', 'float4', 'float8', 'double', 'bool', 'boolean', 'json', 'jsonb', 'bytea', 'regclass', 'regproc', 'oid', 'xml', 'date', 'timestamp', 'money', 'inet', 'uuid', 'name', 'tsvector', 'interval']);
+
+/** Maximum tokens in a fingerprint (the libinjection-style shapes look at these). */
 export const MAX_TOKENS = 10;
+/** Maximum tokens kept for the sequence rules. */
+export const MAX_STREAM = 64;
 
-interface Fingerprint {
+/** The token stream of one tokenisation pass. */
+export interface Fingerprint {
+  /** The first {@link MAX_TOKENS} token classes (mid-stream comments dropped). */
   fp: string;
-  /** A call to a function in {@link STRONG_FUNCTIONS}. */
-  strong: boolean;
-  /** A call to a function in {@link ATTACK_FUNCTIONS}. */
-  attackFn: boolean;
+  /** Token classes of up to {@link MAX_STREAM} tokens (comments kept as `c`). */
+  types: string;
+  /** Per token of `types`: the lower-case word (words, operators), or the first characters of a string's content. */
+  words: string[];
+  /** Per token of `types`: whitespace or a comment separated it from the previous token. */
+  spaced: boolean[];
+  /** A call of an {@link ATTACK_FUNCTIONS} function anywhere in the input (not only in the kept tokens). */
+  attackFn: string | undefined;
   /** `@@name` system variable. */
   sysvar: boolean;
-  /** A call to any function in {@link SQL_FUNCTIONS}. */
-  sqlFn: boolean;
+  /** A MySQL versioned or optimizer comment (`/*!50000`, `/*+`). */
+  versioned: boolean;
 }
-
-/** SQL functions common to MySQL, PostgreSQL, SQL Server, Oracle and SQLite (paranoia 2 evidence). */
-const SQL_FUNCTIONS = new Set(
-  ('abs acos ascii asin atan atan2 avg bin bit_length ceil ceiling char char_length character_length charindex chr coalesce ' +
-    'concat concat_ws conv convert cos cot count crc32 curdate current_date current_time current_timestamp curtime database ' +
-    'date_add date_format date_sub datediff day dayname decode degrees elt encode exp export_set extract extractvalue field ' +
-    'find_in_set floor format found_rows from_base64 group_concat hex ifnull iif inet_aton insert instr isnull last_insert_id ' +
-    'lcase least left length ln load_file locate log log10 log2 lower lpad ltrim make_set md5 mid now nullif oct octet_length ' +
-    'ord overlay pg_sleep pi position pow power quote radians rand random randomblob repeat replace reverse right round rpad ' +
-    'rtrim schema sha sha1 sha2 sign sin sleep soundex space sqrt str_to_date strcmp subdate substr substring substring_index ' +
-    'sum sysdate tan to_base64 to_char trim truncate ucase unhex updatexml upper user utl_http version waitfor benchmark ' +
-    'json_extract json_keys xmltype dbms_xmlgen db_name host_name suser_sname is_srvrolemember openrowset xp_cmdshell').split(' '),
-);
 
 function isWordChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 36 || c === 46 || (c >= 65 && c <= 90) || c > 127;
@@ -86,18 +118,33 @@ function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13) || c === 160 || c === 43; /* '+' left from form encoding counts as space too */
 }
 
+function isOpChar(c: number): boolean {
+  return c === 61 || c === 60 || c === 62 || c === 33 || c === 43 || c === 45 || c === 42 || c === 47 || c === 37 || c === 94 || c === 124 || c === 38 || c === 126 || c === 58 || c === 63;
+}
+
 /**
- * Tokenises `s` (already lower-cased) into a fingerprint. `quote` (`'`, `"` or `''`) says the input
- * starts inside a string closed by that quote.
+ * Tokenises `s` (already lower-cased). `quote` (`'` or `"`) says the input starts inside a string
+ * closed by that quote. Linear in `s`; tokens beyond {@link MAX_STREAM} are only scanned for
+ * attack-function calls when `full` is true.
  */
-export function fingerprint(s: string, quote: '' | "'" | '"'): Fingerprint {
-  let fp = '';
-  let sqlFn = false;
-  let strong = false;
-  let attackFn = false;
+export function fingerprint(s: string, quote: '' | "'" | '"' | '`', full = false): Fingerprint {
+  let types = '';
+  const words: string[] = [];
+  const spaced: boolean[] = [];
+  let attackFn: string | undefined;
   let sysvar = false;
+  let versioned = false;
   const n = s.length;
   let i = 0;
+  let gap = false;
+  const push = (t: string, w: string): void => {
+    if (types.length < MAX_STREAM) {
+      types += t;
+      words.push(w);
+      spaced.push(gap);
+    }
+    gap = false;
+  };
   if (quote !== '') {
     const q = quote.charCodeAt(0);
     while (i < n) {
@@ -108,14 +155,16 @@ export function fingerprint(s: string, quote: '' | "'" | '"'): Fingerprint {
         else break;
       } else i++;
     }
-    if (i >= n) return { fp: 's', strong, attackFn, sysvar, sqlFn };
-    fp = 's';
+    const cls = quote === '`' ? 'n' : 's';
+    if (i >= n) return { fp: cls, types: cls, words: [quote === '`' ? '`' : ''], spaced: [false], attackFn, sysvar, versioned };
+    push(cls, quote === '`' ? '`' : '');
     i++;
   }
   let inVersioned = false;
-  while (i < n && fp.length < MAX_TOKENS) {
+  while (i < n && (types.length < MAX_STREAM || (full && attackFn === undefined))) {
     const c = s.charCodeAt(i);
     if (isSpace(c)) {
+      gap = true;
       i++;
       continue;
     }
@@ -130,45 +179,52 @@ export function fingerprint(s: string, quote: '' | "'" | '"'): Fingerprint {
           else break;
         } else j++;
       }
-      fp += 's';
+      push('s', s.slice(i + 1, Math.min(j, i + 3)));
       i = j + 1;
       continue;
     }
     if (c === 96 /* ` */) {
       const j = s.indexOf('`', i + 1);
-      fp += 'n';
+      push('n', '`');
       i = j === -1 ? n : j + 1;
       continue;
     }
     // comments
     if (c === 35 /* # */ || (c === 45 && s.charCodeAt(i + 1) === 45)) {
       const j = s.indexOf('\n', i);
-      fp += 'c';
+      push('c', c === 35 ? '#' : '--');
       i = j === -1 ? n : j + 1;
+      gap = true;
       continue;
     }
     if (c === 47 && s.charCodeAt(i + 1) === 42 /* slash-star */) {
-      if (s.charCodeAt(i + 2) === 33 /* ! MySQL versioned comment: its body is code */) {
+      const d = s.charCodeAt(i + 2);
+      if (d === 33 /* ! MySQL versioned comment: its body is code */ || (d === 43 && s.charCodeAt(i + 3) !== 32) /* optimizer hint */) {
         i += 3;
+        if (s.charCodeAt(i) === 33) i++;
         while (i < n && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
         inVersioned = true;
+        versioned = true;
+        gap = true;
         continue;
       }
       const j = s.indexOf('*/', i + 2);
-      fp += 'c';
+      push('c', '/*');
       i = j === -1 ? n : j + 2;
+      gap = true;
       continue;
     }
     if (c === 42 && s.charCodeAt(i + 1) === 47 && inVersioned) {
       inVersioned = false;
       i += 2;
+      gap = true;
       continue;
     }
-    // numbers
+    // numbers (also 0x hex literals and MySQL's `1.e(` scientific-notation trick)
     if ((c >= 48 && c <= 57) || (c === 46 && s.charCodeAt(i + 1) >= 48 && s.charCodeAt(i + 1) <= 57)) {
       let j = i + 1;
       while (j < n && isWordChar(s.charCodeAt(j))) j++;
-      fp += '1';
+      push('1', s.slice(i, Math.min(j, i + 24)));
       i = j;
       continue;
     }
@@ -180,7 +236,7 @@ export function fingerprint(s: string, quote: '' | "'" | '"'): Fingerprint {
         sysvar = true;
       }
       while (j < n && isWordChar(s.charCodeAt(j))) j++;
-      fp += 'v';
+      push('v', s.slice(i, Math.min(j, i + 24)));
       i = j;
       continue;
     }
@@ -190,84 +246,111 @@ export function fingerprint(s: string, quote: '' | "'" | '"'): Fingerprint {
       while (j < n && isWordChar(s.charCodeAt(j))) j++;
       let word = s.slice(i, j);
       if (word.charCodeAt(0) === 46) word = word.replace(/^\.+/, '');
+      // `select.1`, `union.select`: a dot after a keyword ends the keyword
+      const dot = word.indexOf('.');
+      if (dot > 0) {
+        const head = WORDS.get(word.slice(0, dot));
+        if (head === 'E' || head === 'U' || head === 'k' || head === '&') {
+          j = i + dot + 1;
+          word = word.slice(0, dot);
+        }
+      }
+      // x'414243' / b'0101' literals
+      if ((word === 'x' || word === 'b' || word === 'n' || word === '_binary') && s.charCodeAt(j) === 39) {
+        const e = s.indexOf("'", j + 1);
+        push('1', `${word}'`);
+        i = e === -1 ? n : e + 1;
+        continue;
+      }
       let k = j;
-      while (k < n && isSpace(s.charCodeAt(k))) k++;
+      let sp = false;
+      while (k < n && (isSpace(s.charCodeAt(k)) || s.charCodeAt(k) === 92)) {
+        k++;
+        sp = true;
+      }
       // comments between a function name and its parenthesis still make a call
       while (s.charCodeAt(k) === 47 && s.charCodeAt(k + 1) === 42) {
         const e = s.indexOf('*/', k + 2);
         k = e === -1 ? n : e + 2;
+        sp = true;
         while (k < n && isSpace(s.charCodeAt(k))) k++;
       }
       const cls = WORDS.get(word);
-      if (s.charCodeAt(k) === 40 /* ( */ && (cls === undefined || cls === 'k' || cls === '1')) {
-        fp += 'f';
-        if (STRONG_FUNCTIONS.has(word)) strong = true;
-        if (ATTACK_FUNCTIONS.has(word)) attackFn = true;
-        if (SQL_FUNCTIONS.has(word)) sqlFn = true;
-      } else if ((word === 'order' || word === 'group') && s.startsWith('by', k)) {
-        fp += 'B';
+      if (s.charCodeAt(k) === 40 /* ( */ && (cls === undefined || cls === 'k' || cls === '1' || word === 'insert' || word === 'replace')) {
+        push('f', sp ? `${word} ` : word);
+        if (attackFn === undefined && ATTACK_FUNCTIONS.has(word)) attackFn = word;
+      } else if ((word === 'order' || word === 'group' || word === 'partition') && s.startsWith('by', k) && !isWordChar(s.charCodeAt(k + 2))) {
+        push('B', `${word} by`);
         j = k + 2;
       } else if (cls === 'U') {
-        fp += 'U';
+        push('U', word);
         // union all / union distinct fold into one token
-        if (s.startsWith('all', k) || s.startsWith('distinct', k)) j = s.indexOf(' ', k) === -1 ? n : k + (s.startsWith('all', k) ? 3 : 8);
-      } else fp += cls ?? 'n';
+        for (const w of ['all', 'distinct', 'distinctrow']) {
+          if (s.startsWith(w, k) && !isWordChar(s.charCodeAt(k + w.length))) {
+            j = k + w.length;
+            break;
+          }
+        }
+      } else push(cls ?? 'n', word);
       i = j;
       continue;
     }
     // operators
-    if (c === 124 && s.charCodeAt(i + 1) === 124) {
-      fp += '&';
-      i += 2;
-      continue;
-    }
-    if (c === 38 && s.charCodeAt(i + 1) === 38) {
-      fp += '&';
+    if ((c === 124 && s.charCodeAt(i + 1) === 124) || (c === 38 && s.charCodeAt(i + 1) === 38)) {
+      push('&', c === 124 ? '||' : '&&');
       i += 2;
       continue;
     }
     if (c === 40 || c === 41 || c === 44 || c === 59) {
-      fp += String.fromCharCode(c);
+      push(String.fromCharCode(c), '');
       i++;
       continue;
     }
-    if (c === 61 || c === 60 || c === 62 || c === 33 || c === 43 || c === 45 || c === 42 || c === 47 || c === 37 || c === 94 || c === 124 || c === 38 || c === 126 || c === 58) {
+    if (c === 58 && s.charCodeAt(i + 1) === 58) {
+      push('o', '::');
+      i += 2;
+      continue;
+    }
+    if (isOpChar(c)) {
       let j = i + 1;
       while (j < n && j - i < 3) {
         const d = s.charCodeAt(j);
-        if (d === 61 || d === 60 || d === 62 || d === 33 || d === 124 || d === 38) j++;
+        if (d === 61 || d === 60 || d === 62 || d === 33 || d === 124 || d === 38 || d === 64 || d === 63) j++;
         else break;
       }
       // a lone unary sign before a number folds into the number
-      if ((c === 45 || c === 43) && j === i + 1 && (fp === '' || /[&o(,=]$/.test(fp)) && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) {
+      if ((c === 45 || c === 43) && j === i + 1 && (types === '' || /[&o(,=]$/.test(types)) && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) {
         i = j;
         continue;
       }
-      fp += 'o';
+      push('o', s.slice(i, j));
       i = j;
       continue;
     }
     i++; // other punctuation is ignored
   }
   // comments in the middle are whitespace to the database: only a trailing one matters
+  let fp = types;
   if (fp.indexOf('c') !== -1) {
     const trailing = fp.endsWith('c');
     fp = fp.replaceAll('c', '');
     if (trailing) fp += 'c';
   }
-  return { fp, strong, attackFn, sysvar, sqlFn };
+  return { fp: fp.slice(0, MAX_TOKENS), types, words, spaced, attackFn, sysvar, versioned };
 }
 
 /**
  * Injection shapes over a fingerprint. Each is anchored and free of nested quantifiers, and
  * fingerprints are at most {@link MAX_TOKENS} characters long, so matching costs constant time.
  */
+const SON = /^s[)]*o[s1nfv(]/; // '='  '||'  '+sleep(5)+'
 const QUOTED_SHAPES: readonly RegExp[] = [
   /^s[)]*&/, // ' or 1=1   ') or ('a'='a
-  /^s[)]*o[s1nfv(]/, // '='  '||'  '+sleep(5)+'
+  SON,
   /^s[)]*U/, // ' union select
-  /^s[)]*;[EkBn]/, // '; drop table
+  /^s[)]*;[EkBnv]/, // '; drop table   ';@@version
   /^s[)]*;?c/, // admin'--   admin';#
+  /^s[)]*;$/, // admin';
   /^s[)]*B/, // ' order by 1
   /^s[)]*k[ns1(]/, // ' from x   ' into outfile
 ];
@@ -275,28 +358,200 @@ const QUOTED_SHAPES: readonly RegExp[] = [
 const PLAIN_SHAPES: readonly RegExp[] = [
   /^[1nv)]*[1nsv]&[(]*[1sfv(]/, // 1 or 1=1   1 and sleep(5)   1 or (select
   /^[1nv]+[)]*&[1sfv(]/, // 1) or 1
-  /^&[(]*[1sv][)]*o[(]*[1sv]/, // or 1=1
+  /^&[(]*[1sv][)]*o[(]*[1svf]/, // or 1=1
   /^&[(]*f[(]/, // and sleep(
+  /^&[(]*n[)]*o[(]*[s1v]/, // and name = '
+  /^&[(]*[1s][)]*c$/, // or 1#
   /U[(]*E/, // union select
   /;[(]*E/, // ; drop table
   /^[1nsv)]+;c?$/, // 1;--
-  /^[(]*E[(]*[ov1f(]/, // select * ; select version()
-  /^[(]*E[kn]k/, // select name from
   /^[(]*Ek[n1v(]/, // delete from x ; drop table x ; insert into t
   /^[1nsv)][)]*B[1n]/, // 1 order by 1
   /^[1s][)]*[1n]?c$/, // 1--  1/*
   /^[1nv][)]*o[(]*[1vs]&/, // 1=1 or
   /^[1sv][)]*o[(]*f[(]/, // 1+sleep(5)
   /^[1n][)]*[&o][(]*E/, // 1 and (select
+  /^E[n1]+;?c$/, // drop x;--
+  /^s,s[)]*o[s1]/, // 'admin', '1'='1
 ];
 
 /** A detected SQL injection. */
 export interface SqliHit {
-  /** Shape that matched, e.g. `s&` context `'`. */
+  /** Evidence that matched, e.g. `'` + shape, `function:concat`, `stacked-query`. */
   rule: string;
   fingerprint: string;
   /** CRS-style paranoia level at which the hit counts (1 = always). */
   paranoia: number;
+}
+
+/**
+ * Token-sequence evidence over a plain-context stream (compare CRS 942xxx). Returns the rule name
+ * and paranoia level of the first (lowest-level) match.
+ */
+function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | undefined {
+  const t = f.types;
+  const w = f.words;
+  const m = t.length;
+  let weak: { rule: string; paranoia: number } | undefined;
+  const at = (k: number, cls: string): boolean => t.charCodeAt(k) === cls.charCodeAt(0);
+  // next non-comment token index after k
+  const next = (k: number): number => {
+    let j = k + 1;
+    while (j < m && t.charCodeAt(j) === 99 /* c */) j++;
+    return j;
+  };
+  for (let k = 0; k < m; k++) {
+    const ty = t[k] as string;
+    const word = w[k] as string;
+    const k1 = next(k);
+    const w1 = w[k1] ?? '';
+    const t1 = t[k1] ?? '';
+    if (ty === 'f') {
+      const name = word.endsWith(' ') ? word.slice(0, -1) : word;
+      const spacedCall = word.endsWith(' ');
+      // prose puts a space before a parenthesis ("lower (unnamed) rank", "Left (WA, RR)"): ordinary
+      // words count only as calls without one
+      if (SQL_SPECIFIC.has(name)) {
+        if (!CODE_WORDS.has(name)) return { rule: `function:${name}`, paranoia: 1 };
+        if (!spacedCall) return { rule: `function:${name}`, paranoia: 1 };
+      } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) weak ??= { rule: `function:${name}`, paranoia: 2 };
+      continue;
+    }
+    if (ty === 'o' && word === '::' && (CAST_TYPES.has(w1) || w1 === 'double') && k > 0 && /[)s1n]/.test(t[k - 1] as string)) return { rule: 'cast', paranoia: 1 };
+    if (ty === 'o' && k > 0 && at(k - 1, 's') && (w[k - 1] as string).length > 0 && /^[{[]/.test(w[k - 1] as string) && /^(?:\?[|&]?|@>|<@|->>?|#>>?|@\?|@@|-)$/.test(word)) return { rule: 'json-operator', paranoia: 1 };
+    if (ty === '1' && /^\d+\.e$/.test(word) && (t1 === '(' || t1 === 'n' || t1 === 'f' || t1 === 'E')) return { rule: 'scientific-notation', paranoia: 1 };
+    if (ty === ';' && (t1 === 'E' || ((t1 === 'n' || t1 === 'k' || t1 === 'f') && STACKABLE.has(w1.trim())))) {
+      const w2 = w[next(k1)] ?? '';
+      if (t1 === 'E' || w1 === 'replace' || (w1.trim() === 'set' && (t[next(k1)] === 'v' || w2.startsWith('@')) && t[next(next(k1))] === 'o')) return { rule: 'stacked-query', paranoia: 1 };
+    }
+    if (ty === 'c' && word === '/*' && !f.spaced[k] && k > 0 && /[EUB&k]/.test(t[k - 1] as string)) return { rule: 'comment-obfuscation', paranoia: 1 };
+    if (ty === 'c' && word === '/*' && k1 < m && /[EUB&]/.test(t1) && !f.spaced[k1]) return { rule: 'comment-obfuscation', paranoia: 1 };
+    if (ty === 'U') {
+      const k2 = t1 === '(' ? next(k1) : k1;
+      if (t[k2] === 'E') return { rule: 'union-select', paranoia: 1 };
+    }
+    if (ty === 'E') {
+      const k2 = next(k1);
+      const t2 = t[k2] ?? '';
+      const w2 = w[k2] ?? '';
+      switch (word) {
+        case 'select': {
+          if (t1 === 'o' && w1 === '*') return { rule: 'select-star', paranoia: 1 };
+          if (t1 === 'f' || t1 === 'v' || t1 === '1' || (t1 === 'n' && ATTACK_WORDS.has(w1)) || (t1 === '(' && t2 === 'E')) return { rule: 'select-expression', paranoia: 1 };
+          if (t1 === '(' && w2 === 'case') weak ??= { rule: 'select-expression', paranoia: 2 };
+          // select <columns> from <table> (where|limit|order|;|--|end)
+          for (let j = k1; j < Math.min(m, k + 12); j++) {
+            if (t[j] === 'k' && w[j] === 'from') {
+              const j1 = next(j);
+              const tj1 = t[j1] ?? '';
+              if (tj1 === 'n' || tj1 === '(') {
+                const j2 = next(j1);
+                const end = j2 >= m || t[j2] === ';' || t[j2] === 'c' || t[j2] === 'B' || t[j2] === ')' || (t[j2] === 'k' && (w[j2] === 'where' || w[j2] === 'join' || w[j2] === 'inner' || w[j2] === 'left')) || t[j2] === 'U';
+                if (end) return { rule: 'select-from', paranoia: 1 };
+              }
+              break;
+            }
+          }
+          break;
+        }
+        case 'insert':
+        case 'replace':
+          if (w1 === 'into' && (t2 === 'n' || t2 === 'f')) return { rule: 'insert-into', paranoia: 1 };
+          break;
+        case 'delete':
+          if (w1 === 'from' && t2 === 'n') return { rule: 'delete-from', paranoia: 1 };
+          break;
+        case 'drop':
+        case 'alter':
+        case 'truncate':
+        case 'create':
+        case 'rename':
+          if ((t1 === 'k' || t1 === 'n' || t1 === 'f') && DDL_OBJECTS.has(w1.trim()) && (word !== 'create' || t2 === 'n' || t2 === 'f')) {
+            if (word !== 'create' || /[(]/.test(t.slice(k2, k2 + 3)) || w[k2 + 1] === 'as' || w[k2 + 1] === 'returns') return { rule: `ddl:${word}-${w1.trim()}`, paranoia: 1 };
+            weak ??= { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 };
+          }
+          if (word === 'drop' && t1 === 'n' && (t2 === ';' || t2 === 'c' || k2 >= m)) weak ??= { rule: 'ddl:drop', paranoia: 2 };
+          break;
+        case 'update':
+          if (t1 === 'n' && w2 === 'set') return { rule: 'update-set', paranoia: 1 };
+          break;
+        case 'exec':
+        case 'execute':
+          if (/^(?:xp_|sp_|master\.|immediate)/.test(w1) || w1 === 'immediate' || t1 === 'v' || t1 === '(' || (t1 === 'f' && /^(?:xp_|sp_)/.test(w1))) return { rule: `exec:${w1.slice(0, 16)}`, paranoia: 1 };
+          if (t1 === 'n' && (t2 === 'n' || k2 >= m)) weak ??= { rule: 'exec', paranoia: 2 };
+          break;
+        case 'waitfor':
+          if (w1 === 'delay' || w1 === 'time') return { rule: 'waitfor-delay', paranoia: 1 };
+          break;
+        case 'declare':
+          if (t1 === 'v') return { rule: 'declare-variable', paranoia: 1 };
+          break;
+        case 'load':
+          if (w1 === 'data' && (w2 === 'infile' || w2 === 'local')) return { rule: 'load-data', paranoia: 1 };
+          break;
+        case 'shutdown':
+          if (w1 === 'with' || k1 >= m || t1 === ';' || t1 === 'c') return { rule: 'shutdown', paranoia: 1 };
+          break;
+      }
+      continue;
+    }
+    if (ty === 'k') {
+      if (word === 'into' && (w1 === 'outfile' || w1 === 'dumpfile')) return { rule: 'into-outfile', paranoia: 1 };
+      if (word === 'procedure' && w1 === 'analyse') return { rule: 'procedure-analyse', paranoia: 1 };
+      if (word === 'set' && t1 === 'v' && t[next(k1)] === 'o') return { rule: 'set-variable', paranoia: k === 0 || t[k - 1] === ';' ? 1 : 2 };
+      if (word === 'case' && w1 === 'when') {
+        for (let j = k1; j < Math.min(m, k + 10); j++) {
+          if (t[j] === 'k' && w[j] === 'then') {
+            weak ??= { rule: 'case-when', paranoia: /[o(f1]/.test(t.slice(k1, j)) || k === 0 || /[(,o&Ek]/.test(t[k - 1] as string) ? 1 : 2 };
+            if ((weak as { paranoia: number }).paranoia === 1) return weak;
+            break;
+          }
+        }
+      }
+      if (word === 'as' && k > 0 && /[)n]/.test(t[k - 1] as string) && t1 === 'n' && w[next(k1)] === 'from') {
+        if ((w[k - 1] === '`' || w1 === '`') && k <= 2) return { rule: 'alias-from', paranoia: 1 };
+        if (t[k - 1] === ')' || w[k - 1] === '`' || w1 === '`') weak ??= { rule: 'alias-from', paranoia: 2 };
+      }
+      if (word === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak ??= { rule: 'in-list', paranoia: 2 };
+      continue;
+    }
+    if (ty === 'B') {
+      if (word === 'having' && (t1 === 'f' || ((t1 === '1' || t1 === 'n') && t[next(k1)] === 'o'))) return { rule: 'having', paranoia: 1 };
+      if ((word === 'order by' || word === 'group by') && t1 === '1' && /^[\d]+$/.test(w1)) return { rule: word.replace(' ', '-'), paranoia: 1 };
+      if ((word === 'order by' || word === 'group by') && (t1 === 'n' || t1 === '1')) {
+        const t2 = t[next(k1)];
+        if (t2 === ';' || t2 === 'c' || t2 === 'B') return { rule: word.replace(' ', '-'), paranoia: 1 };
+        weak ??= { rule: word.replace(' ', '-'), paranoia: 2 };
+      }
+      if (word === 'limit' && t1 === '1' && t[next(k1)] === ',' ) weak ??= { rule: 'limit', paranoia: 2 };
+      continue;
+    }
+    if (ty === 'n' && ATTACK_WORDS.has(word)) return { rule: `attack-name:${word}`, paranoia: 1 };
+    if (ty === '1' && word.startsWith('0x') && word.length >= 4 && k > 0 && /[,o(&]/.test(t[k - 1] as string)) weak ??= { rule: 'hex-literal', paranoia: 2 };
+    // `) like (`: closing the application's parenthesis and comparing
+    if (ty === ')' && k === 0 && t1 === 'o' && /^[a-z]/.test(w1) && /[(s1]/.test(t[next(k1)] ?? '')) return { rule: 'parenthesis-breakout', paranoia: 1 };
+    // operators between literals: 1!=2, 42 like 42, 'a' not regexp 'b' (tautology probes)
+    if (ty === 'o' && k > 0 && /[1s]/.test(t[k - 1] as string) && (t1 === '1' || t1 === 's' || (t1 === 'o' && t[next(k1)] !== undefined && /[1s]/.test(t[next(k1)] as string)))) {
+      if (/^(?:like|rlike|regexp|is|not|sounds|glob|<=>|!=|<>|==|ilike|similar)$/.test(word)) weak ??= { rule: `operator:${word}`, paranoia: 2 };
+    }
+    if (ty === '&' && (k === 0 || t[k - 1] === ')' || t[k - 1] === '1' || t[k - 1] === 's' || t[k - 1] === 'n')) {
+      // chained conditions: `and x = 1`, `|| c == '`, `&& (l=!0)`, `xor 2 <`
+      const k2 = t1 === '(' ? next(k1) : k1;
+      if (/[n1sv]/.test(t[k2] ?? '') && t[next(k2)] === 'o') weak ??= { rule: 'chained-condition', paranoia: 2 };
+    }
+  }
+  return weak;
+}
+
+/** Part after `name=` when the value is shaped like a parameter assignment (payloads smuggled in a name). */
+function afterAssignment(s: string): string | undefined {
+  const eq = s.indexOf('=');
+  if (eq <= 0 || eq > 64 || eq === s.length - 1) return undefined;
+  for (let i = 0; i < eq; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46 || c === 91 || c === 93)) return undefined;
+  }
+  return s.slice(eq + 1);
 }
 
 function hasAny(s: string, chars: string): boolean {
@@ -304,30 +559,69 @@ function hasAny(s: string, chars: string): boolean {
   return false;
 }
 
-const KEYWORD_HINT = /\b(?:union|select|sleep|benchmark|waitfor|insert|delete|drop|update|exec|order|group|having|and|or|xor|like|from|rlike|regexp|declare|create|alter|shutdown)\b/;
+const KEYWORD_HINT = /\b(?:union|select|sleep|benchmark|waitfor|insert|delete|drop|update|exec|execute|order|group|having|and|or|xor|like|from|rlike|regexp|declare|create|alter|shutdown|into|case|as|in|set|load|procedure|truncate|replace)\b|xp_|sp_|pg_|::|0x/;
+
+/** Catalogue and attack names in a plain parameter or member name (`information_schema`, `xp_dirtree`). */
+export function detectSqliName(s: string): SqliHit | undefined {
+  for (const cat of CATALOGUES) if (s.includes(cat)) return { rule: `catalogue:${cat}`, fingerprint: '', paranoia: 1 };
+  if (ATTACK_WORDS.has(s)) return { rule: `attack-name:${s}`, fingerprint: '', paranoia: 1 };
+  if (CATALOGUE_WORDS.has(s)) return { rule: `catalogue:${s}`, fingerprint: '', paranoia: 2 };
+  if (MAGIC_NUMBERS.has(s)) return { rule: 'magic-number', fingerprint: '', paranoia: 2 };
+  return undefined;
+}
+
+function detectIn(s: string, top: boolean): SqliHit | undefined {
+  const plain = fingerprint(s, '', top);
+  if (plain.attackFn) return { rule: `attack-function:${plain.attackFn}`, fingerprint: plain.fp, paranoia: 1 };
+  for (const re of PLAIN_SHAPES) if (re.test(plain.fp)) return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
+  if (plain.sysvar) return { rule: 'system-variable', fingerprint: plain.fp, paranoia: 1 };
+  if (plain.versioned) return { rule: 'versioned-comment', fingerprint: plain.fp, paranoia: 1 };
+  // a value that starts with a quote and compares it: '1'='1, 'x'!='y
+  if (/^s[)]*o[(]*[s1]/.test(plain.fp) && (s.charCodeAt(0) === 39 || s.charCodeAt(0) === 34)) return { rule: 'quoted-comparison', fingerprint: plain.fp, paranoia: 1 };
+  let weak: SqliHit | undefined;
+  const seq = sequenceEvidence(plain);
+  if (seq) {
+    if (seq.paranoia === 1) return { rule: seq.rule, fingerprint: plain.fp, paranoia: 1 };
+    weak = { rule: seq.rule, fingerprint: plain.fp, paranoia: seq.paranoia };
+  }
+  for (const q of ["'", '"', '`'] as const) {
+    if (s.indexOf(q) === -1) continue;
+    const r = fingerprint(s, q);
+    if (r.attackFn) return { rule: `attack-function:${r.attackFn}`, fingerprint: r.fp, paranoia: 1 };
+    if (r.sysvar && q !== '`') return { rule: `${q}:system-variable`, fingerprint: r.fp, paranoia: 1 };
+    if (q !== '`') {
+      for (const re of QUOTED_SHAPES) {
+        if (!re.test(r.fp)) continue;
+        // `id'is notes`: a word operator then a bareword needs more SQL after it
+        if (re === SON && /^[a-z]/.test(r.words[r.fp.indexOf('o')] ?? '') && r.fp[r.fp.indexOf('o') + 1] === 'n' && !/^[c&o;]/.test(r.fp.slice(r.fp.indexOf('o') + 2))) continue;
+        return { rule: `${q}:${re.source}`, fingerprint: r.fp, paranoia: 1 };
+      }
+    }
+    const qs = sequenceEvidence(r);
+    if (qs && qs.paranoia === 1) return { rule: `${q}:${qs.rule}`, fingerprint: r.fp, paranoia: 1 };
+    if (q !== '`' && weak === undefined && /^s[)]*E[n(]/.test(r.fp)) weak = { rule: `${q}:statement`, fingerprint: r.fp, paranoia: 2 };
+  }
+  return weak;
+}
 
 /**
  * Detects SQL injection in a normalised (lower-case, decoded) value.
- * @returns the first matching shape, or `undefined`.
+ * @returns the first matching evidence at the lowest paranoia level found, or `undefined`.
  */
 export function detectSqli(s: string): SqliHit | undefined {
   if (s.length < 2) return undefined;
   for (const cat of CATALOGUES) if (s.includes(cat)) return { rule: `catalogue:${cat}`, fingerprint: '', paranoia: 1 };
-  const special = hasAny(s, "'\"`;()=<>#|&@*/-");
-  if (!special && !KEYWORD_HINT.test(s)) return undefined;
-  const plain = fingerprint(s, '');
-  if (plain.attackFn) return { rule: 'attack-function', fingerprint: plain.fp, paranoia: 1 };
-  for (const re of PLAIN_SHAPES) if (re.test(plain.fp)) return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
-  if (plain.sysvar) return { rule: 'system-variable', fingerprint: plain.fp, paranoia: 1 };
-  for (const q of ["'", '"'] as const) {
-    if (s.indexOf(q) === -1) continue;
-    const r = fingerprint(s, q);
-    if (r.attackFn) return { rule: 'attack-function', fingerprint: r.fp, paranoia: 1 };
-    for (const re of QUOTED_SHAPES) if (re.test(r.fp)) return { rule: `${q}:${re.source}`, fingerprint: r.fp, paranoia: 1 };
+  const special = hasAny(s, "'\"`;()=<>#|&@*/-:");
+  if (!special && !KEYWORD_HINT.test(s)) {
+    if (CATALOGUE_WORDS.has(s) || ATTACK_WORDS.has(s) || MAGIC_NUMBERS.has(s)) return detectSqliName(s);
+    return undefined;
   }
-  // weaker evidence, counted from paranoia level 2: a call to a database function next to SQL punctuation
-  if (plain.strong && /[&o,;(]f|^f\(.*[o&,]/.test(plain.fp)) return { rule: 'database-function', fingerprint: plain.fp, paranoia: 2 };
-  // paranoia 2: any call of a known SQL function (`ord(`, `rtrim(`, `pg_sleep(`) in a short value
-  if (plain.sqlFn && s.length <= 256) return { rule: 'sql-function-call', fingerprint: plain.fp, paranoia: 2 };
-  return undefined;
+  const hit = detectIn(s, true);
+  if (hit?.paranoia === 1) return hit;
+  const rest = afterAssignment(s);
+  if (rest !== undefined) {
+    const h2 = detectIn(rest, false);
+    if (h2 && (hit === undefined || h2.paranoia < hit.paranoia)) return { ...h2, rule: `assignment:${h2.rule}` };
+  }
+  return hit;
 }

@@ -22,7 +22,7 @@ import { deny, type Verdict } from '../../pipeline/verdict.ts';
 import type { Store } from '../../state/store.ts';
 import { BUILTIN_DETECTORS, type BuiltinDetector } from './detectors.ts';
 import { CorruptEncodingError, DecodedTooLargeError, decode, encode, parseCoding, type Coding } from './codec.ts';
-import { Scanner, applyReplacements, compileLinear, type Finding, type PatternDetectorSpec, type ScanMode } from './scanner.ts';
+import { Scanner, applyReplacementsToBuffer, compilePattern, type Finding, type PatternDetectorSpec, type ScanMode } from './scanner.ts';
 
 export { isRampartApiKey, createRampartApiKey } from './apikey.ts';
 
@@ -233,7 +233,7 @@ export const dlpControl = defineControl({
     if (cfg.mrn) patterns.push({ name: 'mrn', pattern: cfg.mrn.pattern, flags: cfg.mrn.flags, keys: cfg.mrn.keys, confidence: cfg.mrn.confidence });
     for (const c of cfg.custom) patterns.push({ name: c.name, pattern: c.pattern, flags: c.flags, keys: c.keys, confidence: c.confidence });
     // Validate patterns once, with the offending detector named.
-    for (const p of patterns) compileLinear(p.name, p.pattern, p.flags);
+    for (const p of patterns) compilePattern(p.name, p.pattern, p.flags);
     const known = new Set<string>([...BUILTIN_DETECTORS, ...cfg.custom.map((c) => c.name)]);
     const baseActions = new Map<string, DlpAction>();
     const thresholds: Record<string, number> = {};
@@ -419,7 +419,7 @@ export const dlpControl = defineControl({
       }
 
       if (result.replacements.length > 0 || cutAt !== undefined || corrupt) {
-        let out: Buffer = Buffer.from(applyReplacements(body, result.replacements, cutAt), 'latin1');
+        let out: Buffer = applyReplacementsToBuffer(decoded, result.replacements, cutAt);
         if (coding !== null && cfg.encoding === 'reencode' && !corrupt) out = await encode(out, coding as Coding);
         else delete res.headers['content-encoding'];
         for (const h of REPRESENTATION_HEADERS) delete res.headers[h];

@@ -22,7 +22,7 @@ import { isCardNumber, isIcd10CmCode, isJwt, isValidIban, isValidNpi, isValidPho
 /** A pattern detector from configuration (custom detectors, and the MRN pattern). */
 export interface PatternDetectorSpec {
   name: string;
-  /** Regular expression source; compiled with V8's linear-time engine (no backreferences or lookaround). */
+  /** Regular expression source (no backreferences or lookaround); see {@link compilePattern} for the engine. */
   pattern: string;
   /** Extra flags: `i` only. */
   flags: string;
@@ -44,6 +44,8 @@ export interface ScannerOptions {
   healthContext: boolean;
   /** Pattern detectors: `mrn` (when configured) and custom detectors. */
   patterns: PatternDetectorSpec[];
+  /** Compile every pattern with the linear-time engine, even the provably safe ones (for measurement). */
+  forceLinear?: boolean;
 }
 
 /** How to read a body. */
@@ -102,15 +104,16 @@ interface KeyInfo {
 let linearEngineEnabled = false;
 /**
  * Compiles a configured pattern with V8's linear-time regex engine (flag `l`), so a custom
- * detector can never backtrack catastrophically (ReDoS, OWASP).
+ * detector can never backtrack catastrophically (ReDoS, OWASP). Turns the engine on process-wide
+ * (`--enable-experimental-regexp-engine`) on first use.
  * @throws {Error} naming the detector when the pattern is invalid or not linear-time (backreferences, lookaround).
  */
 export function compileLinear(name: string, pattern: string, flags: string): RegExp {
+  if (!/^i?$/.test(flags)) throw new Error(`dlp detector "${name}": only the "i" flag is allowed`);
   if (!linearEngineEnabled) {
     setFlagsFromString('--enable-experimental-regexp-engine');
     linearEngineEnabled = true;
   }
-  if (!/^i?$/.test(flags)) throw new Error(`dlp detector "${name}": only the "i" flag is allowed`);
   try {
     return new RegExp(pattern, `g${flags}l`);
   } catch (e) {
@@ -118,7 +121,125 @@ export function compileLinear(name: string, pattern: string, flags: string): Reg
   }
 }
 
+/** Largest number of ways a pattern may try to match at one position for the backtracking engine to be used. */
+const MAX_BACKTRACK_CHOICES = 256;
+
+/**
+ * Whether a pattern's worst case under V8's backtracking engine is linear in the input, so it
+ * may use that (much faster) engine instead of the experimental linear-time one: every quantifier
+ * is bounded (no `*`, `+`, `{n,}`: an unbounded one is quadratic over a global scan), no quantified
+ * group holds a quantifier or an alternation (no nested quantifiers, no `(a|ab){2,5}`), and the
+ * product of the bounded quantifiers' ranges is at most 256 (the number of ways to try one start
+ * position). Patterns with backreferences or lookaround are `undefined` (not allowed at all).
+ * Conservative: a `false` only means the linear-time engine is used.
+ * Source: OWASP "Regular expression Denial of Service"; Davis et al., "The impact of regular
+ * expression denial of service (ReDoS) in practice" (ESEC/FSE 2018): star height and
+ * quantified overlapping alternation are what make backtracking super-linear.
+ */
+export function isBacktrackSafe(pattern: string): boolean | undefined {
+  // One frame per open group: whether it holds a quantifier with a choice, or an alternation.
+  const frames: { choice: boolean }[] = [{ choice: false }];
+  let product = 1;
+  let i = 0;
+  const n = pattern.length;
+  while (i < n) {
+    const c = pattern[i] as string;
+    let atomChoice = false; // the atom just read (a group) holds a choice
+    if (c === '\\') {
+      const d = pattern[i + 1] ?? '';
+      if (/[1-9]/.test(d) || d === 'k') return undefined;
+      if ((d === 'p' || d === 'P' || d === 'u') && pattern[i + 2] === '{') {
+        const close = pattern.indexOf('}', i + 3);
+        i = close === -1 ? n : close + 1;
+      } else if (d === 'x') i += 4;
+      else if (d === 'u') i += 6;
+      else if (d === 'c') i += 3;
+      else i += 2;
+    } else if (c === '[') {
+      let j = i + 1;
+      if (pattern[j] === '^') j++;
+      if (pattern[j] === ']') j++;
+      while (j < n && pattern[j] !== ']') j += pattern[j] === '\\' ? 2 : 1;
+      i = j + 1;
+    } else if (c === '(') {
+      if (pattern.startsWith('(?=', i) || pattern.startsWith('(?!', i) || pattern.startsWith('(?<=', i) || pattern.startsWith('(?<!', i)) return undefined;
+      frames.push({ choice: false });
+      if (pattern.startsWith('(?:', i)) i += 3;
+      else if (pattern.startsWith('(?<', i)) {
+        const close = pattern.indexOf('>', i);
+        i = close === -1 ? n : close + 1;
+      } else i++;
+      continue;
+    } else if (c === ')') {
+      const f = frames.pop();
+      if (f === undefined || frames.length === 0) return false; // unbalanced: let the engine report it
+      atomChoice = f.choice;
+      if (f.choice) (frames[frames.length - 1] as { choice: boolean }).choice = true;
+      i++;
+    } else if (c === '|') {
+      (frames[frames.length - 1] as { choice: boolean }).choice = true;
+      i++;
+      continue;
+    } else i++;
+    // A quantifier after the atom?
+    const q = pattern[i];
+    let min = 1;
+    let max = 1;
+    if (q === '*' || q === '+') return false;
+    if (q === '?') {
+      min = 0;
+      i++;
+    } else if (q === '{') {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i));
+      if (m !== null) {
+        min = Number(m[1]);
+        if (m[2] === undefined) max = min;
+        else if (m[3] === '') return false;
+        else max = Number(m[3]);
+        i += m[0].length;
+      }
+    }
+    if (pattern[i] === '?') i++; // lazy
+    if (min === 1 && max === 1) continue;
+    if (atomChoice) return false;
+    if (max > min) {
+      product *= max - min + 1;
+      if (product > MAX_BACKTRACK_CHOICES) return false;
+      (frames[frames.length - 1] as { choice: boolean }).choice = true;
+    }
+  }
+  return true;
+}
+
+/**
+ * Compiles a configured pattern (custom detectors, MRN): with V8's ordinary backtracking engine
+ * when {@link isBacktrackSafe} proves its worst case linear, else with the linear-time engine.
+ * @returns the global regex and the engine used.
+ * @throws {Error} naming the detector when the pattern is invalid, uses flags other than `i`, or
+ * uses backreferences or lookaround.
+ */
+export function compilePattern(name: string, pattern: string, flags: string): { re: RegExp; engine: 'backtracking' | 'linear' } {
+  if (!/^i?$/.test(flags)) throw new Error(`dlp detector "${name}": only the "i" flag is allowed`);
+  const safe = isBacktrackSafe(pattern);
+  if (safe === undefined)
+    throw new Error(`dlp detector "${name}": pattern is not a linear-time regular expression: backreferences and lookaround are not allowed`);
+  if (!safe) return { re: compileLinear(name, pattern, flags), engine: 'linear' };
+  try {
+    return { re: new RegExp(pattern, `g${flags}`), engine: 'backtracking' };
+  } catch (e) {
+    throw new Error(`dlp detector "${name}": invalid pattern: ${(e as Error).message}`);
+  }
+}
+
 const NUMERIC = /(?<![\w+\-./])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d(?:[ .-]?\d){6,22}(?![\w]|[.\-/:]\d)/g;
+/** Prefilters of {@link NUMERIC}: 7 digits with optional single `[ .-]` separators (any match), 9 with `[ -]` (card/SSN/NPI). */
+const NUM_PRE_7 = /\d[ .-]?\d[ .-]?\d[ .-]?\d[ .-]?\d[ .-]?\d[ .-]?\d/g;
+const NUM_PRE_9 = /\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d/g;
+
+/** Characters a NUMERIC match consists of: digits, space, `.`, `-`, `+`, `(`, `)`. */
+function isNumberChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || c === 32 || c === 46 || c === 45 || c === 43 || c === 40 || c === 41;
+}
 const IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])/g;
 const AWS = /(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z2-7]{16}(?![A-Za-z0-9])/g;
 const JWT = /eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/y;
@@ -128,6 +249,16 @@ const PEM_END = /-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/y;
 const ICD = /(?<![A-Za-z0-9])(?:[A-TV-Z][0-9][0-9AB]|U0[79])(?:\.[0-9A-Z]{1,4})?(?![A-Za-z0-9])/g;
 const TEXT_SECRET =
   /(?:password|passwd|pwd|secret|api[_-]?key|client[_-]?secret|private[_-]?key|access[_-]?key|secret[_-]?key)["']?\s{0,3}[:=]\s{0,3}["']?([^\s"'&,;<>]{8,256})/gi;
+
+/** Offset of the next `-----BEGIN ` at or after `from`, or -1. */
+function nextPemHead(str: string, from: number): number {
+  let b = str.indexOf('BEGIN ', from + 5);
+  while (b !== -1) {
+    if (str.startsWith('-----', b - 5)) return b - 5;
+    b = str.indexOf('BEGIN ', b + 1);
+  }
+  return -1;
+}
 
 /** Characters allowed in the body of a PEM block (base64, whitespace, header lines, JSON `\n`). */
 function isPemChar(c: number): boolean {
@@ -190,6 +321,12 @@ export class Scanner {
   private readonly patterns: { spec: PatternDetectorSpec; re: RegExp; keys: ReadonlySet<string> }[];
   private readonly numeric: boolean;
   private readonly contextual: boolean;
+  /**
+   * When set, an escaped JSON string is decoded only if its raw text matches this: every enabled
+   * detector needs a digit (or, for private keys, `BEGIN`) that no JSON escape can produce
+   * without a digit of its own (`\u00XX`). Otherwise every escaped string is decoded.
+   */
+  private readonly decodeFilter: RegExp | undefined;
   private readonly textWords = new Map<string, RegExp>();
   private readonly keyCache = new Map<string, KeyInfo>();
   private readonly posKeys = new Map<string, string[]>();
@@ -203,9 +340,15 @@ export class Scanner {
     this.healthContext = opts.healthContext;
     this.patterns = opts.patterns
       .filter((p) => opts.detectors.has(p.name))
-      .map((spec) => ({ spec, re: compileLinear(spec.name, spec.pattern, spec.flags), keys: new Set(spec.keys.map(normalizeKey)) }));
+      .map((spec) => ({
+        spec,
+        re: opts.forceLinear ? compileLinear(spec.name, spec.pattern, spec.flags) : compilePattern(spec.name, spec.pattern, spec.flags).re,
+        keys: new Set(spec.keys.map(normalizeKey)),
+      }));
     this.numeric = ['card', 'ssn', 'npi', 'phone'].some((d) => this.on.has(d));
     this.contextual = this.on.has('secret') || this.on.has('icd10');
+    const digitBearing = new Set(['card', 'ssn', 'npi', 'phone', 'iban', 'icd10', 'private_key']);
+    this.decodeFilter = [...this.on].every((d) => digitBearing.has(d)) && this.patterns.length === 0 ? /[0-9]|BEGIN/ : undefined;
     this.negKeys = new Set(NEGATIVE_KEY_TOKENS);
     this.healthKeys = new Set(HEALTH_KEY_TOKENS);
     for (const d of BUILTIN_DETECTORS) {
@@ -292,12 +435,14 @@ export class Scanner {
 
   private findPem(str: string): Cand[] {
     const out: Cand[] = [];
-    let i = str.indexOf('-----BEGIN ');
+    // Anchored on `BEGIN `: its first letter is rare in JSON, so indexOf skips ahead much faster
+    // than on the dashes, which every UUID and date has.
+    let i = nextPemHead(str, 0);
     while (i !== -1) {
       PEM_HEAD.lastIndex = i;
       const m = PEM_HEAD.exec(str);
       if (m === null) {
-        i = str.indexOf('-----BEGIN ', i + 11);
+        i = nextPemHead(str, i + 11);
         continue;
       }
       let j = i + m[0].length;
@@ -316,7 +461,7 @@ export class Scanner {
       // No END line: a truncated key is still a key; mask everything up to where the block stops.
       const e = end === -1 ? j : end;
       out.push({ s: i, e, det: 'private_key', base: 1, lazy: 0 });
-      i = str.indexOf('-----BEGIN ', e);
+      i = nextPemHead(str, e);
     }
     return out;
   }
@@ -364,11 +509,37 @@ export class Scanner {
     const ssn = on.has('ssn');
     const npi = on.has('npi');
     const phone = on.has('phone');
-    NUMERIC.lastIndex = 0;
+    // Prefilter (one cheap unrolled pass): every NUMERIC match has 7 digits joined by at most one
+    // separator each, and every match that can be a card, SSN or NPI (plain, 9+ digits) has 9
+    // joined by at most one space or dash. The exact regex then runs only on the run of
+    // number-shaped characters around a hit, from its start (so its lookbehind sees what a
+    // whole-body scan would), which gives exactly the whole-body scan's matches in that run.
+    const pre = phone ? NUM_PRE_7 : NUM_PRE_9;
+    pre.lastIndex = 0;
+    let floor = 0;
+    while (pre.test(str)) {
+      const hitEnd = pre.lastIndex;
+      let rs = hitEnd - 1;
+      while (rs > floor && isNumberChar(str.charCodeAt(rs - 1))) rs--;
+      let re = hitEnd;
+      while (re < str.length && isNumberChar(str.charCodeAt(re))) re++;
+      floor = re;
+      pre.lastIndex = re;
+      // The run with the one character before it (for the lookbehind) and two after (lookahead):
+      // an exec on the whole body would search on past the run when the run holds no match.
+      const from = rs > 0 ? rs - 1 : 0;
+      this.numericRun(str.slice(from, re + 2), from, out, card, ssn, npi, phone);
+    }
+    return out;
+  }
+
+  /** Exact NUMERIC matches in `run` (which starts at `base` in the body), validated into candidates. */
+  private numericRun(run: string, base: number, out: Cand[], card: boolean, ssn: boolean, npi: boolean, phone: boolean): void {
     let m: RegExpExecArray | null;
-    while ((m = NUMERIC.exec(str)) !== null) {
+    NUMERIC.lastIndex = 0;
+    while ((m = NUMERIC.exec(run)) !== null) {
       const raw = m[0];
-      const s = m.index;
+      const s = base + m.index;
       const e = s + raw.length;
       let n = 0;
       let plus = false;
@@ -409,7 +580,6 @@ export class Scanner {
         }
       }
     }
-    return out;
   }
 
   // ---------------------------------------------------------------- context
@@ -564,9 +734,10 @@ export class Scanner {
     const token = (s: number, e: number, isString: boolean, escaped: boolean, isKey: boolean): void => {
       const ki = isKey ? undefined : keyOf(depth);
       if (escaped) {
-        // Drop raw-text candidates inside; scan the decoded value instead.
+        // Drop raw-text candidates inside; scan the decoded value instead (when it can hold one).
         const ci0 = ci;
         while (ci < nc && (cands[ci] as Cand).s < e) ci++;
+        if (this.decodeFilter !== undefined && !this.decodeFilter.test(L.slice(s, e))) return;
         let v: string;
         try {
           v = JSON.parse(Buffer.from(L.slice(s, e), 'latin1').toString('utf8')) as string;
@@ -632,9 +803,10 @@ export class Scanner {
           }
           if (nextBs < i + 1 && nextBs !== -1) nextBs = L.indexOf('\\', i + 1);
           let escaped = false;
-          if (nextBs !== -1 && nextBs < j) {
+          const bs = nextBs !== -1 && nextBs < j ? nextBs : -1; // first backslash inside the string
+          if (bs !== -1) {
             escaped = true;
-            let k = nextBs;
+            let k = bs;
             for (;;) {
               k += 2;
               if (j < k) j = L.indexOf('"', k);
@@ -657,6 +829,12 @@ export class Scanner {
             if (escaped) keyS[depth - 1] = -(i + 1) - 2; // marks an escaped key (decoded lazily)
             if ((ci < nc && (cands[ci] as Cand).s < e) || escaped) token(i, e, true, escaped, true);
             expect = E_COLON;
+            if (L.charCodeAt(e) === 58) {
+              // The usual `"key":` without whitespace.
+              expect = E_VALUE;
+              i = e + 1;
+              continue;
+            }
           } else if (expect === E_VALUE || expect === E_VALUE_OR_END) {
             if (depth === 0) {
               topCount++;
@@ -903,4 +1081,37 @@ export function applyReplacements(body: string, reps: readonly Replacement[], cu
     prev = r.end;
   }
   return prev < end ? out + body.slice(prev, end) : out;
+}
+
+/**
+ * Applies sorted, non-overlapping replacements to the bytes `src` (offsets are byte offsets, as
+ * from a scan of `src.toString('latin1')`), writing straight into one new buffer: no string
+ * concatenation of the whole body and no re-encoding of it.
+ * @param cutAt when set, the output stops at this offset (the start of a truncated value).
+ * @returns a new buffer, or `src` itself when there is nothing to change.
+ */
+export function applyReplacementsToBuffer(src: Buffer, reps: readonly Replacement[], cutAt?: number): Buffer {
+  const end = cutAt ?? src.length;
+  if (reps.length === 0 && end === src.length) return src;
+  let size = 0;
+  let prev = 0;
+  for (const r of reps) {
+    if (r.start < prev) continue;
+    if (r.start >= end) break;
+    size += r.start - prev + r.text.length;
+    prev = r.end;
+  }
+  if (prev < end) size += end - prev;
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  prev = 0;
+  for (const r of reps) {
+    if (r.start < prev) continue;
+    if (r.start >= end) break;
+    o += src.copy(out, o, prev, r.start);
+    o += out.write(r.text, o, 'latin1');
+    prev = r.end;
+  }
+  if (prev < end) src.copy(out, o, prev, end);
+  return out;
 }

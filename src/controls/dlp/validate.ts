@@ -3,7 +3,7 @@
  * whether it is the real thing (checksums, issuer tables, exclusion lists). Pure functions, no
  * allocation beyond small strings; each takes the candidate's digits or text as found.
  */
-import { ValidationErrorsIBAN, electronicFormatIBAN, validateIBAN } from 'ibantools';
+import { countrySpecs } from 'ibantools';
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 
 /**
@@ -87,17 +87,58 @@ export function isValidNpi(digits: string): boolean {
   return luhnValid('80840' + digits);
 }
 
+/** BBAN format regexes of `ibantools`' country table, compiled once per country on first use. */
+const BBAN_FORMATS = new Map<string, RegExp | null>();
+
 /**
- * IBAN (ISO 13616) check via `ibantools`: the country's BBAN length and format, and the mod-97
- * check digits (ISO 7064). A failing national account checksum (Belgium, Czechia, Norway, ...)
- * does not disqualify: the value is still an account number in IBAN form, which is what DLP
- * must not leak. Accepts the electronic form or the print form with spaces.
+ * IBAN (ISO 13616) check over `ibantools`' country table: the country's IBAN length and BBAN
+ * format, numeric check digits, and the mod-97 check (ISO 7064 MOD 97-10, as `ibantools`
+ * computes it: check digits = 98 − (BBAN ‖ country ‖ "00") mod 97). A failing national account
+ * checksum (Belgium, Czechia, Norway, ...) does not disqualify: the value is still an account
+ * number in IBAN form, which is what DLP must not leak. Accepts the electronic form or the print
+ * form with spaces (or dashes).
+ *
+ * Same verdict as `ibantools.validateIBAN(electronicFormatIBAN(text))` being valid or failing only
+ * with `WrongAccountBankBranchChecksum` (checked against it in the tests), without its per-call
+ * string and RegExp allocations: this runs for every IBAN-shaped candidate in a response.
  */
 export function isValidIban(text: string): boolean {
-  const e = electronicFormatIBAN(text);
-  if (e === null) return false;
-  const r = validateIBAN(e);
-  return r.valid || r.errorCodes.every((c) => c === ValidationErrorsIBAN.WrongAccountBankBranchChecksum);
+  // Electronic form without allocating when there is nothing to remove.
+  let e = text;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 45 || (c >= 97 && c <= 122)) {
+      e = text.replace(/[- ]/g, '').toUpperCase();
+      break;
+    }
+  }
+  const n = e.length;
+  if (n < 5) return false;
+  const cc = e.slice(0, 2);
+  const spec = (countrySpecs as Record<string, { chars?: number; bban_regexp?: string } | undefined>)[cc];
+  if (spec === undefined || !(spec.bban_regexp || spec.chars)) return false;
+  if (spec.chars && spec.chars !== n) return false;
+  if (spec.bban_regexp) {
+    let re = BBAN_FORMATS.get(cc);
+    if (re === undefined) {
+      re = new RegExp(spec.bban_regexp);
+      BBAN_FORMATS.set(cc, re);
+    }
+    if (re !== null && !re.test(e.slice(4))) return false;
+  }
+  const d1 = e.charCodeAt(2) - 48;
+  const d2 = e.charCodeAt(3) - 48;
+  if (d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return false;
+  // (BBAN ‖ country ‖ "00") mod 97, letters as two-digit numbers A=10 … Z=35.
+  let r = 0;
+  for (let i = 4; i < n + 2; i++) {
+    const c = i < n ? e.charCodeAt(i) : e.charCodeAt(i - n);
+    if (c >= 48 && c <= 57) r = (r * 10 + (c - 48)) % 97;
+    else if (c >= 65 && c <= 90) r = (r * 100 + (c - 55)) % 97;
+    else return false;
+  }
+  r = (r * 100) % 97;
+  return 98 - r === d1 * 10 + d2;
 }
 
 /**

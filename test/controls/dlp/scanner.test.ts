@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createRampartApiKey, isRampartApiKey } from '../../../src/controls/dlp/apikey.ts';
 import { BUILTIN_DETECTORS, maskValue } from '../../../src/controls/dlp/detectors.ts';
-import { Scanner, applyReplacements, compileLinear } from '../../../src/controls/dlp/scanner.ts';
+import { Scanner, applyReplacements, applyReplacementsToBuffer, compileLinear, compilePattern, isBacktrackSafe } from '../../../src/controls/dlp/scanner.ts';
+import { Faker, en } from '@faker-js/faker';
+import { ValidationErrorsIBAN, electronicFormatIBAN, validateIBAN } from 'ibantools';
 import {
   cardNetwork,
   isCardNumber,
@@ -255,5 +257,99 @@ describe('scanner on malformed and text bodies', () => {
       const r = sc.scan(body, 'json', ALL);
       assert.ok(r.malformed !== undefined, body);
     }
+  });
+});
+
+describe('hot-path equivalences and engines', () => {
+  test("isValidIban gives ibantools' verdict (valid, or only the national checksum fails) on IBANs and mutations of them", () => {
+    const f = new Faker({ locale: [en] });
+    f.seed(8);
+    const reference = (t: string) => {
+      const e = electronicFormatIBAN(t) as string;
+      const r = validateIBAN(e);
+      return r.valid || r.errorCodes.every((c) => c === ValidationErrorsIBAN.WrongAccountBankBranchChecksum);
+    };
+    let valid = 0;
+    let checked = 0;
+    for (let i = 0; i < 3000; i++) {
+      const iban = f.finance.iban({ formatted: i % 2 === 0 });
+      const pos = f.number.int({ min: 0, max: iban.length - 1 });
+      const alt = f.helpers.arrayElement(['0', '7', 'A', 'Z', ' ']);
+      for (const t of [iban, iban.slice(0, pos) + alt + iban.slice(pos + 1), iban.slice(0, -1), `${iban}0`, iban.toLowerCase()]) {
+        checked++;
+        const v = isValidIban(t);
+        assert.equal(v, reference(t), t);
+        if (v) valid++;
+      }
+    }
+    assert.equal(checked, 15000);
+    assert.ok(valid > 3000, `${valid} valid`);
+  });
+
+  test('patterns without unbounded or nested quantifiers use the backtracking engine; the rest the linear-time one', () => {
+    for (const p of ['MR\\d{7}', 'EMP-\\d{6}', '[A-Z]{2}-\\d{4,8}', '(?:MRN|MR)[ -]?\\d{6,8}', '(\\d{3}-){2}\\d{4}', 'ab?c?'])
+      assert.equal(isBacktrackSafe(p), true, p);
+    for (const p of ['\\w+@\\w+', 'a*b', '(a|a)*b', '(a?){3}', '\\d{2,}', '(?:a|b){1,300}', '\\d{1,100}\\d{1,100}', '(x\\d{1,3}){2}'])
+      assert.equal(isBacktrackSafe(p), false, p);
+    for (const p of ['(a)\\1', '(?<n>a)\\k<n>', '(?<=a)b', 'a(?!b)']) assert.equal(isBacktrackSafe(p), undefined, p);
+    assert.equal(compilePattern('m', 'MR\\d{7}', 'i').engine, 'backtracking');
+    assert.equal(compilePattern('m', 'MR\\d{7}', 'i').re.flags, 'gi');
+    const lin = compilePattern('m', '(a|a)*b', '');
+    assert.equal(lin.engine, 'linear');
+    assert.equal(lin.re.test('a'.repeat(5000)), false);
+    assert.throws(() => compilePattern('m', '(a)\\1', ''), /dlp detector "m": pattern is not a linear-time regular expression/);
+    assert.throws(() => compilePattern('m', '[', ''), /dlp detector "m": invalid pattern/);
+    assert.throws(() => compilePattern('m', 'a', 'g'), /only the "i" flag/);
+    // The scanner finds the same MRNs with either engine.
+    const spec = { name: 'mrn', pattern: 'MR\\d{7}', flags: '', keys: ['mrn'], confidence: 0.3 };
+    const body = JSON.stringify({ mrn: 'MR1234567', other: 'MR7654321', note: 'mrn MR1111111' });
+    const a = scanner(['mrn'], { patterns: [spec] }).scan(body, 'json', new Set(['mrn']));
+    const b = scanner(['mrn'], { patterns: [spec], forceLinear: true }).scan(body, 'json', new Set(['mrn']));
+    assert.deepEqual(a, b);
+    assert.deepEqual(
+      a.findings.map((x) => x.path),
+      ['$.mrn', '$.note'],
+    );
+  });
+
+  test('applyReplacementsToBuffer writes the same bytes as applyReplacements, without a string round trip', () => {
+    const src = Buffer.from('{"card":"4242 4242 4242 4242","name":"Zoë","ssn":"123-45-6789"}', 'utf8');
+    const body = src.toString('latin1');
+    const r = scanner(['card', 'ssn']).scan(body, 'json', new Set(['card', 'ssn']));
+    const out = applyReplacementsToBuffer(src, r.replacements);
+    assert.deepEqual(out, Buffer.from(applyReplacements(body, r.replacements), 'latin1'));
+    assert.equal(out.toString('utf8'), '{"card":"**** **** **** 4242","name":"Zoë","ssn":"***-**-6789"}');
+    assert.equal(applyReplacementsToBuffer(src, []), src);
+    assert.equal(applyReplacementsToBuffer(src, r.replacements, 9).toString(), '{"card":"');
+  });
+
+  test('number runs: the prefilter finds exactly what a whole-body scan finds, at run edges too', () => {
+    const sc = scanner(['card', 'ssn', 'npi']);
+    const body = JSON.stringify({
+      a: 'abc4242 4242 4242 4242 4242',
+      b: 'x 4242-4242-4242-4242.5',
+      c: '4242424242424242',
+      d: 'v1.123456789',
+      e: '(123) 45-6789 and 123-45-6789',
+      f: '1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6',
+      g: '1234567893',
+    });
+    const { found } = run(sc, body, ['card', 'ssn', 'npi']);
+    assert.deepEqual(found, ['card $.a', 'card $.c', 'ssn $.e']);
+  });
+
+  test('escaped strings are decoded only when they can hold a finding; a hidden one is still found', () => {
+    const sc = scanner(['card', 'ssn', 'iban', 'private_key']);
+    const body =
+      '{"note":"line\\nbreak \\"quoted\\"","x":"\\n4242424242424242","y":"\\u0034242424242424242","k":"-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----"}';
+    const r = sc.scan(body, 'json', new Set(['card', 'private_key']));
+    assert.deepEqual(
+      r.findings.map((f) => `${f.detector} ${f.path}`),
+      ['card $.x', 'card $.y', 'private_key $.k'],
+    );
+    assert.equal(
+      applyReplacements(body, r.replacements),
+      '{"note":"line\\nbreak \\"quoted\\"","x":"\\n************4242","y":"************4242","k":"[REDACTED PRIVATE KEY]"}',
+    );
   });
 });

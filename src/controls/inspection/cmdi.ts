@@ -1,31 +1,74 @@
 /**
  * OS command injection (CWE-78; OWASP OS Command Injection Defense Cheat Sheet; WSTG-INPV-12):
  * a command separator (`;`, `|`, `&`, newline, backtick, `$(`, `<(`) followed by a known command,
- * after undoing the usual shell evasions (quotes and backslashes inside words, `${IFS}`, brace
- * expansion). Also references to shell binaries and Shellshock function definitions. Linear time:
- * one pass to canonicalise, one pass over separators.
+ * a value that is itself a command line, shell binaries by path (also spelt with glob patterns:
+ * `/???/b??h`, `/etc/pa[s]swd`), `sh -c`, Shellshock function definitions, brace expansion
+ * (`{,ifconfig}`), cmd.exe control structures and PowerShell cmdlets, after undoing the usual
+ * shell evasions (quotes and backslashes inside words, `${IFS}`, `$@`, empty substitutions, unset
+ * variables). Also mail-protocol command injection after CR LF (SMTP RFC 5321 §4.1, IMAP RFC 9051,
+ * POP3 RFC 1939). The command tables are ours (POSIX, GNU, BSD and common tools; cmd.exe and
+ * PowerShell). Linear time: one pass to canonicalise, one pass over separators, bounded look-ups.
  */
 
-/** Commands with no common natural-language meaning: a separator before one is enough. */
-const STRONG = new Set(
-  (
-    'sh bash zsh ksh csh tcsh dash ash fish busybox whoami uname ifconfig ipconfig netstat wget curl nc ncat netcat socat telnet ' +
-    'ssh scp sftp tftp ftp nslookup ping ping6 traceroute tracert python python2 python3 perl ruby php node nodejs lua jrunscript ' +
-    'gcc chmod chown chgrp base64 base32 xxd passwd useradd usermod crontab nohup sudo su systemctl nmap openssl tcpdump ' +
-    'powershell pwsh cmd cmd.exe powershell.exe wmic netsh regedit reg certutil bitsadmin mshta rundll32 regsvr32 cscript ' +
-    'wscript systeminfo tasklist taskkill schtasks net1 uname.exe getent lsof strace gdb rm mkfifo telnetd xterm nohup ' +
-    'awk gawk sed xargs tee dd killall pkill shutdown reboot halt chattr chroot ldd objdump hexdump strings bzip2 gzip zcat ' +
-    'tar unzip zip 7z rar iptables dig host whois nmblookup smbclient rpcclient mysql psql sqlite3 mongo redis-cli ' +
-    'echo printf env export eval exec source alias unalias ulimit umask ls dir id cat tac nl head tail more less ps kill ' +
-    'grep egrep fgrep find locate which whereis file stat touch mkdir rmdir ln cp mv sleep timeout uptime w who last df du free ' +
-    'type copy del move ren start'
-  ).split(' '),
-);
-/** Commands that are also common words: they need an argument that looks like a path, an option or a variable. */
-const NEEDS_ARG = new Set('cd fold od split paste join nice printf env export set eval exec source ls dir id cat tac nl head tail more less ps kill grep find file stat touch mkdir cp mv sleep timeout w who last df du free type copy del move ren start sort cut uniq tr wc rev date time at host tee which whereis'.split(' '));
+const words = (s: string): string[] => s.split(/\s+/).filter((w) => w !== '');
 
-/** cmd.exe control structures: `for /f %a in (...) do`, `if exist x`, `if %a% equ`. */
-const WINDOWS_BATCH = /\bfor\s+(?:\/[a-z]\s+(?:"[^"]{0,64}"\s+)?)*%%?[a-z~]+\s+in\s+\(|\bif\s+(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%|\()/;
+/** Commands with no common natural-language or product-name meaning: enough on their own at the start of a value or after a separator. */
+const UNIQUE = new Set(
+  words(`
+  whoami uname ifconfig ipconfig netstat nslookup traceroute tracert traceroute6 tracepath arping ncat netcat socat telnetd
+  busybox chmod chown chgrp chattr lsattr chroot passwd useradd usermod userdel groupadd groupmod adduser deluser visudo
+  crontab nohup systemctl journalctl service insmod rmmod modprobe lsmod dmesg sysctl iptables ip6tables nft ufw
+  tcpdump tshark nmap masscan zmap hping3 hydra medusa sqlmap nikto msfconsole msfvenom mkfifo mknod getent lastlog lastb
+  strace ltrace gdb objdump readelf hexdump xxd od strings ldd ldconfig base32 base64 uuencode uudecode gzip gunzip bzip2
+  bunzip2 xz unxz zcat bzcat xzcat zgrep zless zmore lzma unlzma tar unzip 7z 7za unrar rar cpio
+  smbclient rpcclient nmblookup enum4linux wmic netsh regedit certutil bitsadmin mshta rundll32 regsvr32 cscript wscript
+  systeminfo tasklist taskkill schtasks icacls cacls takeown vssadmin wevtutil bcdedit bcdboot diskpart fsutil msiexec
+  powershell pwsh sqlite3 redis-cli mongosh psql mysqldump pg_dump ansible ansible-playbook ansible-galaxy ansible-doc
+  ansible-config ansible-console ansible-inventory ansible-pull ansible-vault chef-client chef-shell chef-solo chef-vault
+  chef-run knife cscli kubectl helm docker-compose runc ctr crictl ssh-keygen ssh-copy-id ssh-agent ssh-add sshpass scp sftp
+  tftp rsync rcp rsh rlogin rexec ftp lftp wget curl aria2c lwp-download lwp-request lwp-mirror fetch nc
+  pkexec doas sudo su sudoedit killall pkill pgrep pidof lsof fuser setcap getcap setfacl getfacl ulimit umask
+  python python2 python3 perl ruby irb php lua luajit tclsh wish jrunscript jjs node nodejs deno bun gcc g++ cc c89 c99 clang
+  tcc make cmake awk gawk mawk nawk sed xargs openssl gpg rmt rmt-tar rmt-dump shred wipe dd losetup mount umount
+  apt apt-get aptitude dpkg rpm yum dnf zypper pacman apk snap flatpak pip pip2 pip3 gem npm npx yarn composer cargo
+  env printenv export setenv unset unalias alias history declare typeset readonly exec eval source
+  sh bash zsh ksh csh tcsh dash ash fish rbash mksh yash vi vim nvim ed ex emacs nano pico joe
+  reboot shutdown halt poweroff init telinit runlevel wall write mesg finger pinky users groups id
+  ps pstree top htop atop iotop vmstat iostat mpstat free uptime w who last df du lsblk blkid fdisk parted mkfs
+  set unset type at cd mail kill goto
+  ls dir vdir ll la cat tac nl head tail more less most grep egrep fgrep rgrep ag rg ack find locate updatedb which whereis
+  file stat touch mkdir rmdir rm cp mv ln install chcon column comm fold split csplit paste join cut sort uniq tr wc rev
+  tee sleep timeout watch time nice renice ionice taskset stdbuf unbuffer script screen tmux expect
+  echo printf yes seq expr bc dc factor date cal hostname hostnamectl domainname dnsdomainname host dig whois ping ping6
+  telnet ssh nmcli iwconfig iwlist route arp ip ss perf valgrind
+  `),
+);
+/** Of {@link UNIQUE}, commands that are also ordinary words or product names: they need a separator or command-shaped arguments. */
+const WORDY = new Set(
+  words(`
+  python python2 python3 perl ruby php lua node nodejs deno bun make awk sed gpg ansible knife helm fetch nc gem npm yarn composer cargo
+  env export history declare exec eval source sh fish ash dash vi vim ed ex emacs nano pico joe reboot shutdown halt init write wall
+  finger users groups id ps top free uptime w who last df du ls dir ll la cat tac nl head tail more less most grep ag find locate
+  which file stat touch ln install column comm fold split paste join cut sort uniq wc rev tee sleep timeout watch time nice script
+  screen expect echo printf yes seq expr bc dc factor date cal host dig whois ping telnet ssh route arp ip ss perf apt snap pip
+  tar zip dd rsync ftp mount mail alias unset set type at cd mkdir rm cp mv kill
+  curl wget git docker kubectl openssl gcc clang cmake gzip unzip tmux nmap sqlite3 psql mongosh scp sftp tftp irb
+  base64 base32 strings od dir rar 7z cpio service mount wipe shred passwd
+  `),
+);
+/** Commands that are suspicious as a whole value even without arguments (reconnaissance): `whoami`, `ifconfig`. */
+const SOLO = new Set(words('whoami uname ifconfig ipconfig netstat systeminfo tasklist visudo lastlog lastb getent nslookup chef-shell chef-client ansible-console ansible-config ansible-inventory ansible-playbook ansible-galaxy ansible-doc ansible-pull ansible-vault cscli msfconsole rmt-dump rmt-tar lsmod dmesg ss'));
+/** Of {@link WORDY}, interpreters and network tools: after a separator, any argument makes them a command. */
+const FETCHERS = new Set(words('curl wget nc ncat netcat telnet ftp tftp scp sftp ssh rsync python python2 python3 perl ruby php node bash sh zsh ksh nmap base64 openssl'));
+/** Commands that only run another command: `nohup wget`, `sudo -u x id`, `time curl`. */
+const PREFIX = new Set(words('time nohup strace ltrace sudo doas env nice ionice timeout xargs exec command builtin watch stdbuf unbuffer chroot busybox then do else'));
+/** cmd.exe built-ins and Windows tools (lower case, without `.exe`). */
+const WINDOWS = new Set(words('cmd cmd.exe powershell powershell.exe pwsh wmic net net1 netsh reg certutil bitsadmin mshta rundll32 regsvr32 cscript wscript systeminfo tasklist taskkill schtasks ipconfig whoami findstr icacls cacls takeown vssadmin wevtutil bcdedit bcdboot diskpart fsutil msiexec attrib xcopy robocopy forfiles'));
+/** PowerShell cmdlets, aliases and .NET members that download or run code (compare CRS 932120). */
+const POWERSHELL = /(?:^|[^a-z-])(?:invoke-(?:webrequest|restmethod|expression|command|item|wmimethod|cimmethod|shellcode|mimikatz)|new-object\s|start-(?:process|job|bitstransfer)|get-(?:wmiobject|ciminstance)|set-executionpolicy|(?:add|set)-mppreference|new-service|(?:new|register)-scheduledtask|\.download(?:string|file|data)\s*\(|frombase64string|-encodedcommand|\[system\.(?:convert|net\.)|\[reflection\.assembly\]|(?:iex|iwr|irm|iwmi|gwmi|saps|icm)(?:\s*\(|\s+[-$("'a-z]))/;
+
+/** Paths that glob patterns and `/bin/` prefixes are matched against. */
+const GLOB_TARGETS = words('/etc/passwd /etc/shadow /etc/group /etc/hosts /etc/sudoers /etc/issue /bin/bash /bin/sh /bin/dash /bin/zsh /bin/cat /bin/nc /bin/netcat /bin/ncat /bin/ls /bin/id /bin/ps /bin/rm /bin/busybox /usr/bin/id /usr/bin/whoami /usr/bin/wget /usr/bin/curl /usr/bin/uname /usr/bin/python /usr/bin/python3 /usr/bin/perl /usr/bin/nc /usr/bin/ncat /usr/bin/base64 /usr/bin/cat /usr/bin/env /usr/bin/bash /bin/uname /bin/wget /bin/curl /usr/bin/nmap /proc/self/environ');
 
 /** A detected command injection. */
 export interface CmdiHit {
@@ -34,114 +77,382 @@ export interface CmdiHit {
   paranoia: number;
 }
 
-/** Undoes quote/backslash splitting and `$IFS`/brace tricks: `c'a't$IFS/etc/pa\ss*` → `cat /etc/pass*`. */
-function canonical(s: string): string {
-  let v = s;
-  if (v.indexOf('$') !== -1) {
-    v = v.replaceAll('${ifs}', ' ').replaceAll('$ifs$9', ' ').replaceAll('$ifs', ' ').replaceAll('$@', '').replaceAll('$*', '').replaceAll('$9', '');
-  }
-  if (v.indexOf('\\') !== -1 || v.indexOf("'") !== -1 || v.indexOf('"') !== -1) {
-    let out = '';
-    for (let i = 0; i < v.length; i++) {
-      const c = v.charCodeAt(i);
-      if (c === 92) {
-        // backslash-newline is a line continuation; otherwise keep the escaped character
-        if (v.charCodeAt(i + 1) === 10) i++;
-        continue;
-      }
-      if (c === 39 || c === 34) {
-        // a quote glued to word characters on both sides splits a word: drop it; otherwise it is a boundary
-        const p = v.charCodeAt(i - 1);
-        const nx = v.charCodeAt(i + 1);
-        if (isWordCode(p) || isWordCode(nx)) continue;
-        out += ' ';
-        continue;
-      }
-      out += v[i];
-    }
-    v = out;
-  }
-  return v;
-}
-
 function isWordCode(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46;
+}
+function isLetter(c: number): boolean {
+  return c >= 97 && c <= 122;
+}
+
+/**
+ * Undoes quote/backslash splitting, `$IFS`, `$@`, empty substitutions and unset variables:
+ * `c'a't$IFS/etc/pa\ss*` → `cat /etc/pass*`, `cu$@rl` → `curl`, `pi$()ng` → `ping`, `n$u\c$u` → `nc`.
+ * Single pass over the value.
+ */
+export function canonical(s: string): string {
+  const n = s.length;
+  let out = '';
+  let i = 0;
+  let start = 0;
+  const flush = (to: number): void => {
+    if (to > start) out += s.slice(start, to);
+  };
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c === 36 /* $ */) {
+      const d = s.charCodeAt(i + 1);
+      if (s.startsWith('${ifs}', i) || s.startsWith('$ifs', i)) {
+        flush(i);
+        out += ' ';
+        i += s.charCodeAt(i + 1) === 123 ? 6 : 4;
+        if (s.charCodeAt(i) === 36 && s.charCodeAt(i + 1) >= 48 && s.charCodeAt(i + 1) <= 57) i += 2; // $IFS$9
+        start = i;
+        continue;
+      }
+      if (d === 64 || d === 42 || d === 45 || d === 33 || (d >= 48 && d <= 57)) {
+        // $@ $* $- $! $1: empty (or opaque) expansions used to split words
+        flush(i);
+        i += 2;
+        start = i;
+        continue;
+      }
+      if ((d === 40 && s.charCodeAt(i + 2) === 41) || (d === 123 && s.charCodeAt(i + 2) === 125)) {
+        flush(i);
+        i += 3;
+        start = i;
+        continue;
+      }
+      if (isLetter(d) || d === 95) {
+        // `$u` glued between letters (`n$u\c`), or before a command (`$u wget`): an unset variable
+        let j = i + 1;
+        while (j < n && (isLetter(s.charCodeAt(j)) || s.charCodeAt(j) === 95 || (s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57))) j++;
+        const name = s.slice(i + 1, j);
+        const glued = (i > 0 && isLetter(s.charCodeAt(i - 1))) || s.charCodeAt(j) === 92 || (j - i <= 3 && (s.charCodeAt(j) === 32 || j === n));
+        if (glued && !(name === 'shell' || name === 'bash' || name === 'path' || name === 'home')) {
+          flush(i);
+          i = j;
+          start = i;
+          continue;
+        }
+      }
+    } else if (c === 92 /* \ */) {
+      flush(i);
+      i += s.charCodeAt(i + 1) === 10 ? 2 : 1; // backslash-newline is a line continuation; otherwise keep the escaped character
+      start = i;
+      continue;
+    } else if (c === 39 || c === 34 || c === 96) {
+      const d = s.charCodeAt(i + 1);
+      if (d === c) {
+        // '' "" `` : empty strings and substitutions
+        flush(i);
+        i += 2;
+        start = i;
+        continue;
+      }
+      if (c !== 96) {
+        // a quote glued to word characters splits a word: drop it; otherwise it is a boundary
+        flush(i);
+        out += isWordCode(s.charCodeAt(i - 1)) || isWordCode(d) ? '' : ' ';
+        i++;
+        start = i;
+        continue;
+      }
+    } else if ((c === 60 || c === 62) && s.charCodeAt(i + 1) === 40 && s.charCodeAt(i + 2) === 41) {
+      flush(i); // <() >() empty process substitutions
+      i += 3;
+      start = i;
+      continue;
+    }
+    i++;
+  }
+  if (start === 0) return s;
+  flush(n);
+  return out;
 }
 
 function isSep(c: number): boolean {
   return c === 59 || c === 124 || c === 38 || c === 10 || c === 13 || c === 96 || c === 40 || c === 123 || c === 44;
 }
 
-/** Reads the command word at `i` (after whitespace, `env` style assignments and a directory prefix). */
-function commandAt(v: string, i: number): { word: string; end: number } {
+/** Reads the command word at `i` (after whitespace, redirections, `(`/`{` and a directory prefix). */
+function commandAt(v: string, i: number): { word: string; start: number; end: number; path: boolean } {
   const n = v.length;
-  while (i < n && (v.charCodeAt(i) === 32 || v.charCodeAt(i) === 9 || v.charCodeAt(i) === 60 || v.charCodeAt(i) === 62 || v.charCodeAt(i) === 40 || v.charCodeAt(i) === 123)) i++;
+  while (i < n) {
+    const c = v.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 60 || c === 62 || c === 40 || c === 123 || c === 33) i++;
+    else break;
+  }
   let j = i;
   while (j < n) {
     const c = v.charCodeAt(j);
-    if (c === 32 || c === 9 || isSep(c) || c === 60 || c === 62 || c === 41 || c === 125) break;
+    if (c === 32 || c === 9 || isSep(c) || c === 60 || c === 62 || c === 41 || c === 125 || c === 61) break;
     j++;
   }
   let word = v.slice(i, j);
-  // `$u wget`: an unset variable expands to nothing
-  if (/^\$[a-z_][a-z0-9_]*$/.test(word) && word !== '$ifs') return commandAt(v, j);
   const slash = Math.max(word.lastIndexOf('/'), word.lastIndexOf('\\'));
+  const path = slash !== -1;
   if (slash !== -1 && slash < word.length - 1) word = word.slice(slash + 1);
   if (word.endsWith('.exe')) word = word.slice(0, -4);
-  return { word, end: j };
+  return { word, start: i, end: j, path };
 }
 
-function argLooksLikeCommandArg(v: string, end: number): boolean {
+/** The argument after a command word looks like one: an option, a path, a variable, a redirection, or nothing. */
+function commandArg(v: string, end: number): 'none' | 'option' | 'path' | 'other' {
   let k = end;
   const n = v.length;
   while (k < n && (v.charCodeAt(k) === 32 || v.charCodeAt(k) === 9)) k++;
-  if (k >= n) return true; // `;id` at the end of the value
+  if (k >= n) return 'none';
   const c = v.charCodeAt(k);
-  return c === 45 || c === 47 || c === 126 || c === 46 || c === 36 || c === 42 || c === 92 || c === 59 || c === 124 || c === 38 || c === 62 || c === 60 || c === 96 || (c >= 48 && c <= 57 && /^\d+\s*(?:$|[;|&])/.test(v.slice(k, k + 12))) || (v.charCodeAt(k + 1) === 58 && v.charCodeAt(k + 2) === 92);
+  if (c === 45 /* - */ || (c === 43 && isLetter(v.charCodeAt(k + 1)))) return 'option';
+  if (c === 47 || c === 126 || c === 46 || c === 36 || c === 42 || c === 92 || c === 62 || c === 60 || c === 123) return 'path';
+  if (c === 59 || c === 124 || c === 38 || c === 96 || c === 10 || c === 13) return 'none';
+  if (v.charCodeAt(k + 1) === 58 && v.charCodeAt(k + 2) === 92) return 'path'; // C:\
+  if (v.startsWith('http://', k) || v.startsWith('https://', k) || v.startsWith('ftp://', k)) return 'path';
+  // an IP address or host:port argument (`nc 10.0.0.1 4444`, `ping 127.0.0.1`)
+  if (c >= 48 && c <= 57 && /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|^\d+\s*(?:$|[;|&])/.test(v.slice(k, k + 16))) return 'path';
+  return 'other';
 }
+
+/** Whether a glob pattern (`?`, `*`, `[...]`) matches `target`; both short, so the backtracking is bounded. */
+function globMatch(p: string, t: string, pi = 0, ti = 0, budget = { n: 2000 }): boolean {
+  while (pi < p.length) {
+    if (--budget.n < 0) return false;
+    const c = p[pi] as string;
+    if (c === '*') {
+      for (let k = ti; k <= t.length; k++) if (globMatch(p, t, pi + 1, k, budget)) return true;
+      return false;
+    }
+    if (ti >= t.length) return false;
+    if (c === '?') {
+      pi++;
+      ti++;
+      continue;
+    }
+    if (c === '[') {
+      const close = p.indexOf(']', pi + 2);
+      if (close !== -1) {
+        let set = p.slice(pi + 1, close);
+        const neg = set.startsWith('!') || set.startsWith('^');
+        if (neg) set = set.slice(1);
+        const inSet = set.includes(t[ti] as string);
+        if (inSet === neg) return false;
+        pi = close + 1;
+        ti++;
+        continue;
+      }
+    }
+    if (c !== t[ti]) return false;
+    pi++;
+    ti++;
+  }
+  return ti === t.length;
+}
+
+const WINDOWS_FOR = /^for\s+(?:\/[a-z](?:\s+(?:"[^"]{0,64}"|[^\s%/"]{1,64})){0,3}\s+){0,4}%%?[^\s]{1,16}\s+in\s*\(/;
+const WINDOWS_IF = /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s)/;
+const MAIL_SMTP = /[\r\n]\s*(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
+const MAIL_OTHER = /[\r\n]\s*(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b)/;
 
 /**
  * Detects OS command injection in a normalised (decoded, lower-case) value.
- * @returns the first hit, or `undefined`.
+ * @returns the first hit at the lowest paranoia level found, or `undefined`.
  */
 export function detectCmdi(s: string): CmdiHit | undefined {
+  let weak: CmdiHit | undefined;
   // Shellshock (CVE-2014-6271): a function definition in a value
   const ss = s.indexOf('()');
   if (ss !== -1 && /^\(\)\s*\{/.test(s.slice(ss, ss + 8))) return { rule: 'shellshock', index: ss, paranoia: 1 };
+  // server-side includes
+  const ssi = s.indexOf('<!--#');
+  if (ssi !== -1 && /^<!--#\s*(?:exec|include|echo|config|fsize|flastmod|printenv|set)\b/.test(s.slice(ssi, ssi + 24))) return { rule: 'ssi', index: ssi, paranoia: 1 };
+  // mail protocol commands after CR LF
+  if (s.indexOf('\n') !== -1 || s.indexOf('\r') !== -1) {
+    const m = MAIL_SMTP.exec(s);
+    if (m) return { rule: 'smtp-command', index: m.index, paranoia: 1 };
+    const m2 = MAIL_OTHER.exec(s);
+    if (m2) weak = { rule: 'mail-command', index: m2.index, paranoia: 2 };
+  }
   const v = canonical(s);
-  for (const bin of ['/bin/', '/sbin/', '/usr/bin/', '/usr/local/bin/', '/dev/tcp/', '/dev/udp/', 'cmd.exe', 'powershell.exe', 'cmd /c', 'cmd /k']) {
+  const n = v.length;
+  for (const bin of ['/dev/tcp/', '/dev/udp/', 'cmd.exe', 'powershell.exe', 'cmd /c', 'cmd /k', '$shell', '${shell}']) {
     const p = v.indexOf(bin);
-    if (p !== -1) {
-      if (bin.startsWith('/dev/') || bin.startsWith('cmd') || bin.startsWith('powershell')) return { rule: `shell-binary:${bin}`, index: p, paranoia: 1 };
+    if (p !== -1) return { rule: `shell:${bin}`, index: p, paranoia: 1 };
+  }
+  for (const dir of ['/bin/', '/sbin/', '/usr/bin/', '/usr/sbin/', '/usr/local/bin/', '/usr/local/sbin/', 'bin/']) {
+    let p = v.indexOf(dir);
+    while (p !== -1) {
       const { word } = commandAt(v, p);
-      if (STRONG.has(word) || NEEDS_ARG.has(word)) return { rule: `shell-binary:${word}`, index: p, paranoia: 1 };
+      if (UNIQUE.has(word) || PREFIX.has(word)) {
+        // `bin/chef` without a leading slash still names a binary when it starts the value or follows a separator
+        if (dir !== 'bin/' || p === 0 || isSep(v.charCodeAt(p - 1)) || v.charCodeAt(p - 1) === 32) return { rule: `shell-binary:${word}`, index: p, paranoia: 1 };
+      }
+      p = v.indexOf(dir, p + dir.length);
     }
   }
-  const win = WINDOWS_BATCH.exec(v);
-  if (win) return { rule: 'windows-batch', index: win.index, paranoia: 1 };
-  const n = v.length;
+  // `sh -c`, `bash -c`: a shell asked to run a string
+  {
+    let p = v.indexOf(' -c');
+    while (p !== -1) {
+      let b = p;
+      while (b > 0 && isWordCode(v.charCodeAt(b - 1))) b--;
+      const w = v.slice(b, p);
+      if (/^(?:sh|bash|zsh|ksh|dash|ash|csh|tcsh|busybox|python[23]?|perl|ruby|php|node)$/.test(w) && !isLetter(v.charCodeAt(p + 3))) return { rule: `shell-string:${w}`, index: b, paranoia: 1 };
+      p = v.indexOf(' -c', p + 3);
+    }
+  }
+  // glob-spelt paths: /???/b??h, /etc/pa[s]swd, /et*/pa??wd
+  for (let p = v.indexOf('/'); p !== -1; p = v.indexOf('/', p + 1)) {
+    if (p > 0 && v.charCodeAt(p - 1) !== 32 && !isSep(v.charCodeAt(p - 1)) && v.charCodeAt(p - 1) !== 61) continue;
+    let e = p;
+    while (e < n && e - p < 40 && !(v.charCodeAt(e) === 32 || isSep(v.charCodeAt(e)) || v.charCodeAt(e) === 34)) e++;
+    const tok = v.slice(p, e);
+    if (!/[?*[]/.test(tok)) continue;
+    for (const t of GLOB_TARGETS) if (globMatch(tok, t)) return { rule: `glob-path:${t}`, index: p, paranoia: 1 };
+  }
+  // arithmetic expansion: $((1+1)) $[2+2]
+  {
+    const p = v.indexOf('$((') !== -1 ? v.indexOf('$((') : v.indexOf('$[');
+    if (p !== -1 && /^\$(?:\(\(|\[)\s*[\w$]{1,16}\s*[-+*/%^]\s*[\w$]{1,16}\s*(?:\)\)|\])/.test(v.slice(p, p + 48))) return { rule: 'arithmetic-expansion', index: p, paranoia: 1 };
+  }
+  // brace expansion: {,ifconfig}  {cat,/etc/passwd}  c{a,oun}t
+  for (let p = v.indexOf('{'); p !== -1; p = v.indexOf('{', p + 1)) {
+    const e = v.indexOf('}', p);
+    if (e === -1 || e - p > 64) continue;
+    const body = v.slice(p + 1, e);
+    if (body.indexOf(',') === -1 || body.indexOf(' ') !== -1) continue;
+    let b = p;
+    while (b > 0 && isWordCode(v.charCodeAt(b - 1))) b--;
+    let a = e + 1;
+    while (a < n && isWordCode(v.charCodeAt(a))) a++;
+    const pre = v.slice(b, p);
+    const post = v.slice(e + 1, a);
+    const alts = body.split(',');
+    const shaped = pre !== '' || post !== '' || body.startsWith(',') || body.endsWith(',') || alts.some((a) => a.startsWith('-') || a.startsWith('/'));
+    for (const alt of alts) {
+      const w = pre + alt + post;
+      const base = w.includes('/') ? w.slice(w.lastIndexOf('/') + 1) : w;
+      if (UNIQUE.has(base) && (shaped || !WORDY.has(base))) return { rule: `brace-expansion:${base}`, index: p, paranoia: 1 };
+    }
+    if (body.startsWith(',')) weak ??= { rule: 'brace-expansion', index: p, paranoia: 2 };
+  }
+  // cmd.exe control structures and PowerShell
+  // each regex runs on a bounded window at each `for`/`if`, so the cost stays linear
+  for (let p = s.indexOf('for'); p !== -1; p = s.indexOf('for', p + 3)) {
+    if (p > 0 && isLetter(s.charCodeAt(p - 1))) continue;
+    if (WINDOWS_FOR.test(s.slice(p, p + 200))) return { rule: 'windows-for', index: p, paranoia: 1 };
+  }
+  for (let p = v.indexOf('if'); p !== -1; p = v.indexOf('if', p + 2)) {
+    if (p > 0 && isLetter(v.charCodeAt(p - 1))) continue;
+    if (WINDOWS_IF.test(v.slice(Math.max(0, p - 1), p + 120))) return { rule: 'windows-if', index: p, paranoia: 1 };
+  }
+  const ps = POWERSHELL.exec(v);
+  if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
+  // a separator, then (prefix commands and) a command
   for (let i = 0; i < n; i++) {
     const c = v.charCodeAt(i);
     let after = -1;
-    if (c === 59 || c === 124 || c === 10 || c === 13 || c === 96) after = i + 1;
-    else if (c === 38 && (i === 0 || v.charCodeAt(i + 1) === 38 || v.charCodeAt(i + 1) === 32 || v.charCodeAt(i - 1) === 32)) after = i + 1;
-    else if (c === 36 && (v.charCodeAt(i + 1) === 40 || v.charCodeAt(i + 1) === 123)) after = i + 2; // $( ${
-    else if ((c === 60 || c === 62) && v.charCodeAt(i + 1) === 40) after = i + 2; // <( >(
+    let how: 'separator' | 'newline' | 'subst' | 'amp' = 'separator';
+    if (c === 59 || c === 124) after = i + 1;
+    else if (c === 10 || c === 13) {
+      after = i + 1;
+      how = 'newline';
+    } else if (c === 96) {
+      after = i + 1;
+      how = 'subst';
+    } else if (c === 38) {
+      after = i + 1;
+      if (!(i === 0 || v.charCodeAt(i + 1) === 38 || v.charCodeAt(i + 1) === 32 || v.charCodeAt(i - 1) === 32 || v.charCodeAt(i - 1) === 38)) how = 'amp';
+    } else if ((c === 36 || c === 60 || c === 62) && v.charCodeAt(i + 1) === 40) {
+      after = i + 2; // $( <( >(
+      how = 'subst';
+    } else if (c === 36 && v.charCodeAt(i + 1) === 123) after = i + 2; // ${
     if (after === -1) continue;
+    // runs of separators (`;;`, `||`, `&&`) are one separator: continue from their end
     while (after < n && (v.charCodeAt(after) === 124 || v.charCodeAt(after) === 38 || v.charCodeAt(after) === 59)) after++;
-    const { word, end } = commandAt(v, after);
-    if (word.length === 0) continue;
-    if (NEEDS_ARG.has(word)) {
-      if (argLooksLikeCommandArg(v, end)) return { rule: `command:${word}`, index: i, paranoia: 1 };
-    } else if (STRONG.has(word)) return { rule: `command:${word}`, index: i, paranoia: 1 };
+    i = after - 1;
+    const hit = commandChain(v, after, how);
+    if (hit) {
+      if (hit.paranoia === 1) return { ...hit, index: i };
+      weak ??= hit;
+    }
   }
-  // a whole value that is a command line: command word followed by an option or path argument
-  const { word, end } = commandAt(v, 0);
-  if ((STRONG.has(word) || NEEDS_ARG.has(word)) && end < n) {
+  // alias definitions
+  const al = v.indexOf('alias ');
+  if (al !== -1 && (al === 0 || isSep(v.charCodeAt(al - 1)) || v.charCodeAt(al - 1) === 32) && /^alias\s+(?:[+-][a-z]\s+)?[^\s=]{1,32}=/.test(v.slice(al, al + 48))) return { rule: 'alias', index: al, paranoia: 1 };
+  // a whole value that is a command line
+  const whole = commandChain(v, 0, 'start');
+  if (whole) {
+    if (whole.paranoia === 1) return whole;
+    weak ??= whole;
+  }
+  // SQLite CLI dot-commands after a separator (`;.shell id`, newline `.system`)
+  const dot = /(?:^|[;\n|&])\s*\.(?:shell|system|sh|import|output|once|load)\s/.exec(v);
+  if (dot) weak ??= { rule: 'sqlite-dot-command', index: dot.index, paranoia: 2 };
+  return weak;
+}
+
+/**
+ * Reads `[prefix commands] command [argument]` at `at` and decides whether it is an injected
+ * command. `how` is what precedes it: a separator, a newline, or the start of the value.
+ */
+function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'start'): CmdiHit | undefined {
+  let { word, end, path, start } = commandAt(v, at);
+  if (word.length === 0) return undefined;
+  const glued = start > at ? false : true;
+  let prefixed = '';
+  for (let hops = 0; hops < 3 && PREFIX.has(word); hops++) {
     let k = end;
-    while (k < n && v.charCodeAt(k) === 32) k++;
-    const c = v.charCodeAt(k);
-    if (k < n && (c === 45 || c === 47 || c === 36 || c === 126 || c === 124 || c === 59 || c === 62)) return { rule: `command-line:${word}`, index: 0, paranoia: STRONG.has(word) && !NEEDS_ARG.has(word) ? 1 : 2 };
+    // options of the prefix command (`sudo -u root`, `timeout 5`, `env -i`)
+    for (;;) {
+      while (k < v.length && v.charCodeAt(k) === 32) k++;
+      if (v.charCodeAt(k) === 45 || (v.charCodeAt(k) >= 48 && v.charCodeAt(k) <= 57)) {
+        while (k < v.length && v.charCodeAt(k) !== 32) k++;
+      } else if (/^[a-z_][a-z0-9_]*=\S*/.test(v.slice(k, k + 40)) && (word === 'env' || word === 'sudo')) {
+        while (k < v.length && v.charCodeAt(k) !== 32) k++;
+      } else break;
+    }
+    const nx = commandAt(v, k);
+    if (nx.word.length === 0 || !(UNIQUE.has(nx.word) || PREFIX.has(nx.word) || WINDOWS.has(nx.word))) {
+      if (word === 'time' || word === 'then' || word === 'do' || word === 'else') break;
+      // `nohup` / `strace` / `sudo` standing alone with an argument is itself a command line
+      break;
+    }
+    prefixed = word;
+    ({ word, end, path } = nx);
+  }
+  const known = UNIQUE.has(word) || WINDOWS.has(word) || PREFIX.has(word);
+  if (!known) return undefined;
+  const arg = commandArg(v, end);
+  const wordy = WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word));
+  if (how === 'amp') return wordy ? undefined : { rule: `command:${word}`, index: 0, paranoia: 1 };
+  if (how === 'subst' && (arg === 'other' || wordy)) return { rule: `command:${word}`, index: 0, paranoia: 1 };
+  if (how === 'separator' || how === 'newline' || how === 'subst') {
+    if (!wordy) return { rule: `command:${word}`, index: 0, paranoia: 1 };
+    if (arg === 'option' || arg === 'path' || path) return { rule: `command:${word}`, index: 0, paranoia: 1 };
+    // `;id` `|id` at the end of a value; prose puts spaces around separators ("News | Time")
+    if (arg === 'none') return { rule: `command:${word}`, index: 0, paranoia: how === 'subst' || (how === 'separator' && glued) ? 1 : 2 };
+    if (prefixed !== '' && prefixed !== 'time') return { rule: `command:${prefixed}-${word}`, index: 0, paranoia: 1 };
+    if (FETCHERS.has(word)) return { rule: `command:${word}`, index: 0, paranoia: 1 };
+    return undefined;
+  }
+  // the whole value starts with a command
+  if (prefixed !== '') {
+    if (prefixed === 'time' && wordy && arg === 'other') return { rule: `command-line:${prefixed}-${word}`, index: 0, paranoia: 2 };
+    return { rule: `command-line:${prefixed}-${word}`, index: 0, paranoia: 1 };
+  }
+  if (!wordy) {
+    // `whoami`, `ifconfig -a`, `ansible-playbook site.yml`
+    if (arg !== 'none' || SOLO.has(word)) return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
+    return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
+  }
+  if (arg === 'option') return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
+  if (arg === 'path' && v.charCodeAt(end) === 32) {
+    // `cat /etc/x`, `ls /var/www/`, `find /etc -name x`, `cd /;cd etc`: a wordy command with a system
+    // directory argument, or followed by a second command
+    let k = end;
+    while (v.charCodeAt(k) === 32) k++;
+    if (/^\/(?:etc|var|usr|bin|sbin|tmp|home|root|proc|dev|opt|srv|boot|lib)?(?:[/\s;]|$)/.test(v.slice(k, k + 6)) || /[;|]|&&/.test(v.slice(k))) return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
+    return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
   }
   return undefined;
 }

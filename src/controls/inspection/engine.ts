@@ -135,7 +135,7 @@ const RUNNERS: readonly Runner[] = [
     },
   },
   { name: 'xss', needs: ANGLE | COLON | EQ | PAREN | QUOTE, names: true, run: (s) => detectXss(s) },
-  { name: 'cmdi', needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE, names: true, run: (s) => detectCmdi(s) },
+  { name: 'cmdi', needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE, names: true, run: (s) => detectCmdi(s) },
   { name: 'lfi', needs: SLASH | DOT | COLON, names: true, run: (s) => detectLfi(s) },
   { name: 'ssrf', needs: SLASH, names: false, run: (s) => detectSsrf(s) },
   { name: 'nosql', needs: DOLLAR | DOT, names: true, run: (s, isName) => detectNosql(s, isName) },

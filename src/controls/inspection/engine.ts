@@ -134,7 +134,16 @@ const RUNNERS: readonly Runner[] = [
       return h && { rule: h.rule, index: 0, paranoia: h.paranoia };
     },
   },
-  { name: 'xss', needs: ANGLE | COLON | EQ | PAREN | QUOTE, names: true, run: (s) => detectXss(s) },
+  {
+    name: 'xss',
+    needs: ANGLE | COLON | EQ | PAREN | QUOTE | BRACKET | DOT | SPACE,
+    names: true,
+    run(s, _n, mask) {
+      // with none of these characters only a DOM global (`window.location`) can be script
+      if ((mask & (ANGLE | COLON | EQ | PAREN | QUOTE | BRACKET)) === 0 && s.indexOf('document') === -1 && s.indexOf('window') === -1 && s.indexOf('+ad') === -1) return undefined;
+      return detectXss(s);
+    },
+  },
   { name: 'cmdi', needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE, names: true, run: (s) => detectCmdi(s) },
   { name: 'lfi', needs: SLASH | DOT | COLON, names: true, run: (s) => detectLfi(s) },
   { name: 'ssrf', needs: SLASH, names: false, run: (s) => detectSsrf(s) },

@@ -33,18 +33,21 @@ export function detectRestrictedPath(path: string): LfiHit | undefined {
   const segs = path.split('/');
   for (let i = 0; i < segs.length; i++) {
     const seg = segs[i] as string;
-    if (seg.length > 1 && seg.charCodeAt(0) === 46 && seg !== '..' && !(i === 1 && seg === '.well-known')) return { rule: 'dot-file', index: 0, paranoia: 1 };
+    if (seg.length > 1 && seg.charCodeAt(0) === 46 && seg.charCodeAt(1) !== 46 && !(i === 1 && seg === '.well-known')) return { rule: 'dot-file', index: 0, paranoia: 1 };
   }
   const last = segs[segs.length - 1] as string;
   if (RESTRICTED_EXT.test(last)) return { rule: 'restricted-extension', index: 0, paranoia: 1 };
   const h = detectLfi(path);
   if (h && h.rule.startsWith('sensitive-file')) return h;
-  for (const p of ['/sys/', '/proc/', '/@fs/', '/wp-content/debug', '/web-inf', '/meta-inf', '/cgi-bin/']) if (path.includes(p) || `${path}/`.includes(p)) return { rule: `restricted-path:${p}`, index: 0, paranoia: 1 };
+  for (const p of ['/sys/', '/proc/', '/@fs/', '/@id/', '/wp-content/debug', '/web-inf', '/meta-inf', '/cgi-bin/']) if (path.includes(p) || `${path}/`.includes(p)) return { rule: `restricted-path:${p}`, index: 0, paranoia: 1 };
   return undefined;
 }
 
 /** Every entry of {@link SENSITIVE} contains one of these (a directory followed by a separator, or a file name). */
 const ANCHOR = /(?:etc|proc|var|usr|root|home|sys|windows|winnt|system32|inetpub|web-inf|meta-inf|\.ssh|\.git|\.svn|\.hg|\.aws|\.docker|\.kube)[/\\]|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|\.(?:bash|zsh|mysql|psql)_history|\.bash(?:rc|_profile)|\.ht(?:access|passwd)|\.env|\.gitconfig|\.npmrc|\.pgpass|\.my\.cnf|\.netrc|wp-config|web\.config|boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|php\.ini|my\.ini|httpd\.conf|apache2\.conf|nginx\.conf|application\.properties/;
+
+/** System directories named at the end of a value (`/sys/class`, `/proc/net`). */
+const SYS_DIR_END = /\/(?:sys\/(?:class|kernel)|proc\/net|etc\/(?:ssh|mysql|httpd|apache2|nginx|security))$/;
 
 /** A detected traversal/LFI pattern. */
 export interface LfiHit {
@@ -72,11 +75,16 @@ export function detectLfi(s: string): LfiHit | undefined {
     }
     p = s.indexOf('..', j);
   }
+  // hex-spelt dots and slashes (`0x2e0x2e0x2f`, `0x5c0x2e`): an evasion of traversal filters
+  const hx = s.indexOf('0x');
+  if (hx !== -1 && /(?:0x(?:2e|2f|5c)){2}/.test(s)) return { rule: 'encoded-traversal', index: hx, paranoia: 1 };
   // one regex pass decides whether the needle list can match at all (keeps the common case cheap)
-  if (ANCHOR.test(s)) {
+  if (ANCHOR.test(s) || SYS_DIR_END.test(s)) {
     for (const [unix, win] of SENSITIVE_LIST) {
       let q = s.indexOf(unix);
       if (q === -1 && win !== unix) q = s.indexOf(win);
+      // a directory entry (`sys/class/`) also matches at the very end of the value (`/sys/class`)
+      if (q === -1 && unix.endsWith('/') && s.endsWith(unix.slice(0, -1)) && s.length > unix.length) q = s.length - unix.length + 1;
       if (q === -1) continue;
       // a bare `.env` or `home/` inside a word is not a file reference
       const prev = q === 0 ? 47 : s.charCodeAt(q - 1);

@@ -197,6 +197,8 @@ export function normalize(s: string): string {
   for (let r = 0; r < MAX_DECODE_ROUNDS && hasPercentEscape(v); r++) v = percentDecode(v, false) as string;
   if (v.indexOf('&') !== -1) {
     v = htmlEntityDecode(v);
+    // `&amp;tab;`: one more round when decoding produced another reference
+    if (v.indexOf('&') !== -1) v = htmlEntityDecode(v);
     if (hasPercentEscape(v)) v = percentDecode(v, false) as string;
   }
   let ascii = true;

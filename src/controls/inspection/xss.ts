@@ -54,8 +54,13 @@ const JS_SINKS = /(?:\balert|\bprompt|\bconfirm|\beval|fromcharcode|\bexecscript
  * Detects XSS in a normalised (decoded, lower-case) value.
  * @returns the first hit, or `undefined`.
  */
-export function detectXss(s: string): XssHit | undefined {
+export function detectXss(s0: string): XssHit | undefined {
+  let s = s0;
+  // UTF-7 (`+ADw-script+AD4-`) and the US-ASCII high-bit trick (`¼script¾`): legacy charsets that turn these into markup
+  if (s.indexOf('+ad') !== -1) s = s.replace(/\+ad([w4ic])-?/g, (_m, c: string) => (c === 'w' ? '<' : c === '4' ? '>' : c === 'i' ? '"' : "'"));
+  if (s.indexOf('\u00bc') !== -1 && s.indexOf('\u00be') !== -1) s = s.replaceAll('\u00bc', '<').replaceAll('\u00be', '>');
   const n = s.length;
+  let weak: XssHit | undefined;
   let lt = s.indexOf('<');
   while (lt !== -1 && lt < n - 1) {
     let i = lt + 1;
@@ -68,17 +73,18 @@ export function detectXss(s: string): XssHit | undefined {
       if (s.startsWith('[cdata[', i + 1) || s.startsWith('entity', i + 1) || s.startsWith('doctype', i + 1)) return { rule: 'markup-declaration', index: lt, paranoia: 1 };
     } else if (c === 63 /* <? */) {
       if (s.startsWith('xml-stylesheet', i + 1) || s.startsWith('import', i + 1)) return { rule: 'processing-instruction', index: lt, paranoia: 1 };
-    } else if (isAlpha(c)) {
+    } else if (isAlpha(c) || c === 58) {
       // tag name
       let j = i;
       while (j < n) {
         const d = s.charCodeAt(j);
-        if (isWs(d) || d === 62 || d === 60 || d === 0) break;
+        if (isWs(d) || d === 62 || d === 60 || d === 0 || d === 61) break;
         j++;
       }
       const name = s.slice(i, j);
       const bare = name.includes(':') ? name.slice(name.indexOf(':') + 1) : name;
       if (DANGEROUS_TAGS.has(bare)) return { rule: `tag:${bare}`, index: lt, paranoia: 1 };
+      if (name === 'xi:include' || (bare.length > 6 && DANGEROUS_TAGS.has(bare.slice(0, 6)) && bare.startsWith('import'))) return { rule: `tag:${name}`, index: lt, paranoia: 1 };
       // attributes until '>' (or end of input: an unterminated tag still counts)
       let k = j;
       let tagHasAttr = false;
@@ -98,6 +104,7 @@ export function detectXss(s: string): XssHit | undefined {
         const attr = s.slice(a0, k);
         tagHasAttr = true;
         if (attr.length > 2 && attr.startsWith('on') && isAlpha(attr.charCodeAt(2))) return { rule: `event-handler:${attr.slice(0, 24)}`, index: a0, paranoia: 1 };
+        if (attr === 'xmlns:xi' || attr === 'xsi:schemalocation' || attr === 'xsi:nonamespaceschemalocation') return { rule: `xml-namespace:${attr}`, index: a0, paranoia: 1 };
         while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
         if (s.charCodeAt(k) === 61 /* = */) {
           k++;
@@ -120,19 +127,31 @@ export function detectXss(s: string): XssHit | undefined {
             if (u !== undefined) return { rule: `${u}:${attr}`, index: v0, paranoia: 1 };
             if (attr === 'style') {
               const v = s.slice(v0, v1);
-              if (v.includes('expression(') || v.includes('url(') || v.includes('-moz-binding') || v.includes('behavior:')) return { rule: 'style-script', index: v0, paranoia: 1 };
+              if (v.includes('expression(') || v.includes('-moz-binding') || v.includes('behavior:') || /url\(\s*['"]?\s*(?:java|vb)script/.test(v)) return { rule: 'style-script', index: v0, paranoia: 1 };
             }
           }
         }
       }
       if (tagHasAttr && (bare === 'img' || bare === 'body' || bare === 'input' || bare === 'a' || bare === 'div' || bare === 'table' || bare === 'td' || bare === 'bgsound')) {
         // a tag with attributes but nothing dangerous: HTML injection, weaker evidence
-        return { rule: `html-tag:${bare}`, index: lt, paranoia: 2 };
+        weak ??= { rule: `html-tag:${bare}`, index: lt, paranoia: 2 };
       }
     }
     lt = s.indexOf('<', lt + 1);
   }
-  // outside any tag: script URLs standing alone and attribute break-outs
+  // `<f o r m`: a tag name spelt with spaces
+  if (lt0(s) && SPACED_TAG.test(s)) {
+    const m = SPACED_TAG.exec(s) as RegExpExecArray;
+    if (DANGEROUS_TAGS.has((m[1] as string).replaceAll(' ', ''))) return { rule: 'spaced-tag', index: m.index, paranoia: 1 };
+  }
+  // markup declarations outside a tag: `!ENTITY % x SYSTEM`
+  const ent = s.indexOf('!entity');
+  if (ent !== -1 && /^!entity\s+%?\s*[\w.-]{1,64}\s+(?:system|public)\b/.test(s.slice(ent, ent + 100))) return { rule: 'markup-declaration', index: ent, paranoia: 1 };
+  // CSS that runs script
+  for (const css of ['-moz-binding', 'expression(', 'behavior:url', 'behaviour:url']) {
+    const q = s.indexOf(css);
+    if (q !== -1 && (css !== 'expression(' || /(?:^|[\s;:{"'])expression\(/.test(s.slice(Math.max(0, q - 1), q + 11)))) return { rule: 'css-script', index: q, paranoia: 1 };
+  }
   let p = s.indexOf('script');
   if (p !== -1) {
     // browsers drop tabs and newlines inside a scheme: compare without whitespace and controls
@@ -152,14 +171,51 @@ export function detectXss(s: string): XssHit | undefined {
       if (j - p >= 5) {
         let k = j;
         while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
-        if (s.charCodeAt(k) === 61 && EVENT_NAMES.has(s.slice(p + 2, j))) return { rule: 'attribute-breakout', index: p, paranoia: 1 };
+        if (s.charCodeAt(k) === 61 && (EVENT_NAMES.has(s.slice(p + 2, j)) || (j - p > 12 && prev !== 32))) return { rule: 'attribute-breakout', index: p, paranoia: 1 };
       }
     }
     p = s.indexOf('on', p + 2);
   }
+  // dangerous attributes after a quote break-out: `'formaction=`, `" srcdoc=`
+  for (const a of ['formaction', 'srcdoc', 'xlink:href']) {
+    const q = s.indexOf(a);
+    if (q > 0 && /["'`]\s*$/.test(s.slice(Math.max(0, q - 3), q)) && /^\s*=/.test(s.slice(q + a.length, q + a.length + 4))) return { rule: 'attribute-breakout', index: q, paranoia: 1 };
+  }
+  // script outside markup: DOM sinks and globals, JS obfuscation (CRS 941180, 941360, 941370, 941390, 941400)
+  const js = jsEvidence(s);
+  if (js) return js;
+  return weak;
+}
+
+const SPACED_TAG = /<((?:[a-z] ){2,9}[a-z])\b/;
+function lt0(s: string): boolean {
+  return s.indexOf('<') !== -1;
+}
+
+/** JavaScript sinks that are script even without markup (a DOM global, then a member or call). */
+const JS_STRONG = /\b(?:document\.(?:cookie|domain|write(?:ln)?\s*\(|location|body\.appendchild|createelement\s*\(|documentelement)|window\.(?:location|open\s*\(|name\b|eval)|(?:self|top|parent|frames|globalthis|window|this)\s*\[\s*['"`[(]|(?:alert|prompt|confirm|eval|atob|btoa|settimeout|setinterval|execscript|fromcharcode)\s*[(`]|new\s+function\s*\(|\.call\s*`|\.(?:constructor|__proto__)\s*[([])/;
+
+/** Script evidence outside markup. JS comments (`document/*x*\/.cookie`) are removed first. */
+function jsEvidence(s: string): XssHit | undefined {
+  if (s.length < 5) return undefined;
+  // JSFuck-style obfuscation: []+![], +!![], (![]+[])
+  if (s.indexOf('[]') !== -1 && /!\s*\[\s*\]|\[\s*\]\s*\[|\(\s*!\s*\[/.test(s)) return { rule: 'jsfuck', index: s.indexOf('[]'), paranoia: 1 };
+  if (!(s.indexOf('(') !== -1 || s.indexOf('.') !== -1 || s.indexOf('[') !== -1 || s.indexOf('`') !== -1)) return undefined;
+  let c = s;
+  if (c.indexOf('/*') !== -1) c = c.replace(/\/\*[^*]{0,200}\*\//g, '');
+  if (c.indexOf(' ') !== -1 && (c.indexOf(' .') !== -1 || c.indexOf('. ') !== -1)) c = c.replace(/\s*\.\s*/g, '.');
+  const m = JS_STRONG.exec(c);
+  if (m) {
+    // prose says "alert (for staff)" and "confirm (yes/no)": a space before the parenthesis is not a call
+    const call = /^(?:alert|prompt|confirm)\s+\(/.test(m[0]);
+    // a bare `document.cookie` (a page title, a path segment) is only a mention; with an assignment,
+    // concatenation or call around it, it is script
+    const bare = /^(?:document|window)\.[a-z]+$/.test(m[0]) && !/[=(+;,]/.test(c.slice(Math.max(0, m.index - 3), m.index) + c.slice(m.index + m[0].length, m.index + m[0].length + 3));
+    return { rule: 'script-sink', index: m.index, paranoia: call || bare ? 2 : 1 };
+  }
   if (s.length > 5 && (s.indexOf('(') !== -1 || s.indexOf('=') !== -1 || s.indexOf('`') !== -1)) {
-    const m = JS_SINKS.exec(s);
-    if (m) return { rule: 'script-sink', index: m.index, paranoia: 2 };
+    const m2 = JS_SINKS.exec(s);
+    if (m2) return { rule: 'script-sink', index: m2.index, paranoia: 2 };
   }
   return undefined;
 }

@@ -46,6 +46,7 @@ const UNIQUE = new Set(
 /** Of {@link UNIQUE}, commands that are also ordinary words or product names: they need a separator or command-shaped arguments. */
 const WORDY = new Set(
   words(`
+  bash zsh ksh csh tcsh whois hostname traceroute pinky strings mesg
   python python2 python3 perl ruby php lua node nodejs deno bun make awk sed gpg ansible knife helm fetch nc gem npm yarn composer cargo
   env export history declare exec eval source sh fish ash dash vi vim ed ex emacs nano pico joe reboot shutdown halt init write wall
   finger users groups id ps top free uptime w who last df du ls dir ll la cat tac nl head tail more less most grep ag find locate
@@ -62,6 +63,8 @@ const SOLO = new Set(words('whoami uname ifconfig ipconfig netstat systeminfo ta
 const FETCHERS = new Set(words('curl wget nc ncat netcat telnet ftp tftp scp sftp ssh rsync python python2 python3 perl ruby php node bash sh zsh ksh nmap base64 openssl'));
 /** Commands that only run another command: `nohup wget`, `sudo -u x id`, `time curl`. */
 const PREFIX = new Set(words('time nohup strace ltrace sudo doas env nice ionice timeout xargs exec command builtin watch stdbuf unbuffer chroot busybox then do else'));
+/** Of {@link PREFIX}, ordinary words: a command only with an option or path after them. */
+const PREFIX_WORDS = new Set(words('time then do else command builtin exec watch nice'));
 /** cmd.exe built-ins and Windows tools (lower case, without `.exe`). */
 const WINDOWS = new Set(words('cmd cmd.exe powershell powershell.exe pwsh wmic net net1 netsh reg certutil bitsadmin mshta rundll32 regsvr32 cscript wscript systeminfo tasklist taskkill schtasks ipconfig whoami findstr icacls cacls takeown vssadmin wevtutil bcdedit bcdboot diskpart fsutil msiexec attrib xcopy robocopy forfiles'));
 /** PowerShell cmdlets, aliases and .NET members that download or run code (compare CRS 932120). */
@@ -351,14 +354,15 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   for (let i = 0; i < n; i++) {
     const c = v.charCodeAt(i);
     let after = -1;
-    let how: 'separator' | 'newline' | 'subst' | 'amp' = 'separator';
+    let how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' = 'separator';
     if (c === 59 || c === 124) after = i + 1;
     else if (c === 10 || c === 13) {
       after = i + 1;
       how = 'newline';
     } else if (c === 96) {
       after = i + 1;
-      how = 'subst';
+      // a backtick after a space opens a Markdown code span ("run `make` first") more often than a substitution
+      how = i > 0 && v.charCodeAt(i - 1) === 32 ? 'markdown' : 'subst';
     } else if (c === 38) {
       after = i + 1;
       if (!(i === 0 || v.charCodeAt(i + 1) === 38 || v.charCodeAt(i + 1) === 32 || v.charCodeAt(i - 1) === 32 || v.charCodeAt(i - 1) === 38)) how = 'amp';
@@ -395,7 +399,7 @@ export function detectCmdi(s: string): CmdiHit | undefined {
  * Reads `[prefix commands] command [argument]` at `at` and decides whether it is an injected
  * command. `how` is what precedes it: a separator, a newline, or the start of the value.
  */
-function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'start'): CmdiHit | undefined {
+function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' | 'start'): CmdiHit | undefined {
   let { word, end, path, start } = commandAt(v, at);
   if (word.length === 0) return undefined;
   const glued = start > at ? false : true;
@@ -425,6 +429,9 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   const arg = commandArg(v, end);
   const wordy = WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word));
   if (how === 'amp') return wordy ? undefined : { rule: `command:${word}`, index: 0, paranoia: 1 };
+  if (how === 'markdown') return { rule: `command:${word}`, index: 0, paranoia: wordy ? 2 : 1 };
+  // `time`, `then`, `do` alone are words, not commands
+  if (PREFIX_WORDS.has(word) && arg !== 'option' && arg !== 'path') return undefined;
   if (how === 'subst' && (arg === 'other' || wordy)) return { rule: `command:${word}`, index: 0, paranoia: 1 };
   if (how === 'separator' || how === 'newline' || how === 'subst') {
     if (!wordy) return { rule: `command:${word}`, index: 0, paranoia: 1 };

@@ -356,8 +356,9 @@ const QUOTED_SHAPES: readonly RegExp[] = [
 ];
 
 const PLAIN_SHAPES: readonly RegExp[] = [
-  /^[1nv)]*[1nsv]&[(]*[1sfv(]/, // 1 or 1=1   1 and sleep(5)   1 or (select
-  /^[1nv]+[)]*&[1sfv(]/, // 1) or 1
+  /^[1nv]?[)]*[1nsv]&[(]*[fv(]/, // 1 and sleep(5)   1 or (select
+  /^[1nv]?[)]*[1nsv]&[(]*[1sv][)]*o/, // 1 or 1=1   x or 'a'='a
+  /^[1nv][)]+&[(]*[1sfv(]/, // 1) or 1
   /^&[(]*[1sv][)]*o[(]*[1svf]/, // or 1=1
   /^&[(]*f[(]/, // and sleep(
   /^&[(]*n[)]*o[(]*[s1v]/, // and name = '
@@ -498,7 +499,10 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     if (ty === 'k') {
       if (word === 'into' && (w1 === 'outfile' || w1 === 'dumpfile')) return { rule: 'into-outfile', paranoia: 1 };
       if (word === 'procedure' && w1 === 'analyse') return { rule: 'procedure-analyse', paranoia: 1 };
-      if (word === 'set' && t1 === 'v' && t[next(k1)] === 'o') return { rule: 'set-variable', paranoia: k === 0 || t[k - 1] === ';' ? 1 : 2 };
+      if (word === 'set' && t1 === 'v' && t[next(k1)] === 'o') {
+        if (k > 0 && t[k - 1] === ';') return { rule: 'set-variable', paranoia: 1 };
+        weak ??= { rule: 'set-variable', paranoia: 2 };
+      }
       if (word === 'case' && w1 === 'when') {
         for (let j = k1; j < Math.min(m, k + 10); j++) {
           if (t[j] === 'k' && w[j] === 'then') {
@@ -517,7 +521,7 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     }
     if (ty === 'B') {
       if (word === 'having' && (t1 === 'f' || ((t1 === '1' || t1 === 'n') && t[next(k1)] === 'o'))) return { rule: 'having', paranoia: 1 };
-      if ((word === 'order by' || word === 'group by') && t1 === '1' && /^[\d]+$/.test(w1)) return { rule: word.replace(' ', '-'), paranoia: 1 };
+      if ((word === 'order by' || word === 'group by') && t1 === '1' && /^[\d]+$/.test(w1) && /^(?:[,;c)&B]|$)/.test(t[next(k1)] ?? '')) return { rule: word.replace(' ', '-'), paranoia: 1 };
       if ((word === 'order by' || word === 'group by') && (t1 === 'n' || t1 === '1')) {
         const t2 = t[next(k1)];
         if (t2 === ';' || t2 === 'c' || t2 === 'B') return { rule: word.replace(' ', '-'), paranoia: 1 };
@@ -574,6 +578,8 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
   const plain = fingerprint(s, '', top);
   if (plain.attackFn) return { rule: `attack-function:${plain.attackFn}`, fingerprint: plain.fp, paranoia: 1 };
   for (const re of PLAIN_SHAPES) if (re.test(plain.fp)) return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
+  // `1 or 1`, `1 or 1--`: a numeric tautology (not "2024 or 2025 model", not "true or false")
+  if (/^1[)]*&[(]*1[)]*(?:c|;|$)/.test(plain.fp) && /^\d/.test(plain.words[0] as string) && plain.words[0] === plain.words[plain.types.indexOf('&') + 1]) return { rule: 'numeric-tautology', fingerprint: plain.fp, paranoia: 1 };
   if (plain.sysvar) return { rule: 'system-variable', fingerprint: plain.fp, paranoia: 1 };
   if (plain.versioned) return { rule: 'versioned-comment', fingerprint: plain.fp, paranoia: 1 };
   // a value that starts with a quote and compares it: '1'='1, 'x'!='y

@@ -20,7 +20,7 @@ import type { RequestOutcome } from '../pipeline/stage.ts';
 import type { Rejection } from '../pipeline/verdict.ts';
 import { deriveForwarded, normalizeIp, stripHopByHop, upstreamRequestHeaders } from '../proxy/headers.ts';
 import type { Target } from '../proxy/upstream.ts';
-import type { GatewayMetrics } from '../telemetry/metrics.ts';
+import { countRequest, type GatewayMetrics, observeUpstream } from '../telemetry/metrics.ts';
 import { type BodyMeter, BodyLimitExceeded, bodyTooLarge, meteredBody, RequestBody, UpstreamResponse } from './body.ts';
 import type { CompiledApi, CompiledConfig } from './compile.ts';
 
@@ -147,8 +147,7 @@ export class RequestHandler {
       const st = status || res.statusCode;
       const latency = performance.now() - startedAt;
       const apiName = api?.name ?? '-';
-      metrics.requests.inc({ api: apiName, status: String(st), verdict });
-      metrics.requestDuration.observe({ api: apiName }, latency / 1000);
+      countRequest(metrics, apiName, st, verdict, latency / 1000);
       if (api && ctx) {
         const outcome: RequestOutcome = { status: st, aborted, bytesIn: meter.bytes, bytesOut };
         for (const s of api.doneStages) {
@@ -295,7 +294,7 @@ export class RequestHandler {
     }
     api.upstream.success(t);
     ctx.timings.upstream = performance.now() - upStart;
-    metrics.upstreamDuration.observe({ api: api.name }, ctx.timings.upstream / 1000);
+    observeUpstream(metrics, api.name, ctx.timings.upstream / 1000);
 
     // 5. Response stages, then send.
     const respHeaders = up.headers as Record<string, string | string[] | undefined>;

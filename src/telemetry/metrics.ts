@@ -39,6 +39,40 @@ export function gatewayMetrics(): GatewayMetrics {
   return metrics;
 }
 
+const requestChildren = new Map<string, client.Counter.Internal>();
+const durationChildren = new Map<string, client.Histogram.Internal<'api'>>();
+const upstreamChildren = new Map<string, client.Histogram.Internal<'api'>>();
+
+/**
+ * Counts one finished request. Label children are cached (bounded: APIs × status codes ×
+ * verdicts, capped at 4,096 combinations), so the hot path skips prom-client's label hashing.
+ */
+export function countRequest(m: GatewayMetrics, api: string, status: number, verdict: string, seconds: number): void {
+  const key = `${api}\u0000${status}\u0000${verdict}`;
+  let c = requestChildren.get(key);
+  if (c === undefined) {
+    c = m.requests.labels(api, String(status), verdict);
+    if (requestChildren.size < 4096) requestChildren.set(key, c);
+  }
+  c.inc();
+  let h = durationChildren.get(api);
+  if (h === undefined) {
+    h = m.requestDuration.labels(api);
+    if (durationChildren.size < 1024) durationChildren.set(api, h);
+  }
+  h.observe(seconds);
+}
+
+/** Observes one upstream exchange (seconds to response headers). */
+export function observeUpstream(m: GatewayMetrics, api: string, seconds: number): void {
+  let h = upstreamChildren.get(api);
+  if (h === undefined) {
+    h = m.upstreamDuration.labels(api);
+    if (upstreamChildren.size < 1024) upstreamChildren.set(api, h);
+  }
+  h.observe(seconds);
+}
+
 /** Prometheus text exposition of this process's registry. */
 export async function metricsText(): Promise<{ contentType: string; body: string }> {
   return { contentType: client.register.contentType, body: await client.register.metrics() };

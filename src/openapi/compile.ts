@@ -389,3 +389,23 @@ export function matchResponse(responses: readonly CompiledResponse[], status: nu
   }
   return r ?? d;
 }
+
+const routingCache = new WeakMap<LoadedDocument, CompiledDocument>();
+
+/**
+ * Routing and security only (no schema validators): {@link compileDocument} with
+ * `validators: false`, compiled once per loaded document and shared by every caller in the
+ * process. {@link loadOpenApi} returns the same {@link LoadedDocument} object while the file is
+ * unchanged, so a configuration reload reuses the compiled router; a changed file compiles anew
+ * (the old entry goes with its document: the cache is weakly keyed).
+ * The result is shared: callers must not mutate it.
+ * @throws {OpenApiError} as {@link compileDocument} (nothing is cached then).
+ */
+export function compileRouting(loaded: LoadedDocument): CompiledDocument {
+  let c = routingCache.get(loaded);
+  if (c === undefined) {
+    c = compileDocument(loaded, { validators: false, closeRequest: false, closeResponse: false, rejectReadOnly: false });
+    routingCache.set(loaded, c);
+  }
+  return c;
+}

@@ -46,12 +46,33 @@ export function invalidToken(code: string, detail: string, severity: Severity = 
   return new IdentityError(401, code, 'Invalid access token', detail, { bearerError: 'invalid_token', severity, details });
 }
 
+/** Where an API key is read: a request header (lower-case name) or a query parameter. */
+export interface KeyLocation {
+  in: 'header' | 'query';
+  name: string;
+}
+
 /**
- * Builds the problem for `err`, with the `WWW-Authenticate` challenge(s) for the schemes the API
- * accepts (`Bearer` for JWT/introspection; `ApiKey` with the header name for API keys; `DPoP`
- * first when the request used the DPoP scheme, RFC 9449 §7.1).
+ * The challenges of a 401: `Bearer` when access tokens are accepted (RFC 6750 §3), one
+ * `ApiKey realm="..", header="NAME"` (or `query="NAME"`) per accepted API key location, and `DPoP`
+ * first when the request used the DPoP scheme (RFC 9449 §7.1).
  */
-export function toProblem(err: IdentityError, challenge: { realm: string; bearer: boolean; apiKeyHeader?: string; scope?: string; dpop?: boolean }): Problem {
+export interface Challenge {
+  realm: string;
+  bearer: boolean;
+  apiKeys?: readonly KeyLocation[];
+  /** Required scopes (space-separated) for the `scope` parameter of an `insufficient_scope` challenge. */
+  scope?: string;
+  dpop?: boolean;
+}
+
+/**
+ * Builds the problem for `err`, with the `WWW-Authenticate` challenge(s) for the schemes the
+ * operation (or API) accepts: `Bearer` for JWT/introspection; `ApiKey` with the header or query
+ * name for API keys (401 only); `DPoP` first when the request used the DPoP scheme (RFC 9449 §7.1).
+ * A 401 always carries at least one challenge (RFC 9110 §11.6.1) when any scheme applies.
+ */
+export function toProblem(err: IdentityError, challenge: Challenge): Problem {
   const headers: Record<string, string | string[]> = {};
   if (err.status === 401 || err.status === 403 || err.status === 400) {
     const values: string[] = [];
@@ -69,8 +90,8 @@ export function toProblem(err: IdentityError, challenge: { realm: string; bearer
         }),
       );
     }
-    if (challenge.apiKeyHeader !== undefined && err.status === 401) {
-      values.push(wwwAuthenticate('ApiKey', { realm: challenge.realm, header: challenge.apiKeyHeader }));
+    if (challenge.apiKeys !== undefined && err.status === 401) {
+      for (const k of challenge.apiKeys) values.push(wwwAuthenticate('ApiKey', { realm: challenge.realm, [k.in]: k.name }));
     }
     if (values.length === 1) headers['www-authenticate'] = values[0] as string;
     else if (values.length > 1) headers['www-authenticate'] = values;

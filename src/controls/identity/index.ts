@@ -5,6 +5,10 @@
  * requirements. Sets `ctx.identity`, forwards the identity to the upstream in configured headers
  * and strips (or forwards) the credential.
  *
+ * With `openapi`, the document decides per operation which providers accept a request
+ * (`operations.ts`: `security` and `securitySchemes`, `security: []` public, `{}` optional); the
+ * `operations` map overrides it. Unmatched paths keep the API-wide behaviour.
+ *
  * OWASP API Security Top 10 2023 API2 (broken authentication); JWT BCP RFC 8725.
  */
 import { createHash, createPrivateKey } from 'node:crypto';
@@ -17,12 +21,15 @@ import type { Identity, RequestContext } from '../../pipeline/context.ts';
 import { defineControl, type ControlEnv } from '../../pipeline/control.ts';
 import { deny, type Verdict } from '../../pipeline/verdict.ts';
 import { ApiKeyAuthenticator } from './apikeys.ts';
-import { IdentityError, invalidToken, toProblem } from './errors.ts';
+import { compileRouting } from '../../openapi/compile.ts';
+import { loadOpenApi } from '../../openapi/load.ts';
+import { IdentityError, invalidToken, type KeyLocation, toProblem } from './errors.ts';
 import { isAcceptableProviderUrl } from './http.ts';
 import { Introspector } from './introspection.ts';
 import { JwksCache } from './jwks.ts';
 import { JwtVerifier } from './jwt.ts';
 import { ApiKeyStore, loadPepper } from './keys/store.ts';
+import { type AccessPolicy, compileAccess, PROVIDER_NAMES } from './operations.ts';
 import { compileRequirement, scopesOf } from './policy.ts';
 
 /** Asymmetric JWS algorithms (RFC 7518 §3, RFC 8037). Symmetric (HS*) and `none` are never accepted. */
@@ -106,8 +113,11 @@ const introspectionSchema = z
   .refine((o) => o.client_secret !== undefined || o.client_secret_env !== undefined, 'set client_secret_env (or client_secret)');
 
 const apiKeySchema = z.strictObject({
-  /** Request header carrying the key. */
-  header: headerName.default('x-api-key'),
+  /**
+   * Request header carrying the key (default `x-api-key`). Set explicitly (or `query`), it overrides
+   * the location of the document's `apiKey` security schemes.
+   */
+  header: headerName.optional(),
   /** Query parameter carrying the key. Discouraged: URLs end up in logs and Referer headers. */
   query: z.string().min(1).optional(),
   /** SQLite database of the keys (relative to the configuration file). */
@@ -120,7 +130,30 @@ const apiKeySchema = z.strictObject({
   cache_ttl_ms: z.number().int().nonnegative().default(5000),
 });
 
+/** Default header of API keys. */
+export const DEFAULT_API_KEY_HEADER = 'x-api-key';
+
+const operationOverride = z.union([
+  /** A public operation: no credentials required (a credential sent anyway is verified). */
+  z.strictObject({ public: z.literal(true) }),
+  /** Only these providers are accepted (`mtls`: the transport control's certificate identity). */
+  z.strictObject({ providers: z.array(z.enum(PROVIDER_NAMES)).min(1) }),
+]);
+
 export const identitySchema = z.strictObject({
+  /**
+   * The OpenAPI document (file relative to the configuration file, or an https URL; the same one
+   * as the `contract` control): each operation's `security` and the `securitySchemes` select the
+   * accepted providers; `security: []` makes an operation public.
+   */
+  openapi: z.string().min(1).optional(),
+  /** Prefix of the document's paths in request paths (as the `contract` control's `base_path`). */
+  base_path: z
+    .string()
+    .regex(/^\/([^?#]*[^/?#])?$/, 'a path starting with "/" and not ending with "/"')
+    .default('/'),
+  /** Per-operation overrides of the document, by `operationId`: `{ public: true }` or `{ providers: [...] }`. */
+  operations: z.record(z.string().min(1), operationOverride).default({}),
   providers: z
     .strictObject({
       jwt: jwtSchema.optional(),
@@ -232,11 +265,41 @@ export interface IdentityEngine {
 /**
  * Builds the identity engine for one API.
  * @throws {Error} naming the setting when the configuration cannot work (bad CEL expression,
- *   missing pepper or client secret, unreadable decryption key).
+ *   missing pepper or client secret, unreadable decryption key, an OpenAPI document that cannot be
+ *   loaded, or one whose operations the configured providers cannot serve: see `compileAccess`).
  */
 export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Promise<IdentityEngine> {
   const requirement = compileRequirement(cfg.require, 'require');
   const realm = cfg.realm ?? env.apiName;
+
+  // The document's access policies first: a configuration error must not leave providers running.
+  const pk = cfg.providers.api_key;
+  const keyHeader = pk === undefined ? undefined : (pk.header ?? DEFAULT_API_KEY_HEADER);
+  const cfgKeys: KeyLocation[] | undefined =
+    pk === undefined ? undefined : [{ in: 'header', name: keyHeader as string }, ...(pk.query === undefined ? [] : [{ in: 'query' as const, name: pk.query }])];
+  let doc: ReturnType<typeof compileRouting> | undefined;
+  if (cfg.openapi !== undefined) {
+    try {
+      doc = compileRouting(await loadOpenApi(cfg.openapi, env.configDir));
+    } catch (e) {
+      throw new Error(`openapi: ${(e as Error).message}`);
+    }
+  }
+  const access = compileAccess({
+    doc,
+    docName: cfg.openapi ?? '',
+    basePath: cfg.base_path,
+    overrides: cfg.operations,
+    providers: {
+      jwt: cfg.providers.jwt !== undefined,
+      introspection: cfg.providers.introspection !== undefined,
+      apiKey: cfgKeys,
+      apiKeyExplicit: pk !== undefined && (pk.header !== undefined || pk.query !== undefined),
+    },
+    realm,
+    scope: requirement.scopeString || undefined,
+    warn: (m) => env.log.warn(m, { api: env.apiName }),
+  });
 
   let jwks: JwksCache | undefined;
   let jwt: JwtVerifier | undefined;
@@ -303,7 +366,6 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
   }
 
   let apiKeys: ApiKeyAuthenticator | undefined;
-  const pk = cfg.providers.api_key;
   if (pk) {
     let pepper: Buffer;
     try {
@@ -321,14 +383,13 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
     apiKeys = new ApiKeyAuthenticator({ store, api: env.apiName, cacheTtlMs: Math.max(1, pk.cache_ttl_ms), cacheMaxEntries: 10000, flushMs: 5000 });
     if (pk.query !== undefined) {
       env.log.warn(
-        `identity: API keys accepted in the query parameter "${pk.query}": URLs are logged by proxies and leak via Referer; prefer the ${pk.header} header`,
+        `identity: API keys accepted in the query parameter "${pk.query}": URLs are logged by proxies and leak via Referer; prefer the ${keyHeader} header`,
         { api: env.apiName },
       );
     }
   }
 
   const verified = cfg.cache.max_entries > 0 ? new LRUCache<string, Identity>({ max: cfg.cache.max_entries }) : undefined;
-  const challenge = { realm, bearer: jwt !== undefined || introspector !== undefined, apiKeyHeader: pk?.header, scope: requirement.scopeString || undefined };
 
   // Forwarding, compiled once.
   const fwd: [string, (i: Identity) => string | undefined][] = [];
@@ -351,55 +412,85 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
   const stripToken = cfg.forward.token === 'strip';
   const revocation = cfg.revocation;
 
-  async function authenticate(ctx: RequestContext): Promise<{ identity: Identity; via: 'bearer' | 'api_key' }> {
+  const anyBearer = jwt !== undefined || introspector !== undefined;
+
+  /** Where the policy's accepted credentials are, in words (problem details). */
+  function accepted(pol: AccessPolicy): string {
+    const parts: string[] = [];
+    if (pol.jwt || pol.introspection) parts.push('an access token in the Authorization header (Bearer)');
+    for (const k of pol.keys) parts.push(`an API key in the ${k.name} ${k.in === 'header' ? 'header' : 'query parameter'}`);
+    if (pol.mtls) parts.push('a TLS client certificate');
+    return parts.join(' or ');
+  }
+
+  function notAccepted(pol: AccessPolicy, what: string): IdentityError {
+    if (!pol.jwt && !pol.introspection && pol.keys.length === 0) {
+      // mutualTLS only: no HTTP authentication scheme to challenge with (RFC 9110 §11.6.1), so 403.
+      return new IdentityError(
+        403,
+        'credentials-not-accepted',
+        'Forbidden',
+        `This operation does not accept ${what}; it requires a TLS client certificate (mutual TLS).`,
+        {
+          severity: 'low',
+          details: pol.operation === undefined ? undefined : { operation: pol.operation },
+        },
+      );
+    }
+    return new IdentityError(401, 'credentials-not-accepted', 'Authentication required', `This operation does not accept ${what}; send ${accepted(pol)}.`, {
+      severity: 'low',
+      details: pol.operation === undefined ? undefined : { operation: pol.operation },
+    });
+  }
+
+  /**
+   * Finds and verifies the request's credential under `pol`.
+   * @returns the identity and the credential used, or `undefined` when the request carries none.
+   * @throws {IdentityError} 400 for two credentials, 401 for an invalid one or one `pol` does not accept.
+   */
+  async function authenticate(ctx: RequestContext, pol: AccessPolicy): Promise<{ identity: Identity; via: 'bearer' | KeyLocation } | undefined> {
     const headers = ctx.headers;
     const authz = headers.authorization;
+    // API keys are looked for where the policy accepts them; when it accepts none, wherever the
+    // API takes keys (so that a key sent to the wrong operation is refused clearly).
     let key: string | string[] | undefined;
-    if (pk) {
-      key = headers[pk.header];
-      if (key === undefined && pk.query !== undefined) {
-        key = ctx.query.get(pk.query) ?? undefined;
-        if (key !== undefined && stripToken) {
-          // The upstream must not see the key either (the same rule as a stripped bearer token).
-          const rest = new URLSearchParams(ctx.rawQuery);
-          rest.delete(pk.query);
-          ctx.upstreamQuery = rest.toString();
-        }
-      }
+    let loc: KeyLocation | undefined;
+    const where = pol.keys.length > 0 ? pol.keys : access.allKeys;
+    for (let i = 0; i < where.length && key === undefined; i++) {
+      const l = where[i] as KeyLocation;
+      key = l.in === 'header' ? headers[l.name] : (ctx.query.get(l.name) ?? undefined);
+      if (key !== undefined) loc = l;
     }
-    const bearerMatch = typeof authz === 'string' && (jwt || introspector) ? BEARER.exec(authz) : null;
+    const bearerMatch = typeof authz === 'string' && anyBearer ? BEARER.exec(authz) : null;
     if (key !== undefined) {
       if (bearerMatch)
         throw new IdentityError(400, 'credentials-ambiguous', 'Ambiguous credentials', 'Send either an access token or an API key, not both.', {
           bearerError: 'invalid_request',
           severity: 'low',
         });
+      if (pol.keys.length === 0) throw notAccepted(pol, 'API keys');
       if (typeof key !== 'string')
         throw new IdentityError(401, 'api-key-malformed', 'Invalid API key', 'More than one API key was sent.', {
           bearerError: 'invalid_token',
           severity: 'low',
         });
-      return { identity: (apiKeys as ApiKeyAuthenticator).authenticate(key), via: 'api_key' };
+      return { identity: (apiKeys as ApiKeyAuthenticator).authenticate(key), via: loc as KeyLocation };
     }
     if (bearerMatch === null) {
-      if (typeof authz === 'string' && /^(?:bearer|dpop)(\s|$)/i.test(authz) && (jwt || introspector)) {
+      if (typeof authz === 'string' && anyBearer && /^(?:bearer|dpop)(\s|$)/i.test(authz)) {
         throw invalidToken('token-malformed', 'The Authorization header is not a valid Bearer credential (RFC 6750 §2.1).', 'low');
       }
-      throw new IdentityError(
-        401,
-        'credentials-missing',
-        'Authentication required',
-        pk && !jwt && !introspector ? `Send an API key in the ${pk.header} header.` : 'Send an access token in the Authorization header (Bearer).',
-        { severity: 'low' },
-      );
+      return undefined;
     }
+    if (!pol.jwt && !pol.introspection) throw notAccepted(pol, 'access tokens');
     const token = bearerMatch[1] as string;
     const hash = createHash('sha256').update(token).digest('base64url');
-    const hit = verified?.get(hash);
+    // Only JWT identities are cached here: a hit stands for the jwt provider.
+    const hit = pol.jwt ? verified?.get(hash) : undefined;
     if (hit !== undefined) return { identity: { ...hit, methods: [...hit.methods], scopes: [...hit.scopes] }, via: 'bearer' };
     let identity: Identity;
-    if (jwt && (introspector === undefined || looksLikeJwt(token))) {
-      const { payload } = await jwt.verify(token);
+    if (pol.jwt && (!pol.introspection || looksLikeJwt(token))) {
+      const { payload } = await (jwt as JwtVerifier).verify(token);
       identity = identityFromJwt(payload);
     } else {
       identity = identityFromIntrospection(await (introspector as Introspector).introspect(token, hash));
@@ -411,6 +502,27 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
       if (ttl > 0) verified.set(hash, identity, { ttl });
     }
     return { identity: { ...identity, methods: [...identity.methods], scopes: [...identity.scopes] }, via: 'bearer' };
+  }
+
+  /** No credential sent: what `pol` answers (`undefined`: let the request through). */
+  function noCredential(ctx: RequestContext, pol: AccessPolicy): IdentityError | 'mtls' | undefined {
+    if (pol.mtls && ctx.identity?.methods.includes('mtls')) return 'mtls';
+    if (pol.auth !== 'required') return undefined;
+    if (!pol.jwt && !pol.introspection && pol.keys.length === 0) {
+      // mutualTLS only: no HTTP authentication scheme can fix this (the transport control's 403).
+      return new IdentityError(403, 'client-certificate-required', 'Forbidden', 'This operation requires a TLS client certificate (mutual TLS).', {
+        severity: 'low',
+        details: pol.operation === undefined ? undefined : { operation: pol.operation },
+      });
+    }
+    const legacy = pol.operation === undefined && !pol.mtls;
+    const detail =
+      legacy && pk && !jwt && !introspector
+        ? `Send an API key in the ${keyHeader} header.`
+        : legacy && (pol.jwt || pol.introspection)
+          ? 'Send an access token in the Authorization header (Bearer).'
+          : `Send ${accepted(pol)}.`;
+    return new IdentityError(401, 'credentials-missing', 'Authentication required', detail, { severity: 'low' });
   }
 
   async function checkRevoked(identity: Identity): Promise<void> {
@@ -432,25 +544,46 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
     jwks,
     introspector,
     async run(ctx) {
+      const pol = access.lookup(ctx.method, ctx.path);
       try {
-        const { identity, via } = await authenticate(ctx);
-        await checkRevoked(identity);
-        requirement.check(identity, ctx);
-        ctx.identity = identity;
+        const found = await authenticate(ctx, pol);
         const up = ctx.upstreamHeaders;
+        let identity: Identity;
+        if (found === undefined) {
+          const r = noCredential(ctx, pol);
+          if (r instanceof IdentityError) throw r;
+          if (r === undefined) {
+            // Public (or optional) and anonymous: client-sent identity headers still never reach the upstream.
+            for (const [name] of fwd) up.set(name, null);
+            return undefined;
+          }
+          identity = ctx.identity as Identity; // the transport control's certificate identity
+        } else {
+          identity = found.identity;
+          await checkRevoked(identity);
+        }
+        // The API-wide requirement applies where the operation requires authentication.
+        if (pol.auth === 'required') requirement.check(identity, ctx);
+        ctx.identity = identity;
         for (const [name, get] of fwd) {
           const v = get(identity);
           up.set(name, v === undefined ? null : headerValue(v));
         }
-        if (stripToken) {
-          if (via === 'bearer') up.set('authorization', null);
-          else if (pk) up.set(pk.header, null);
+        if (stripToken && found !== undefined) {
+          if (found.via === 'bearer') up.set('authorization', null);
+          else if (found.via.in === 'header') up.set(found.via.name, null);
+          else {
+            // The upstream must not see the key either (the same rule as a stripped bearer token).
+            const rest = new URLSearchParams(ctx.upstreamQuery ?? ctx.rawQuery);
+            rest.delete(found.via.name);
+            ctx.upstreamQuery = rest.toString();
+          }
         }
         return undefined;
       } catch (err) {
         if (err instanceof IdentityError) {
           const dpop = typeof ctx.headers.authorization === 'string' && /^dpop\s/i.test(ctx.headers.authorization);
-          return deny(toProblem(err, dpop ? { ...challenge, dpop: true } : challenge), err.severity, err.details);
+          return deny(toProblem(err, dpop ? pol.dpopChallenge : pol.challenge), err.severity, err.details);
         }
         throw err;
       }

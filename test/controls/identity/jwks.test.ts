@@ -57,6 +57,9 @@ describe('identity: JWKS with a real provider', () => {
   });
 
   it('starts while the provider is down, says so in notReady(), answers 503, then recovers', async () => {
+    // The token is issued first: with cooldown_ms 0 the failing cache polls in the background, and
+    // bringing the provider up to issue a token mid-test let it load the keys (a flaky race).
+    const token = await op.token();
     op.setDown(true);
     const id = await engine({ providers: { jwt: { issuer: op.issuer, audiences: [op.audience], jwks: { cooldown_ms: 0 } } } });
     try {
@@ -65,9 +68,6 @@ describe('identity: JWKS with a real provider', () => {
         id.env.events.map((e) => [e.reason, e.action, e.severity]),
         [['jwks-refresh-failed', 'alert', 'high']],
       );
-      op.setDown(false);
-      const token = await op.token();
-      op.setDown(true);
       const down = await runWith(id, bearer(token));
       assert.equal(down.rejection?.problem.status, 503);
       assert.equal(down.rejection?.problem.code, 'identity-provider-unavailable');

@@ -255,6 +255,11 @@ function identityFromIntrospection(r: Record<string, unknown>): Identity {
 /** The per-API identity engine, also usable without the pipeline (tests, benches). */
 export interface IdentityEngine {
   run(ctx: RequestContext): Promise<Verdict>;
+  /**
+   * Writes the forwarded authentication-methods header from the final identity. Runs in the
+   * passport phase, after controls of later phases (sender: `dpop`, `mtls`) added their methods.
+   */
+  finalize(ctx: RequestContext): Verdict;
   notReady(): string | undefined;
   close(): void;
   /** Introspection of internals for tests. */
@@ -540,9 +545,14 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
     if (v !== null) throw invalidToken('token-revoked', 'The access token has been revoked.', 'high', { jti: identity.tokenId });
   }
 
+  const methodsHeader = h.methods || undefined;
   return {
     jwks,
     introspector,
+    finalize(ctx) {
+      if (methodsHeader !== undefined && ctx.identity !== undefined) ctx.upstreamHeaders.set(methodsHeader, headerValue(ctx.identity.methods.join(' ')));
+      return undefined;
+    },
     async run(ctx) {
       const pol = access.lookup(ctx.method, ctx.path);
       try {
@@ -612,7 +622,10 @@ export const identityControl = defineControl({
   async create(cfg, env) {
     const engine = await createIdentity(cfg, env);
     return {
-      request: [{ control: 'identity', phase: 'identity', run: (ctx) => engine.run(ctx) }],
+      request: [
+        { control: 'identity', phase: 'identity', run: (ctx) => engine.run(ctx) },
+        { control: 'identity', phase: 'passport', run: (ctx) => engine.finalize(ctx) },
+      ],
       notReady: () => engine.notReady(),
       close: () => engine.close(),
     };

@@ -77,6 +77,8 @@ describe('DPoP through the gateway with oidc-provider tokens', () => {
     assert.equal(h.authorization, undefined);
     assert.equal(h.dpop, undefined);
     assert.equal(h['x-rampart-subject'], op.clientId);
+    // Regression: the forwarded methods were written before the sender control verified the proof.
+    assert.equal(h['x-rampart-auth-method'], 'jwt dpop');
   });
 
   test('a replayed proof → 401 invalid_dpop_proof, one event', async () => {

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { register as registerCa } from './ca.ts';
 import { register as registerConfig } from './config.ts';
 import { register as registerKeys } from './keys.ts';
+import { register as registerPassport } from './passport.ts';
 import { register as registerServe } from './serve.ts';
 import { register as registerTokens } from './tokens.ts';
 
@@ -16,5 +17,6 @@ registerConfig(program);
 registerKeys(program);
 registerTokens(program);
 registerCa(program);
+registerPassport(program);
 
 await program.parseAsync(process.argv);

@@ -96,3 +96,21 @@ export async function encode(buf: Buffer, coding: Coding): Promise<Buffer> {
     params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: buf.length },
   });
 }
+
+/**
+ * A streaming decoder for `coding` (the streaming DLP path). `deflate` is the zlib format of
+ * RFC 9110 §8.4.1.2 only here; corrupt or truncated data makes the stream error (the response
+ * is then cut off, never sent undecoded).
+ */
+export function decoderFor(coding: Coding): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress {
+  if (coding === 'gzip') return zlib.createGunzip();
+  if (coding === 'deflate') return zlib.createInflate();
+  return zlib.createBrotliDecompress();
+}
+
+/** A streaming encoder for `coding` (gzip/deflate level 6, brotli quality 5 as {@link encode}). */
+export function encoderFor(coding: Coding): zlib.Gzip | zlib.Deflate | zlib.BrotliCompress {
+  if (coding === 'gzip') return zlib.createGzip();
+  if (coding === 'deflate') return zlib.createDeflate();
+  return zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
+}

@@ -12,6 +12,7 @@
  * req. 3.4.1 (masking PAN when displayed).
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { z } from 'zod';
 import type { EventInput, Severity } from '../../events/event.ts';
 import { defineControl, type ControlInstance } from '../../pipeline/control.ts';
@@ -21,8 +22,9 @@ import type { ResponseState } from '../../pipeline/stage.ts';
 import { deny, type Verdict } from '../../pipeline/verdict.ts';
 import type { Store } from '../../state/store.ts';
 import { BUILTIN_DETECTORS, type BuiltinDetector } from './detectors.ts';
-import { CorruptEncodingError, DecodedTooLargeError, decode, encode, parseCoding, type Coding } from './codec.ts';
+import { CorruptEncodingError, DecodedTooLargeError, decode, decoderFor, encode, encoderFor, parseCoding, type Coding } from './codec.ts';
 import { Scanner, applyReplacementsToBuffer, compilePattern, type Finding, type PatternDetectorSpec, type ScanMode } from './scanner.ts';
+import { StreamScanner, type StreamMode, type StreamStep } from './stream.ts';
 
 export { isRampartApiKey, createRampartApiKey } from './apikey.ts';
 
@@ -91,8 +93,11 @@ export const dlpSchema = z.strictObject({
     .int()
     .positive()
     .default(8 * 1024 * 1024),
-  /** Larger bodies: `pass` (with an event) or `block` (502). */
-  oversize: z.enum(['pass', 'block']).default('pass'),
+  /**
+   * Larger bodies: `stream` (inspected as they stream: redacted, counted, cut off when a limit is
+   * passed), `pass` (with an event) or `block` (502).
+   */
+  oversize: z.enum(['stream', 'pass', 'block']).default('stream'),
   /** Bodies of an unknown media type or content coding: `pass` (with an event) or `block` (502). */
   uninspectable: z.enum(['pass', 'block']).default('pass'),
   /** Media types passed without inspection and without an event (`type/*` wildcards allowed). */
@@ -317,6 +322,11 @@ export const dlpControl = defineControl({
         return undefined;
       }
       if (res.status === 206) mode = 'text'; // a byte range is not a whole JSON document
+      const streamMode = (): StreamMode => (mode === 'json' || mode === 'ndjson' ? mode : mt?.type === 'text/csv' ? 'csv' : 'text');
+      // An NDJSON stream of unknown length is inspected as it streams, never held back whole.
+      if (mode === 'ndjson' && res.headers['content-length'] === undefined && cfg.oversize === 'stream') {
+        return streamInspect(ctx, res, policy, 'ndjson', coding);
+      }
 
       let raw: Buffer | undefined;
       try {
@@ -346,6 +356,7 @@ export const dlpControl = defineControl({
         }
       }
       if (decoded === undefined) {
+        if (cfg.oversize === 'stream') return streamInspect(ctx, res, policy, streamMode(), coding);
         const details = { limit: cfg.max_body_bytes, content_type: mt?.type };
         if (cfg.oversize === 'block') {
           return deny(
@@ -482,6 +493,210 @@ export const dlpControl = defineControl({
       };
     };
 
+    /**
+     * The streaming path: decode (when coded), scan and redact segment by segment, count records,
+     * and cut the response off (the transform errors, the gateway destroys the connection) when
+     * a bulk limit is passed (action `block`), a `block` detector fires, or the body is malformed
+     * and `malformed: block`. Nothing is held beyond a segment, so memory stays bounded.
+     */
+    const streamInspect = async (ctx: RequestContext, res: ResponseState, policy: Policy, mode: StreamMode, coding: Coding | null): Promise<Verdict> => {
+      const scanner = policy.scanner as Scanner;
+      const b = policy.bulk;
+      const cut = b.action === 'block';
+      const id = who(ctx);
+      const recKey = `dlp:${env.apiName}:rec:${id}`;
+      const valKey = `dlp:${env.apiName}:val:${id}`;
+      let identityBase = 0;
+      if (b.identity_max_records > 0) {
+        try {
+          identityBase = await store.incr(recKey, 0, b.window_ms);
+        } catch (e) {
+          env.log.warn('dlp: bulk counters unavailable', { error: (e as Error).message });
+        }
+      }
+      const inf = Number.POSITIVE_INFINITY;
+      const maxRecords = Math.min(
+        b.max_records > 0 ? b.max_records : inf,
+        b.identity_max_records > 0 ? Math.max(0, b.identity_max_records - identityBase) : inf,
+      );
+      const blockSet = new Set<string>();
+      for (const [d, a] of policy.actions) if (a === 'block') blockSet.add(d);
+      const ss = new StreamScanner(scanner, mode, policy.redact, blockSet, {
+        maxRecords: cut ? maxRecords : inf,
+        maxSensitiveValues: cut && b.max_sensitive_values > 0 ? b.max_sensitive_values : inf,
+        distinctCap: Math.max(b.max_sensitive_values, b.identity_max_sensitive_values, 100) + 1,
+      });
+      const redacted: Finding[] = [];
+      const alerted: Finding[] = [];
+      let stored = 0; // distinct values already written to the identity's set
+      let identityValues: number | undefined;
+      let alertSent = false;
+      let bytesOut = 0;
+      let finished = false;
+
+      const exceeded = (): string[] => {
+        const x: string[] = [];
+        const records = ss.recordCount;
+        if (b.max_records > 0 && records > b.max_records) x.push('records');
+        if (b.max_sensitive_values > 0 && ss.distinct.size > b.max_sensitive_values) x.push('sensitive_values');
+        if (b.identity_max_records > 0 && identityBase + records > b.identity_max_records) x.push('identity_records');
+        if (b.identity_max_sensitive_values > 0 && identityValues !== undefined && identityValues > b.identity_max_sensitive_values) {
+          x.push('identity_sensitive_values');
+        }
+        return x;
+      };
+      const bulkDetails = (x: string[]) => ({
+        exceeded: x,
+        records: ss.recordCount,
+        sensitive_values: ss.distinct.size,
+        identity_records: b.identity_max_records > 0 ? identityBase + ss.recordCount : undefined,
+        identity_sensitive_values: identityValues,
+        limits: {
+          max_records: b.max_records,
+          max_sensitive_values: b.max_sensitive_values,
+          identity_max_records: b.identity_max_records,
+          identity_max_sensitive_values: b.identity_max_sensitive_values,
+          window_ms: b.window_ms,
+        },
+        streamed: true,
+        bytes_received: ss.bytesReceived,
+        bytes_sent: bytesOut,
+      });
+      /** Writes the records to the identity's window counter once, when the stream ends or is cut. */
+      const finish = async (): Promise<void> => {
+        if (finished) return;
+        finished = true;
+        if (b.identity_max_records > 0 && ss.recordCount > 0) {
+          await store
+            .incr(recKey, ss.recordCount, b.window_ms)
+            .catch((e: unknown) => env.log.warn('dlp: bulk counters unavailable', { error: (e as Error).message }));
+        }
+        if (redacted.length > 0) emitFindings(ctx, 'sensitive-data-redacted', 'redact', 'medium', redacted, ss.recordCount);
+        if (alerted.length > 0) emitFindings(ctx, 'sensitive-data-detected', 'alert', 'medium', alerted, ss.recordCount);
+      };
+      const abort = async (why: string): Promise<Error> => {
+        if (why === 'blocked') {
+          const blocked = [...redacted, ...alerted].filter((f) => blockSet.has(f.detector));
+          const s = summarize(blocked);
+          ctx.emit({
+            control: 'dlp',
+            reason: 'sensitive-data-blocked',
+            action: 'abort',
+            severity: 'high',
+            details: { ...s, types: Object.keys(s.counts), streamed: true, bytes_sent: bytesOut },
+          });
+        } else if (why === 'malformed') {
+          ctx.emit({
+            control: 'dlp',
+            reason: 'response-body-malformed',
+            action: 'abort',
+            severity: 'medium',
+            details: { reason: ss.malformed, streamed: true, bytes_sent: bytesOut },
+          });
+        } else {
+          ctx.emit({
+            control: 'dlp',
+            reason: 'bulk-extraction',
+            action: 'abort',
+            severity: 'high',
+            details: { ...bulkDetails(exceeded()), identity_blocked_ms: b.block_identity_ms || undefined },
+          });
+          if (b.block_identity_ms > 0) {
+            await store
+              .set(blockKey(ctx), '1', b.block_identity_ms)
+              .catch((e: unknown) => env.log.warn('dlp: block list write failed', { error: (e as Error).message }));
+          }
+        }
+        await finish();
+        return new Error(`dlp: response cut off (${why})`);
+      };
+      const onStep = async (step: StreamStep): Promise<Buffer | undefined> => {
+        for (const f of step.findings) {
+          const a = policy.actions.get(f.detector);
+          if (a === 'redact') redacted.push(f);
+          else if (a === 'alert' || a === 'block') alerted.push(f);
+        }
+        if (step.stop !== undefined) throw new StopError(await abort(step.stop), join(step.out));
+        if (ss.malformed !== undefined && cfg.malformed === 'block') throw await abort('malformed');
+        // Distinct values per identity (keyed HMACs), as they appear; only as many as can change the verdict.
+        if (b.identity_max_sensitive_values > 0 && ss.distinct.size > stored && stored <= b.identity_max_sensitive_values) {
+          const fresh = [...ss.distinct].slice(stored, b.identity_max_sensitive_values + 1);
+          stored = ss.distinct.size;
+          try {
+            const sizes = await Promise.all(
+              fresh.map((m) =>
+                store.addToSet(
+                  valKey,
+                  createHmac('sha256', hashKey).update(m).digest('base64url').slice(0, 22),
+                  b.window_ms,
+                  b.identity_max_sensitive_values + 1,
+                ),
+              ),
+            );
+            identityValues = Math.max(identityValues ?? 0, ...sizes);
+          } catch (e) {
+            env.log.warn('dlp: bulk counters unavailable', { error: (e as Error).message });
+          }
+        }
+        const x = exceeded();
+        if (x.length > 0) {
+          if (cut) throw await abort('bulk');
+          if (!alertSent) {
+            alertSent = true;
+            ctx.emit({ control: 'dlp', reason: 'bulk-extraction', action: 'alert', severity: 'high', details: bulkDetails(x) });
+          }
+        }
+        return join(step.out);
+      };
+      const join = (parts: Buffer[]): Buffer | undefined => {
+        if (parts.length === 0) return undefined;
+        const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+        bytesOut += out.length;
+        return out;
+      };
+      /** Fails the transform; what was released before the limit is sent first. */
+      const fail = (t: Transform, e: unknown, cb: (err: Error) => void): void => {
+        if (e instanceof StopError && e.released !== undefined) {
+          t.push(e.released);
+          // Let the released bytes reach the socket before the connection is cut.
+          setTimeout(() => cb(e.cause as Error), 20);
+        } else cb(e as Error);
+      };
+      const transform = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          onStep(ss.write(chunk)).then(
+            (out) => cb(null, out),
+            (e: unknown) => fail(this, e, cb),
+          );
+        },
+        flush(cb) {
+          const last = ss.end();
+          if (last.truncated && cfg.malformed === 'pass') {
+            ctx.emit({
+              control: 'dlp',
+              reason: 'response-body-malformed',
+              action: 'allow',
+              severity: 'low',
+              details: { reason: ss.malformed, streamed: true, truncated_value_removed: true },
+            });
+          }
+          onStep(last)
+            .then(async (out) => {
+              await finish();
+              cb(null, out);
+            })
+            .catch((e: unknown) => fail(this, e, cb));
+        },
+      });
+      if (coding !== null) res.pipeThrough(decoderFor(coding));
+      res.pipeThrough(transform);
+      if (coding !== null && cfg.encoding === 'reencode') res.pipeThrough(encoderFor(coding));
+      else delete res.headers['content-encoding'];
+      for (const h of REPRESENTATION_HEADERS) delete res.headers[h];
+      ctx.emit({ control: 'dlp', reason: 'response-streamed', action: 'allow', severity: 'info', details: { mode, content_encoding: coding ?? undefined } });
+      return undefined;
+    };
+
     const instance: ControlInstance = {
       response: [
         {
@@ -523,6 +738,15 @@ export const dlpControl = defineControl({
     return instance;
   },
 });
+
+/** A stop of the streaming path, carrying the bytes released before the limit was passed. */
+class StopError extends Error {
+  readonly released: Buffer | undefined;
+  constructor(cause: Error, released: Buffer | undefined) {
+    super(cause.message, { cause });
+    this.released = released;
+  }
+}
 
 function emitFindings(
   ctx: RequestContext,

@@ -60,6 +60,8 @@ export interface Finding {
   path: string;
   /** Canonical value (digits only, lower-case e-mail): for distinct counting, hashed before storage. */
   value: string;
+  /** Byte offset in the scanned body of the token (JSON) or value (text) holding the finding. */
+  at: number;
 }
 
 /** A replacement of `[start, end)` (byte offsets) with `text` (latin1 string of bytes). */
@@ -673,7 +675,7 @@ export class Scanner {
       }
       lineAt = c.s;
       const v = body.slice(c.s, c.e);
-      res.findings.push({ detector: c.det, confidence: c.base, path: `line ${line}`, value: canonicalValue(c.det, v) });
+      res.findings.push({ detector: c.det, confidence: c.base, path: `line ${line}`, value: canonicalValue(c.det, v), at: c.s });
       if (redact.has(c.det)) res.replacements.push({ start: c.s, end: c.e, text: maskValue(c.det, v) });
     }
   }
@@ -755,7 +757,7 @@ export class Scanner {
         const p = isKey ? path('.*') : path();
         for (const c of kept) {
           const raw = v.slice(c.s, c.e);
-          res.findings.push({ detector: c.det, confidence: c.base, path: p, value: canonicalValue(c.det, raw) });
+          res.findings.push({ detector: c.det, confidence: c.base, path: p, value: canonicalValue(c.det, raw), at: s });
           if (redact.has(c.det)) {
             out += v.slice(prev, c.s) + maskValue(c.det, raw);
             prev = c.e;
@@ -779,7 +781,7 @@ export class Scanner {
       const p = isKey ? path('.*') : path();
       for (const c of kept) {
         const raw = L.slice(c.s, c.e);
-        res.findings.push({ detector: c.det, confidence: c.base, path: p, value: canonicalValue(c.det, raw) });
+        res.findings.push({ detector: c.det, confidence: c.base, path: p, value: canonicalValue(c.det, raw), at: s });
         if (redact.has(c.det)) {
           const m = maskValue(c.det, raw);
           // A masked JSON number becomes a string, so the document stays valid JSON.

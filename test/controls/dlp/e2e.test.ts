@@ -221,7 +221,24 @@ describe('dlp actions, codings, bad bodies', () => {
   });
 
   test('CSV is scanned as text; unknown types and codings pass with an event or are blocked; oversize bodies likewise', async () => {
-    const gw = await startTestGateway({ apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { max_body_bytes: 1024 } } }] });
+    // Default `oversize: stream`: a body over the buffering limit is inspected as it streams.
+    const streamed = await startTestGateway({ apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { max_body_bytes: 1024 } } }] });
+    try {
+      const big = await rawGet(`${streamed.url}/big`);
+      assert.equal(big.status, 200);
+      assert.equal(big.headers['content-length'], undefined);
+      assert.equal((JSON.parse(big.body.toString()) as { ssn: string }).ssn, '***-**-6789');
+      assert.deepEqual(
+        dlpEvents(streamed).map((e) => e.reason),
+        ['response-streamed', 'sensitive-data-redacted'],
+      );
+      assert.deepEqual(dlpEvents(streamed)[1]?.details, { counts: { ssn: 1 }, types: ['ssn'], paths: ['$.ssn'], records: 0 });
+    } finally {
+      await streamed.close(100);
+    }
+    const gw = await startTestGateway({
+      apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { dlp: { max_body_bytes: 1024, oversize: 'pass' } } }],
+    });
     try {
       assert.equal((await rawGet(`${gw.url}/csv`)).body.toString(), 'name,ssn\nJane,***-**-6789\nJohn,***-**-7890\n');
       assert.equal((await rawGet(`${gw.url}/binary`)).body.toString(), '123-45-6789');

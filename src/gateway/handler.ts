@@ -174,11 +174,15 @@ export class RequestHandler {
         client_ip: facts.clientIp,
       });
     };
+    let bodyStream: Readable | undefined;
     res.once('close', () => {
       // writableEnded, not writableFinished: the latter can still be false on a completed
       // keep-alive response whose bytes sit in the socket buffer.
       const aborted = !res.writableEnded;
-      if (aborted) ac.abort();
+      if (aborted) {
+        ac.abort();
+        if (bodyStream !== undefined && !bodyStream.readableEnded) bodyStream.destroy();
+      }
       finish(aborted);
     });
 
@@ -346,9 +350,13 @@ export class RequestHandler {
       return;
     }
     const stream = state.body;
-    stream.on('data', (c: Buffer) => {
-      bytesOut += c.length;
-    });
+    const declared = out['content-length'];
+    if (typeof declared === 'string' && declared !== '') bytesOut = Number(declared);
+    else {
+      stream.on('data', (c: Buffer) => {
+        bytesOut += c.length;
+      });
+    }
     // pipe(), not stream.pipeline(): the latter allocates an AbortController, listeners and
     // a DOMException per request. Errors are handled explicitly: a failed body cuts the
     // response off (the client must see a truncated transfer, never a clean end).
@@ -356,9 +364,7 @@ export class RequestHandler {
       res.destroy();
       if (!ac.signal.aborted) emit({ control: 'proxy', reason: 'response-aborted', action: 'abort', severity: 'medium', details: { error: err.code ?? err.message } });
     });
-    res.once('close', () => {
-      if (!stream.readableEnded) stream.destroy();
-    });
+    bodyStream = stream;
     stream.pipe(res);
   }
 

@@ -119,7 +119,8 @@ describe('rampart serve (real process)', () => {
       const load = (async () => {
         while (!stop) {
           try {
-            const r = await fetch(`http://127.0.0.1:${port}/x`);
+            // A request on a connection of the killed worker can hang until the socket times out.
+            const r = await fetch(`http://127.0.0.1:${port}/x`, { signal: AbortSignal.timeout(2000) });
             await r.text();
             if (r.status === 200) ok++;
           } catch {

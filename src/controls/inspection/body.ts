@@ -184,8 +184,9 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
       ws();
       if (c === 123) {
         let count = 0;
+        // duplicate detection: a linear scan over the first keys (objects are small), a Set beyond
         let seen: Set<string> | undefined;
-        let first: string | undefined;
+        const firstKeys: string[] = [];
         if (text.charCodeAt(i) === 125) {
           i++;
           return false;
@@ -197,15 +198,24 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
           if (++count > limits.maxKeys) throw new BodyLimitError('json-limit-exceeded', 'max_keys', `A JSON object has more than ${limits.maxKeys} members.`);
           if (limits.forbiddenKeys.has(key)) throw new BodyLimitError('prototype-pollution', 'forbidden_keys', `The member name "${key}" is not allowed (prototype pollution).`);
           if (limits.duplicateKeys === 'reject') {
-            if (count === 1) first = key;
-            else {
-              if (seen === undefined) {
-                seen = new Set();
-                seen.add(first as string);
+            let dup = false;
+            if (seen === undefined) {
+              for (let k = 0; k < firstKeys.length; k++) {
+                if (firstKeys[k] === key) {
+                  dup = true;
+                  break;
+                }
               }
-              if (seen.has(key)) throw new BodyLimitError('duplicate-key', 'duplicate_keys', `The member name "${key.slice(0, 64)}" appears twice in one object.`);
+              if (firstKeys.length < 16) firstKeys.push(key);
+              else {
+                seen = new Set(firstKeys);
+                seen.add(key);
+              }
+            } else {
+              dup = seen.has(key);
               seen.add(key);
             }
+            if (dup) throw new BodyLimitError('duplicate-key', 'duplicate_keys', `The member name "${key.slice(0, 64)}" appears twice in one object.`);
           }
           path.push(key);
           if (visit(key, true, path) === true) return true;

@@ -387,12 +387,37 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   const whole = commandChain(v, 0, 'start');
   if (whole) {
     if (whole.paranoia === 1) return whole;
+    // the command word only appears once the evasion is undone (`cu$@rl`, `pi\`\`ng`, `c''at`): deliberate
+    if (v !== s && commandAt(s, 0).word !== commandAt(v, 0).word) return { ...whole, rule: `evasion:${whole.rule}`, paranoia: 1 };
     weak ??= whole;
+  } else if (v !== s) {
+    const w0 = commandAt(v, 0);
+    if (w0.word !== commandAt(s, 0).word && UNIQUE.has(w0.word) && !PREFIX_WORDS.has(w0.word) && commandArg(v, w0.end) !== 'none') return { rule: `evasion:command-line:${w0.word}`, index: 0, paranoia: 1 };
   }
   // SQLite CLI dot-commands after a separator (`;.shell id`, newline `.system`)
   const dot = /(?:^|[;\n|&])\s*\.(?:shell|system|sh|import|output|once|load)\s/.exec(v);
   if (dot) weak ??= { rule: 'sqlite-dot-command', index: dot.index, paranoia: 2 };
   return weak;
+}
+
+/**
+ * Command injection in a value without shell metacharacters (no separators, quotes, `$`, `/`,
+ * brackets or `=`): only a value that is a command line, a cmd.exe `if`, PowerShell or `sh -c`
+ * can match. The engine calls this instead of {@link detectCmdi} for such values (a cheap path
+ * for prose).
+ */
+export function detectCmdiWords(s: string): CmdiHit | undefined {
+  if (s.indexOf('-') !== -1) {
+    const ps = POWERSHELL.exec(s);
+    if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
+    const p = s.indexOf(' -c');
+    if (p !== -1 && /(?:^|\s)(?:sh|bash|zsh|ksh|dash|ash|csh|tcsh|busybox|python[23]?|perl|ruby|php|node) -c(?:\s|$)/.test(s)) return { rule: 'shell-string', index: p, paranoia: 1 };
+  }
+  for (let p = s.indexOf('if'); p !== -1; p = s.indexOf('if', p + 2)) {
+    if (p > 0 && isLetter(s.charCodeAt(p - 1))) continue;
+    if (WINDOWS_IF.test(s.slice(Math.max(0, p - 1), p + 120))) return { rule: 'windows-if', index: p, paranoia: 1 };
+  }
+  return commandChain(s, 0, 'start');
 }
 
 /**

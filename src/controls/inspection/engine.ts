@@ -4,7 +4,7 @@
  * severity score; the request is blocked once the total reaches the inbound threshold; rules above
  * the configured paranoia level do not run). Detectors are compiled tables, built once.
  */
-import { detectCmdi } from './cmdi.ts';
+import { detectCmdi, detectCmdiWords } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from './misc.ts';
 import { normalize } from './normalize.ts';
@@ -70,6 +70,10 @@ const SPACE = 16384;
 const BRACKET = 32768;
 const TILDE = 65536;
 const UNDERSCORE = 131072;
+const OTHER = 262144; // any other ASCII punctuation (! ^ etc.)
+const QMARK = 2097152;
+const NORM = 524288; // % & NUL or non-ASCII: the value needs normalising
+const UPPER = 1048576; // A-Z: the value needs lower-casing
 
 const CLASS = new Uint32Array(128);
 for (const c of '\'"`') CLASS[c.charCodeAt(0)] |= QUOTE;
@@ -90,27 +94,42 @@ for (const c of ' \t+') CLASS[c.charCodeAt(0)] |= SPACE;
 for (const c of '[]') CLASS[c.charCodeAt(0)] |= BRACKET;
 CLASS[126] |= TILDE;
 CLASS[95] |= UNDERSCORE;
+CLASS[63] |= QMARK;
+for (let c = 33; c < 127; c++) {
+  const alnum = (c >= 48 && c <= 57) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+  if (!alnum && CLASS[c] === 0 && c !== 44 /* , is prose */) CLASS[c] = OTHER;
+}
+CLASS[37] |= NORM;
+CLASS[38] |= NORM;
+CLASS[0] |= NORM;
+for (let c = 65; c <= 90; c++) CLASS[c] |= UPPER;
 
+/**
+ * The character classes of `s` in one pass: one bit per class, plus {@link NORM} (percent, ampersand,
+ * NUL or non-ASCII: needs normalising) and {@link UPPER} (needs lower-casing). Every detector's
+ * prefilter reads this one bitmap.
+ */
 function classesOf(s: string): number {
   let m = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c < 128) m |= CLASS[c] as number;
+    m |= c < 128 ? (CLASS[c] as number) : NORM;
   }
   return m;
 }
 
-/** Characters that make a raw value need normalisation beyond lower-casing. */
-function needsNormalising(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 37 || c === 38 || c === 0 || c > 127) return true;
-  }
-  return false;
-}
-
-const SQL_WORDS = /\b(?:union|select|sleep|benchmark|waitfor|insert|delete|drop|update|exec|order|group|having|xor|or|and|from|declare|shutdown)\b/;
-const PLAIN_NAME = /^[a-z0-9_.-]*$/;
+/** File names an LFI can name without a slash or colon (`.htaccess`, `web.config`, `id_rsa`); also `..` and hex-spelt dots. */
+const LFI_DOT_WORDS = /\.\.|0x|\.(?:env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpass|my\.cnf|netrc|ini|conf|sys\b|bat|properties|docker|kube|aws|ssh|svn|hg)|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|wp-config|web-inf|meta-inf/;
+/** Script in a value without markup characters: a DOM global with a member, or UTF-7 markup. */
+const XSS_WORDS = /document\.|window\.|\+ad[w4]/;
+/** Characters of a plain URL without spaces, quotes, brackets or shell separators. */
+const URL_CLASSES = COLON | SLASH | DOT | DASH | UNDERSCORE | QMARK | EQ | TILDE | HASH;
+/** Classes a plain name (`customer_id`, `v1.2`, `x-y`) may have. */
+const PLAIN_NAME_CLASSES = UNDERSCORE | DOT | DASH | UPPER;
+/** Characters that can start or carry SQL beyond words: with none of them only keyword sequences can match. */
+const SQL_SPECIAL = QUOTE | PAREN | SEP | ANGLE | HASH | STAR | OTHER | BRACE | BRACKET | TILDE;
+/** Shell metacharacters: with none of them only a value-start command line, `if exist`, PowerShell or `sh -c` can match. */
+const SHELL_META = SEP | DOLLAR | SLASH | PAREN | BRACE | QUOTE | EQ | ANGLE | BRACKET | STAR | OTHER | TILDE | HASH | QMARK;
 /** Plain names worth a catalogue look-up (exact names; anything under information_schema). */
 const NAME_WORDS = new Set(['information_schema', 'mysql.user', 'mysql.db', 'sysobjects', 'syscolumns', 'sys.tables', 'sys.objects', 'sys.columns', 'sys.databases', 'pg_catalog', 'pg_shadow', 'pg_user', 'pg_database', 'pg_tables', 'pg_class', 'pg_namespace', 'sqlite_master', 'sqlite_schema', 'msysobjects', 'msysaccessobjects', 'msysqueries', 'msysrelationships', 'msysaces', 'all_tables', 'all_tab_columns', 'user_tables', 'dba_users', 'dba_tables', 'sysdatabases', 'sysusers', 'syslogins', 'sysprocesses', 'performance_schema', 'pg_sleep', 'xp_cmdshell', 'xp_dirtree', 'xp_fileexist', 'xp_regread', 'sp_oacreate', 'sp_executesql', 'sp_makewebtask', 'sp_password', 'openrowset', 'opendatasource', 'load_file', 'pg_read_file', 'lo_import', 'is_srvrolemember', 'msdasql', 'sqloledb', 'tempdb', 'northwind', 'msdb', 'sakila', 'adventureworks', '2147483648', '4294967295', '4294967296', '9223372036854775807', '9223372036854775808', '18446744073709551615', '18446744073709551616', '2.2250738585072011e-308', '2.2250738585072012e-308']);
 
@@ -120,17 +139,20 @@ interface Runner {
   needs: number;
   /** Runs on names too (parameter and member names). */
   names: boolean;
+  /** Runs on plain http(s) URLs (values of only URL characters). */
+  url?: boolean;
   run(s: string, isName: boolean, mask: number): { rule: string; index: number; paranoia: number } | undefined;
 }
 
 const RUNNERS: readonly Runner[] = [
   {
     name: 'sqli',
-    needs: QUOTE | PAREN | SEP | EQ | ANGLE | HASH | STAR | AT | DASH | SLASH | SPACE | UNDERSCORE,
+    needs: QUOTE | PAREN | SEP | EQ | ANGLE | HASH | STAR | AT | DASH | SLASH | SPACE | UNDERSCORE | COLON | OTHER,
     names: true,
     run(s, _n, mask) {
-      if ((mask & ~(SPACE | DOT | DASH | UNDERSCORE)) === 0 && !SQL_WORDS.test(s) && (mask & UNDERSCORE) === 0) return undefined;
-      const h = detectSqli(s);
+      // with none of the characters that build SQL syntax, only keyword sequences can match (a cheap gate)
+      const words = (mask & SQL_SPECIAL) === 0 && ((mask & DASH) === 0 || s.indexOf('--') === -1) && ((mask & SLASH) === 0 || s.indexOf('/*') === -1) && ((mask & AT) === 0 || s.indexOf('@@') === -1) && ((mask & COLON) === 0 || s.indexOf('::') === -1);
+      const h = detectSqli(s, words);
       return h && { rule: h.rule, index: 0, paranoia: h.paranoia };
     },
   },
@@ -140,13 +162,13 @@ const RUNNERS: readonly Runner[] = [
     names: true,
     run(s, _n, mask) {
       // with none of these characters only a DOM global (`window.location`) can be script
-      if ((mask & (ANGLE | COLON | EQ | PAREN | QUOTE | BRACKET)) === 0 && s.indexOf('document') === -1 && s.indexOf('window') === -1 && s.indexOf('+ad') === -1) return undefined;
+      if ((mask & (ANGLE | COLON | EQ | PAREN | QUOTE | BRACKET)) === 0 && !XSS_WORDS.test(s)) return undefined;
       return detectXss(s);
     },
   },
-  { name: 'cmdi', needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE, names: true, run: (s) => detectCmdi(s) },
-  { name: 'lfi', needs: SLASH | DOT | COLON, names: true, run: (s) => detectLfi(s) },
-  { name: 'ssrf', needs: SLASH, names: false, run: (s) => detectSsrf(s) },
+  { name: 'cmdi', needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE, names: true, run: (s, _n, mask) => ((mask & SHELL_META) === 0 ? detectCmdiWords(s) : detectCmdi(s)) },
+  { name: 'lfi', needs: SLASH | DOT | COLON, names: true, url: true, run: (s, _n, mask) => ((mask & (SLASH | COLON)) === 0 && !LFI_DOT_WORDS.test(s) ? undefined : detectLfi(s)) },
+  { name: 'ssrf', needs: SLASH, names: false, url: true, run: (s) => detectSsrf(s) },
   { name: 'nosql', needs: DOLLAR | DOT, names: true, run: (s, isName) => detectNosql(s, isName) },
   { name: 'ssti', needs: BRACE | ANGLE | BRACKET, names: false, run: (s) => detectSsti(s) },
   { name: 'ldap', needs: PAREN | STAR, names: false, run: (s) => detectLdap(s) },
@@ -202,20 +224,24 @@ export class Scan {
   inspect(raw: string, isName: boolean, location: () => string): boolean {
     if (raw.length === 0) return false;
     this.values++;
-    let s: string;
-    if (isName) {
+    // one pass over the raw value; normalising and lower-casing only copy when they change something
+    let mask = classesOf(raw);
+    let s = raw;
+    if ((mask & NORM) !== 0) {
+      s = normalize(raw);
+      mask = classesOf(s) & ~(NORM | UPPER);
+    } else if ((mask & UPPER) !== 0) {
       s = raw.toLowerCase();
-      if (PLAIN_NAME.test(s)) {
-        // a plain name can still be a catalogue or procedure name sent as a bare parameter
-        if (s.length >= 4 && this.plainNameCheck !== undefined && NAME_WORDS.has(s.startsWith('information_schema') ? 'information_schema' : s)) {
-          const h = this.plainNameCheck(s);
-          if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
-        }
-        return false;
+      mask &= ~UPPER;
+    }
+    if (isName && (mask & ~PLAIN_NAME_CLASSES) === 0) {
+      // a plain name can still be a catalogue or procedure name sent as a bare parameter
+      if (s.length >= 4 && this.plainNameCheck !== undefined && NAME_WORDS.has(s.startsWith('information_schema') ? 'information_schema' : s)) {
+        const h = this.plainNameCheck(s);
+        if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
       }
-      if (needsNormalising(s)) s = normalize(raw);
-    } else s = needsNormalising(raw) ? normalize(raw) : raw.toLowerCase();
-    const mask = classesOf(s);
+      return false;
+    }
     if (mask === 0 || mask === UNDERSCORE || mask === DOT) {
       if (s.length >= 4 && s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
         const h = this.plainNameCheck(s);
@@ -223,8 +249,11 @@ export class Scan {
       }
       if (mask === 0) return false;
     }
+    // an absolute http(s) URL with nothing but URL characters: SQL, shell and markup all need characters
+    // it does not have, so only the URL detectors (SSRF, traversal) run
+    const urlOnly = (mask & ~URL_CLASSES) === 0 && (mask & COLON) !== 0 && (s.startsWith('https://') || s.startsWith('http://'));
     for (const r of this.runners) {
-      if ((mask & r.needs) === 0 || (isName && !r.names)) continue;
+      if ((mask & r.needs) === 0 || (isName && !r.names) || (urlOnly && !r.url)) continue;
       const h = r.run(s, isName, mask);
       if (h === undefined || h.paranoia > this.opts.paranoia) continue;
       if (this.record(r.name, h.rule, h.paranoia, location(), s, h.index)) return true;

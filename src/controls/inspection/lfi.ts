@@ -22,6 +22,8 @@ const SENSITIVE_LIST = SENSITIVE.map((p) => [p, p.replaceAll('/', '\\')] as cons
 
 const WRAPPERS = ['php://', 'file://', 'phar://', 'zip://', 'expect://', 'glob://', 'data://', 'zlib://', 'compress.zlib://', 'compress.bzip2://', 'ogg://', 'rar://', 'jar:file:', 'netdoc:'];
 
+const WRAPPER_RE = new RegExp(WRAPPERS.map((w) => w.replaceAll('.', '\\.').replaceAll('/', '\\/')).join('|'));
+
 const RESTRICTED_EXT = /\.(?:sql|sql\.(?:gz|zip|bz2|xz)|bak|backup|old|orig|swp|swo|log|ini|env|pem|key|p12|pfx|kdbx|sqlite|db|mdb|dump|tar|tar\.gz|tgz|zip|7z|rar)$/;
 
 /**
@@ -84,7 +86,7 @@ export function detectLfi(s: string): LfiHit | undefined {
       let q = s.indexOf(unix);
       if (q === -1 && win !== unix) q = s.indexOf(win);
       // a directory entry (`sys/class/`) also matches at the very end of the value (`/sys/class`)
-      if (q === -1 && unix.endsWith('/') && s.endsWith(unix.slice(0, -1)) && s.length > unix.length) q = s.length - unix.length + 1;
+      if (q === -1 && unix.endsWith('/') && s.endsWith(unix.slice(0, -1)) && s.length >= unix.length) q = s.length - unix.length + 1;
       if (q === -1) continue;
       // a bare `.env` or `home/` inside a word is not a file reference
       const prev = q === 0 ? 47 : s.charCodeAt(q - 1);
@@ -99,10 +101,8 @@ export function detectLfi(s: string): LfiHit | undefined {
     }
   }
   if (s.indexOf(':') !== -1) {
-    for (const w of WRAPPERS) {
-      const q = s.indexOf(w);
-      if (q !== -1) return { rule: `wrapper:${w}`, index: q, paranoia: 1 };
-    }
+    const m = WRAPPER_RE.exec(s);
+    if (m) return { rule: `wrapper:${m[0]}`, index: m.index, paranoia: 1 };
   }
   return undefined;
 }

@@ -558,12 +558,11 @@ function afterAssignment(s: string): string | undefined {
   return s.slice(eq + 1);
 }
 
-function hasAny(s: string, chars: string): boolean {
-  for (let i = 0; i < chars.length; i++) if (s.indexOf(chars[i] as string) !== -1) return true;
-  return false;
-}
-
-const KEYWORD_HINT = /\b(?:union|select|sleep|benchmark|waitfor|insert|delete|drop|update|exec|execute|order|group|having|and|or|xor|like|from|rlike|regexp|declare|create|alter|shutdown|into|case|as|in|set|load|procedure|truncate|replace)\b|xp_|sp_|pg_|::|0x/;
+const SPECIAL_RE = /['"`;()=<>#|&@*/:!?^~{}[\]$%]|--/;
+const WORD_HINT = /[a-z]_[a-z]|0x[0-9a-f]/;
+/** Keyword pairs that can make SQL out of words alone (`union select`, `order by 1`, `drop table`). */
+const STATEMENT_HINT = /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b|[a-z]_[a-z]|0x[0-9a-f]/;
+const CATALOGUE_RE = new RegExp(CATALOGUES.map((c) => c.replace(/[.$@]/g, (m) => `\\${m}`)).join('|'));
 
 /** Catalogue and attack names in a plain parameter or member name (`information_schema`, `xp_dirtree`). */
 export function detectSqliName(s: string): SqliHit | undefined {
@@ -614,11 +613,14 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
  * Detects SQL injection in a normalised (lower-case, decoded) value.
  * @returns the first matching evidence at the lowest paranoia level found, or `undefined`.
  */
-export function detectSqli(s: string): SqliHit | undefined {
+export function detectSqli(s: string, wordsOnly?: boolean): SqliHit | undefined {
   if (s.length < 2) return undefined;
-  for (const cat of CATALOGUES) if (s.includes(cat)) return { rule: `catalogue:${cat}`, fingerprint: '', paranoia: 1 };
-  const special = hasAny(s, "'\"`;()=<>#|&@*/-:");
-  if (!special && !KEYWORD_HINT.test(s)) {
+  const cat = CATALOGUE_RE.exec(s);
+  if (cat) return { rule: `catalogue:${cat[0]}`, fingerprint: '', paranoia: 1 };
+  const special = wordsOnly === undefined ? SPECIAL_RE.test(s) : !wordsOnly;
+  // words, numbers, spaces and dots alone: only statement keyword sequences (or a numeric `1 or 1`) can be SQL
+  // a single word (no space) cannot hold a keyword pair
+  if (!special && !(s.indexOf(' ') === -1 && s.indexOf('+') === -1 && s.indexOf('\t') === -1 && s.indexOf('\n') === -1 ? WORD_HINT.test(s) : STATEMENT_HINT.test(s))) {
     if (CATALOGUE_WORDS.has(s) || ATTACK_WORDS.has(s) || MAGIC_NUMBERS.has(s)) return detectSqliName(s);
     return undefined;
   }

@@ -121,6 +121,8 @@ export function internalIPv6(g: number[]): string | undefined {
   return undefined;
 }
 
+const IPV4_CHARS = /^[0-9a-fx.]+$/;
+
 /** Classifies a URL host (lower case, brackets allowed); `undefined` when not internal. */
 export function classifyHost(rawHost: string): string | undefined {
   let h = rawHost;
@@ -132,10 +134,16 @@ export function classifyHost(rawHost: string): string | undefined {
   if (h.endsWith('.')) h = h.slice(0, -1);
   if (h === 'localhost' || h.endsWith('.localhost') || h === 'localhost.localdomain' || h === 'ip6-localhost' || h === 'ip6-loopback') return 'loopback';
   if (METADATA_HOSTS.has(h)) return 'cloud-metadata';
+  // an IPv4 literal in any spelling has only digits, dots and hex digits after 0x: a host name is not one
+  if (!IPV4_CHARS.test(h)) return undefined;
   const v4 = parseIPv4(h);
   if (v4 === undefined) return undefined;
   const why = internalIPv4(v4.addr);
   return why === undefined ? undefined : v4.form === 'dotted' ? why : `${why}-${v4.form}`;
+}
+
+function isSchemeChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45;
 }
 
 const SSRF_ONLY_SCHEMES = ['gopher://', 'dict://', 'ldap://', 'tftp://', 'sftp://', 'jar:http', 'netdoc://'];
@@ -150,7 +158,7 @@ export function detectSsrf(s: string): SsrfHit | undefined {
   while (p !== -1) {
     // scheme before '//' (letters, digits, + - .), or a scheme-relative URL at the start
     let a = s.charCodeAt(p - 1) === 58 ? p - 1 : p;
-    while (a > 0 && p - a < 32 && /[a-z0-9+.-]/.test(s.charAt(a - 1))) a--;
+    while (a > 0 && p - a < 32 && isSchemeChar(s.charCodeAt(a - 1))) a--;
     const schemed = s.charCodeAt(p - 1) === 58 && a < p - 1;
     if (schemed || p === 0) {
       const scheme = schemed ? s.slice(a, p - 1) : '';

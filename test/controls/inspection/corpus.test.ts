@@ -82,12 +82,15 @@ describe('CRS corpus sample (paranoia level 1)', () => {
   };
 
   const expected: Record<string, { attacks: number; detected: number; mustPass: number; falsePositives: number }> = {
-    '930100': { attacks: 5, detected: 2, mustPass: 0, falsePositives: 0 },
-    '930120': { attacks: 13, detected: 9, mustPass: 4, falsePositives: 0 },
-    '932230': { attacks: 28, detected: 15, mustPass: 39, falsePositives: 17 },
+    '930100': { attacks: 5, detected: 5, mustPass: 0, falsePositives: 0 },
+    '930120': { attacks: 13, detected: 11, mustPass: 4, falsePositives: 0 },
+    // the 21 "must-pass" cases blocked here are command injections themselves (`;top`, `;vi -c:!pwd`,
+    // `;cat /path/file.gz`, `` `cut x` ``, wget/curl chains); the corpus marks them must-pass only because
+    // they test that rule 932230 itself stays quiet (other CRS rules block 17 of them at paranoia level 1)
+    '932230': { attacks: 28, detected: 28, mustPass: 39, falsePositives: 21 },
     '941100': { attacks: 5, detected: 5, mustPass: 2, falsePositives: 1 },
     '941110': { attacks: 12, detected: 12, mustPass: 1, falsePositives: 1 },
-    '942100': { attacks: 15, detected: 14, mustPass: 0, falsePositives: 0 },
+    '942100': { attacks: 15, detected: 15, mustPass: 0, falsePositives: 0 },
   };
   for (const [rule, want] of Object.entries(expected)) {
     it(`rule file ${rule}: ${want.detected}/${want.attacks} attacks blocked, ${want.falsePositives}/${want.mustPass} must-pass blocked`, () => {

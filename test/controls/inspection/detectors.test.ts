@@ -43,6 +43,43 @@ describe('sqli', () => {
   for (const benign of ["O'Reilly and friends", 'hello world', 'select the option from the list', "it's 5 o'clock", 'rock and roll', 'john.smith@example.com', 'Delete my account', 'price: 10-20 EUR', 'a = b']) {
     it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectSqli(n(benign)), undefined));
   }
+  // token-sequence evidence (paranoia level 1)
+  const pl1: [string, string][] = [
+    ['concat(0x7e,version())', 'function:concat'],
+    ['x; select pg_sleep(5)', 'attack-function:pg_sleep'],
+    ['1;drop table users', 'plain:;[(]*E'],
+    ['DROP/*x*/TABLE users', 'plain:^[(]*Ek[n1v(]'],
+    ['id=1 /*!50000union*/ select 1', 'plain:U[(]*E'],
+    ['drop/**/sampletable', 'comment-obfuscation'],
+    ["'{\"b\":2}'::jsonb @> '{}'", 'cast'],
+    ["admin'; waitfor delay '0:0:5'--", "':^s[)]*;[EkBnv]"],
+    ['1 having count(*) > 1', 'having'],
+    ['insert into users values (1)', 'plain:^[(]*Ek[n1v(]'],
+    ['x insert into users values (1)', 'insert-into'],
+    ['information_schema', 'catalogue:information_schema'],
+    ['1.e(ascii 1.e(substring(1.e(select password from users limit 1', 'scientific-notation'],
+    [') like (', 'parenthesis-breakout'],
+  ];
+  for (const [attack, rule] of pl1) {
+    it(`detects ${JSON.stringify(attack)} (${rule})`, () => {
+      const h = detectSqli(n(attack));
+      assert.equal(h?.rule, rule);
+      assert.equal(h?.paranoia, 1);
+    });
+  }
+  // prose and API values with SQL words, function names before a spaced parenthesis, numbers with or
+  for (const benign of [
+    'I want 2 or 3 items', 'year 2024 or 2025', 'true or false', 'Please select a size and a colour', 'Union Station, Chicago', 'drop me a line',
+    'Update: shipping is free', 'Delete (Trashcan)', 'order by date or by price', 'lower (unnamed) rank', 'Left (WA, RR), south for ½ mile',
+    'the interior angles add up to 180 degrees (same color)', 'maximise space (ideal for art)', 'we will create a table for you', 'Set @home = true',
+    'between 1 and 5', 'C# | F# | Go', 'Exec summary: profits up', 'convert to pdf', 'users/123/orders', '{"filter": "a,b"}', 'alias: Johnny',
+    '4294967296',
+  ]) {
+    it(`passes at paranoia level 1: ${JSON.stringify(benign)}`, () => {
+      const h = detectSqli(n(benign));
+      assert.ok(h === undefined || h.paranoia > 1, `${h?.rule}`);
+    });
+  }
 });
 
 describe('xss', () => {
@@ -53,6 +90,33 @@ describe('xss', () => {
     it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectXss(n(benign)), undefined));
   }
   it('names the rule', () => assert.equal(detectXss(n('<img src=x onerror=alert(1)>'))?.rule, 'event-handler:onerror'));
+  const pl1: [string, string][] = [
+    ['document.body.appendChild(document.createElement("h1"))', 'script-sink'],
+    ['x=window.location', 'script-sink'],
+    ['document/*foo*/./*bar*/cookie=1', 'script-sink'],
+    ['self["alert"](1)', 'script-sink'],
+    ['[][(![]+[])[+[]]]', 'jsfuck'],
+    ['<f o r m action=x>', 'spaced-tag'],
+    ['+ADw-script+AD4-alert(1)', 'tag:script'],
+    ['<a href=x>y</a><base href="//evil/">', 'tag:base'],
+    ['<x xmlns:xi="http://www.w3.org/2001/XInclude">', 'xml-namespace:xmlns:xi'],
+    ['style=-moz-binding:url(http://x/a.xml#x)', 'css-script'],
+    ['ja&amp;tab;vascript:alert(1)', 'javascript-url'],
+  ];
+  for (const [attack, rule] of pl1) {
+    it(`detects ${JSON.stringify(attack)} (${rule})`, () => {
+      const h = detectXss(n(attack));
+      assert.equal(h?.rule, rule);
+      assert.equal(h?.paranoia, 1);
+    });
+  }
+  // HTML-ish Markdown and prose
+  for (const benign of ['Hello <b>world</b>', 'x < y and y > z', 'window.open in new tab', 'document.pdf', 'javascript-manual/document.cookie', 'Set an alert (daily)', 'Are you sure? (y/n)', '**bold** and _italic_ [link](https://example.com)', 'email me at a@b.com', '<p>Paragraph</p><ul><li>item</li></ul>']) {
+    it(`passes at paranoia level 1: ${JSON.stringify(benign)}`, () => {
+      const h = detectXss(n(benign));
+      assert.ok(h === undefined || h.paranoia > 1, `${h?.rule}`);
+    });
+  }
 });
 
 describe('command injection', () => {
@@ -62,6 +126,43 @@ describe('command injection', () => {
   for (const benign of ['I like cats; cat food is great', 'salt & pepper', 'tom & jerry; the movie', 'C# | F#']) {
     it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectCmdi(n(benign)), undefined));
   }
+  const pl1: [string, string][] = [
+    ['cat /etc/pa[s]swd', 'glob-path:/etc/passwd'],
+    ['/???/b??h -c id', 'glob-path:/bin/bash'],
+    ['{,ifconfig}', 'brace-expansion:ifconfig'],
+    ['cu$@rl google.com', 'evasion:command-line:curl'],
+    ['pi``ng 127.0.0.1', 'evasion:command-line:ping'],
+    ['whoami', 'command-line:whoami'],
+    ['nohup who', 'command-line:nohup-who'],
+    ['ansible-playbook site.yml', 'command-line:ansible-playbook'],
+    ['IF EXIST data.xls Echo found', 'windows-if'],
+    ['FOR /F "tokens=1,3 delims=," %%G IN (weather.txt) DO @echo %%G', 'windows-for'],
+    ['Invoke-WebRequest http://x/a.ps1', 'powershell'],
+    ['alias x=curl', 'alias'],
+    ['$((1+1))', 'arithmetic-expansion'],
+    ['x\r\nMAIL FROM:<a@b.c>', 'smtp-command'],
+    ['$SHELL -c "echo hi"', 'shell:$shell'],
+    ['<!--#exec cmd="ls" -->', 'ssi'],
+  ];
+  for (const [attack, rule] of pl1) {
+    it(`detects ${JSON.stringify(attack)} (${rule})`, () => {
+      const h = detectCmdi(n(attack.replace('\\r\\n', '\r\n')));
+      assert.equal(h?.rule, rule);
+      assert.equal(h?.paranoia, 1);
+    });
+  }
+  // shell-like product names, Markdown code spans, prose around separators
+  for (const benign of [
+    'python', 'curl', 'kubectl', 'ls', 'bash shell tips', 'tea & time', 'News | Time', 'Home | About | Contact', 'who is there', 'find my order',
+    'echo chamber', 'ping me later', 'time to go', 'the ping-pong table', 'Q&A', 'R&D; marketing', 'a=1&b=2', 'Use `npm install` to install',
+    'run `ls -la` to list', 'cost: $5 (incl. tax)', 'for each item in (list)', 'C:\\Users\\me\\file.txt', '/home/user/docs/report.pdf',
+    '{"tags": ["python", "curl"]}', 'Version 2.0 - now with more', '$[0].name', 'alias: Johnny',
+  ]) {
+    it(`passes at paranoia level 1: ${JSON.stringify(benign)}`, () => {
+      const h = detectCmdi(n(benign));
+      assert.ok(h === undefined || h.paranoia > 1, `${h?.rule}`);
+    });
+  }
 });
 
 describe('path traversal / LFI', () => {
@@ -69,6 +170,14 @@ describe('path traversal / LFI', () => {
     it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectLfi(n(attack)), undefined));
   }
   for (const benign of ['wait... / ok', 'v1.2.3', 'see page 2.', 'environment variables']) {
+    it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectLfi(n(benign)), undefined));
+  }
+  it('detects hex-spelt traversal and system directories at the end of a value', () => {
+    assert.equal(detectLfi(n('0x5c0x2e.%00/'))?.rule, 'encoded-traversal');
+    assert.equal(detectLfi(n('/sys/class'))?.rule, 'sensitive-file:sys/class/');
+  });
+  // file paths in JSON values, dotted names
+  for (const benign of ['docs/readme.md', 'src/index.ts', 'https://example.com/files/report.pdf', 'C:\\Users\\me\\file.txt', 'config.json', 'v2..v3', 'team.environment']) {
     it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectLfi(n(benign)), undefined));
   }
   it('flags restricted request paths but not /.well-known', () => {

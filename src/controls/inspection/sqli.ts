@@ -345,9 +345,9 @@ export function fingerprint(s: string, quote: '' | "'" | '"' | '`', full = false
  */
 const SON = /^s[)]*o[s1nfv(]/; // '='  '||'  '+sleep(5)+'
 const QUOTED_SHAPES: readonly RegExp[] = [
-  /^s[)]*&/, // ' or 1=1   ') or ('a'='a
+  /^s[)]*&[(]*[1sfvnEU(]/, // ' or 1=1   ') or ('a'='a   (not `' and = x`)
   SON,
-  /^s[)]*U/, // ' union select
+  /^s[)]*U[(]*[E1c]/, // ' union select   (not `9'union all` alone)
   /^s[)]*;[EkBnv]/, // '; drop table   ';@@version
   /^s[)]*;?c/, // admin'--   admin';#
   /^s[)]*;$/, // admin';

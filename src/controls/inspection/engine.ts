@@ -8,7 +8,7 @@ import { detectCmdi, detectCmdiWords } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from './misc.ts';
 import { normalize } from './normalize.ts';
-import { detectSqli, detectSqliName } from './sqli.ts';
+import { detectSqli, detectSqliName, STATEMENT_HINT } from './sqli.ts';
 import { detectSsrf } from './ssrf.ts';
 import { detectXss } from './xss.ts';
 
@@ -122,6 +122,15 @@ function classesOf(s: string): number {
 const LFI_DOT_WORDS = /\.\.|0x|\.(?:env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpass|my\.cnf|netrc|ini|conf|sys\b|bat|properties|docker|kube|aws|ssh|svn|hg)|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|wp-config|web-inf|meta-inf/;
 /** Script in a value without markup characters: a DOM global with a member, or UTF-7 markup. */
 const XSS_WORDS = /document\.|window\.|\+ad[w4]/;
+/** Classes of prose: words, numbers, spaces, dots, commas, hyphens, underscores, `@`. */
+const PROSE_CLASSES = SPACE | DOT | DASH | UNDERSCORE | AT;
+/**
+ * Everything any detector can match in prose, in one pattern (one pass instead of one per
+ * detector): SQL keyword pairs, DOM globals and UTF-7 markup, file names, catalogue names and
+ * `this.` (NoSQL `$where` bodies). Values of {@link PROSE_CLASSES} that do not match it are only
+ * checked for being a command line.
+ */
+const PROSE_TRIGGER = new RegExp(`${STATEMENT_HINT.source}|document\\.|window\\.|\\+ad[w4]|sys|@@|master\\.|this\\.|${LFI_DOT_WORDS.source}`);
 /** Characters of a plain URL without spaces, quotes, brackets or shell separators. */
 const URL_CLASSES = COLON | SLASH | DOT | DASH | UNDERSCORE | QMARK | EQ | TILDE | HASH;
 /** Classes a plain name (`customer_id`, `v1.2`, `x-y`) may have. */
@@ -202,6 +211,7 @@ export class Scan {
   /** Values inspected (for metrics and benchmarks). */
   values = 0;
 
+  private readonly cmdi: boolean;
   private readonly plainNameCheck: ((s: string) => { rule: string; paranoia: number } | undefined) | undefined;
 
   constructor(opts: EngineOptions, runners: readonly Runner[], exclusions: readonly CompiledExclusion[]) {
@@ -209,6 +219,7 @@ export class Scan {
     this.runners = runners;
     this.exclusions = exclusions;
     this.plainNameCheck = opts.enabled.has('sqli') ? detectSqliName : undefined;
+    this.cmdi = runners.some((r) => r.name === 'cmdi');
   }
 
   /** True once the anomaly score has reached the threshold. */
@@ -248,6 +259,18 @@ export class Scan {
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
       }
       if (mask === 0) return false;
+    }
+    // prose: one combined pattern decides whether any detector but the command-line check can match
+    if ((mask & ~PROSE_CLASSES) === 0 && !PROSE_TRIGGER.test(s)) {
+      if (s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
+        const h = this.plainNameCheck(s);
+        if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
+      }
+      if (this.cmdi && (mask & (SPACE | DASH)) !== 0) {
+        const h = detectCmdiWords(s);
+        if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('cmdi', h.rule, h.paranoia, location(), s, h.index);
+      }
+      return false;
     }
     // an absolute http(s) URL with nothing but URL characters: SQL, shell and markup all need characters
     // it does not have, so only the URL detectors (SSRF, traversal) run

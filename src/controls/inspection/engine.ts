@@ -8,7 +8,7 @@ import { detectCmdi, detectCmdiWords } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from './misc.ts';
 import { normalize } from './normalize.ts';
-import { detectSqli, detectSqliName, STATEMENT_HINT } from './sqli.ts';
+import { detectSqli, detectSqliName } from './sqli.ts';
 import { detectSsrf } from './ssrf.ts';
 import { detectXss } from './xss.ts';
 
@@ -124,13 +124,32 @@ const LFI_DOT_WORDS = /\.\.|0x|\.(?:env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpas
 const XSS_WORDS = /document\.|window\.|\+ad[w4]/;
 /** Classes of prose: words, numbers, spaces, dots, commas, hyphens, underscores, `@`. */
 const PROSE_CLASSES = SPACE | DOT | DASH | UNDERSCORE | AT;
+/** SQL keyword pairs possible without SQL punctuation (the words-only part of the SQLi gate). */
+const PROSE_SQL = /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b/;
+/** What may follow a dot in a file name an LFI names without a slash (`.htaccess`, `.env`, `..`). */
+const DOT_NEXT = ['.', 'env', 'ht', 'bash', 'zsh', 'git', 'npmrc', 'pgpass', 'my.cnf', 'netrc', 'ini', 'conf', 'sys', 'bat', 'properties', 'docker', 'kube', 'aws', 'ssh', 'svn', 'hg'];
+/** What may precede a dot in script or catalogue names (`document.cookie`, `master.dbo`, `this.x`). */
+const DOT_PREV = ['document', 'window', 'master', 'this', 'mysql', 'sys', 'web', 'boot', 'win', 'system', 'php', 'my', 'httpd', 'apache2', 'nginx', 'application', 'autoexec', 'config'];
+
 /**
- * Everything any detector can match in prose, in one pattern (one pass instead of one per
- * detector): SQL keyword pairs, DOM globals and UTF-7 markup, file names, catalogue names and
- * `this.` (NoSQL `$where` bodies). Values of {@link PROSE_CLASSES} that do not match it are only
- * checked for being a command line.
+ * Whether any detector but the command-line check can match a value of {@link PROSE_CLASSES}:
+ * SQL keyword pairs, `_` names (catalogues, `id_rsa`), `@@`, `0x`, `sys`, UTF-7 markup, and file
+ * or script names around a dot. A few `indexOf` probes and one keyword-pair pattern instead of one
+ * pattern per detector.
  */
-const PROSE_TRIGGER = new RegExp(`${STATEMENT_HINT.source}|document\\.|window\\.|\\+ad[w4]|sys|@@|master\\.|this\\.|${LFI_DOT_WORDS.source}`);
+function proseTrigger(s: string, mask: number): boolean {
+  if ((mask & UNDERSCORE) !== 0) return true;
+  if ((mask & AT) !== 0 && s.indexOf('@@') !== -1) return true;
+  if (s.indexOf('0x') !== -1 || s.indexOf('sys') !== -1 || s.indexOf('+ad') !== -1) return true;
+  if ((mask & DASH) !== 0 && (s.indexOf('-inf') !== -1 || s.indexOf('wp-config') !== -1)) return true;
+  if ((mask & DOT) !== 0) {
+    for (let p = s.indexOf('.'); p !== -1; p = s.indexOf('.', p + 1)) {
+      for (const x of DOT_NEXT) if (s.startsWith(x, p + 1)) return true;
+      for (const x of DOT_PREV) if (p >= x.length && s.startsWith(x, p - x.length)) return true;
+    }
+  }
+  return (mask & SPACE) !== 0 && PROSE_SQL.test(s);
+}
 /** Characters of a plain URL without spaces, quotes, brackets or shell separators. */
 const URL_CLASSES = COLON | SLASH | DOT | DASH | UNDERSCORE | QMARK | EQ | TILDE | HASH;
 /** Classes a plain name (`customer_id`, `v1.2`, `x-y`) may have. */
@@ -261,7 +280,7 @@ export class Scan {
       if (mask === 0) return false;
     }
     // prose: one combined pattern decides whether any detector but the command-line check can match
-    if ((mask & ~PROSE_CLASSES) === 0 && !PROSE_TRIGGER.test(s)) {
+    if ((mask & ~PROSE_CLASSES) === 0 && !proseTrigger(s, mask)) {
       if (s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);

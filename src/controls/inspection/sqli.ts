@@ -561,7 +561,7 @@ function afterAssignment(s: string): string | undefined {
 const SPECIAL_RE = /['"`;()=<>#|&@*/:!?^~{}[\]$%]|--/;
 const WORD_HINT = /[a-z]_[a-z]|0x[0-9a-f]/;
 /** Keyword pairs that can make SQL out of words alone (`union select`, `order by 1`, `drop table`). */
-export const STATEMENT_HINT = /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b|[a-z]_[a-z]|0x[0-9a-f]/;
+const STATEMENT_HINT = /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b|[a-z]_[a-z]|0x[0-9a-f]/;
 const CATALOGUE_RE = new RegExp(CATALOGUES.map((c) => c.replace(/[.$@]/g, (m) => `\\${m}`)).join('|'));
 
 /** Catalogue and attack names in a plain parameter or member name (`information_schema`, `xp_dirtree`). */

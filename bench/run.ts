@@ -354,9 +354,11 @@ async function core(ctx: BenchContext): Promise<unknown> {
   const upstream = await ctx.startUpstream();
   const bare = await ctx.startBareProxy(upstream.url);
   let rampart: RampartService | undefined;
+  let quiet: RampartService | undefined;
   let failure: string | undefined;
   try {
     rampart = await ctx.startRampart({ upstream: upstream.url });
+    quiet = await ctx.startRampart({ upstream: upstream.url, args: ['--no-controls', '--no-access-log'] });
   } catch (err) {
     failure = (err as Error).message;
   }
@@ -366,6 +368,7 @@ async function core(ctx: BenchContext): Promise<unknown> {
     { name: 'bare proxy', url: bare.url },
   ];
   if (rampart) targets.push({ name: 'rampart --no-controls', url: rampart.url });
+  if (quiet) targets.push({ name: 'rampart, no access log', url: quiet.url });
 
   const healthy: Target[] = [];
   for (const t of targets) {
@@ -397,9 +400,14 @@ async function core(ctx: BenchContext): Promise<unknown> {
         `p99 ${summary.rampartAddedP99Ms >= 0 ? '+' : ''}${summary.rampartAddedP99Ms.toFixed(2)} ms`,
     );
   }
+  const q = results['rampart, no access log'];
+  if (b && q) {
+    summary.quietVsBareRps = q.rps / b.rps;
+    console.log(`rampart without access log / bare proxy: ${(summary.quietVsBareRps * 100).toFixed(1)} % of req/s, p99 +${(q.p99Ms - b.p99Ms).toFixed(2)} ms`);
+  }
   if (a && b) console.log(`bare proxy / upstream: ${((summary.bareVsUpstreamRps ?? 0) * 100).toFixed(1)} % of req/s`);
 
-  await Promise.all([rampart?.stop(), bare.stop(), upstream.stop()]);
+  await Promise.all([rampart?.stop(), quiet?.stop(), bare.stop(), upstream.stop()]);
   if (failure) throw new Error(failure);
   return { results, summary };
 }

@@ -25,6 +25,8 @@ export interface ServeOptions {
   trustedProxy: string[];
   workers?: string;
   controls: boolean;
+  /** `--no-access-log` sets this to false. */
+  accessLog?: boolean;
   /** `--rate-limit 20/s` (also /min, /h, /day): per identity, else per client IP. */
   rateLimit?: string;
   /** `--store redis://HOST:PORT`: shared state across gateway processes. */
@@ -78,6 +80,7 @@ export function register(program: Command): void {
     .option('--tls-key <file>', 'zero-config: private key of --tls-cert (PEM)')
     .option('--mtls <mode>', 'zero-config: client certificates, require or optional (with --client-ca)')
     .option('--client-ca <file>', 'zero-config: CA bundle trusted for client certificates (repeatable)', collect, [])
+    .option('--no-access-log', 'zero-config: no access-log line per request (security events are still logged)')
     .addOption(new Option('--no-controls', 'turn every control off (benchmark baseline only)').hideHelp())
     .action(async (o: ServeOptions) => {
       await serve(o);
@@ -102,6 +105,7 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   }
   const extra: Record<string, unknown> = {};
   if (o.store !== undefined) extra.state = { store: o.store };
+  if (o.accessLog === false) extra.access_log = false;
   const tls = transportZeroTls(o);
   if (tls) extra.tls = tls;
   return {

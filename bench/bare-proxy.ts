@@ -65,9 +65,7 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
   const listed =
     connection === undefined
       ? undefined
-      : new Set(
-          (Array.isArray(connection) ? connection.join(',') : connection).split(',').map((t) => t.trim().toLowerCase()),
-        );
+      : new Set((Array.isArray(connection) ? connection.join(',') : connection).split(',').map((t) => t.trim().toLowerCase()));
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;

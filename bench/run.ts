@@ -190,8 +190,7 @@ function spawnListening(name: string, script: string, args: string[], timeoutMs 
       reject(new Error(`${name}: ${why}${stderr() ? `\n${stderr()}` : ''}`));
     };
     const timer = setTimeout(() => fail(`no "listening on <url>" line within ${timeoutMs} ms`), timeoutMs);
-    const onExit = (code: number | null, signal: string | null): void =>
-      fail(`exited before listening (code ${code}, signal ${signal})`);
+    const onExit = (code: number | null, signal: string | null): void => fail(`exited before listening (code ${code}, signal ${signal})`);
     child.once('exit', onExit);
     child.stdout.setEncoding('utf8');
     const onData = (chunk: string): void => {
@@ -295,8 +294,7 @@ export function createContext(config: BenchConfig): BenchContext {
   return {
     config,
     startUpstream: () => spawnListening('upstream', projectFile('examples/demo-upstream'), ['--port', '0']),
-    startBareProxy: (upstream) =>
-      spawnListening('bare-proxy', projectFile('bench/bare-proxy'), ['--upstream', upstream, '--port', '0']),
+    startBareProxy: (upstream) => spawnListening('bare-proxy', projectFile('bench/bare-proxy'), ['--upstream', upstream, '--port', '0']),
     startRampart,
     async measure(opts) {
       const load: LoadOptions = { ...opts, connections: opts.connections ?? config.connections, durationSec: 0 };
@@ -463,10 +461,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   if (process.env.BENCH_JSON) {
-    writeFileSync(
-      process.env.BENCH_JSON,
-      `${JSON.stringify({ config, node: process.version, scenarios: collected }, null, 2)}\n`,
-    );
+    writeFileSync(process.env.BENCH_JSON, `${JSON.stringify({ config, node: process.version, scenarios: collected }, null, 2)}\n`);
   }
   return failed ? 1 : 0;
 }

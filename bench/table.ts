@@ -61,15 +61,13 @@ export function formatTable(rows: Row[], options: TableOptions = {}): string {
   const specs = (options.columns ?? Object.keys(rows[0] ?? {})).map((c) => (typeof c === 'string' ? { key: c } : c));
   const columns = specs.map((c) => {
     const values = rows.map((r) => r[c.key]);
-    const numeric =
-      values.some((v) => typeof v === 'number') && values.every((v) => v == null || typeof v === 'number');
+    const numeric = values.some((v) => typeof v === 'number') && values.every((v) => v == null || typeof v === 'number');
     const cells = values.map((v) => (c.format ?? formatCell)(v));
     const header = c.header ?? c.key;
     const width = Math.max(header.length, ...cells.map((s) => s.length));
     return { header, cells, width, align: c.align ?? (numeric ? 'right' : 'left') };
   });
-  const pad = (s: string, width: number, align: 'left' | 'right'): string =>
-    align === 'right' ? s.padStart(width) : s.padEnd(width);
+  const pad = (s: string, width: number, align: 'left' | 'right'): string => (align === 'right' ? s.padStart(width) : s.padEnd(width));
   const line = (parts: string[]): string =>
     parts
       .map((p, i) => pad(p, columns[i]?.width ?? 0, columns[i]?.align ?? 'left'))

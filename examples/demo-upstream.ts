@@ -221,12 +221,7 @@ const INTERNAL_NOTES = [
   'Password reset by support after identity check over the phone.',
 ];
 
-const FILING_STATUSES: DemoTaxProfile['filing_status'][] = [
-  'single',
-  'married_joint',
-  'married_separate',
-  'head_of_household',
-];
+const FILING_STATUSES: DemoTaxProfile['filing_status'][] = ['single', 'married_joint', 'married_separate', 'head_of_household'];
 
 /** Luhn check digit (0..9) for a string of digits without its check digit. */
 function luhnCheckDigit(payload: string): number {
@@ -366,10 +361,7 @@ export function generateDemoData(seed: number = DEMO_SEED): DemoData {
     environment: 'production',
     aws: {
       access_key_id: `AKIA${f.string.fromCharacters(AWS_KEY_ALPHABET, 16)}`,
-      secret_access_key: f.string.fromCharacters(
-        'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/',
-        40,
-      ),
+      secret_access_key: f.string.fromCharacters('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 40),
       region: 'us-east-1',
     },
     database_url: `postgres://accounts_svc:${f.internet.password({ length: 18 })}@db-primary.accounts.internal:5432/accounts`,
@@ -626,9 +618,7 @@ async function big({ url, res }: Exchange): Promise<void> {
 
 function gzip({ res, data }: Exchange): void {
   const user = data.users.get(DEMO_FIRST_USER_ID + 1) ?? [...data.users.values()][0];
-  const payload = gzipSync(
-    JSON.stringify({ id: user?.id, name: user?.name, ssn: user?.ssn ?? '123-45-6789', note: 'gzip-encoded body' }),
-  );
+  const payload = gzipSync(JSON.stringify({ id: user?.id, name: user?.name, ssn: user?.ssn ?? '123-45-6789', note: 'gzip-encoded body' }));
   res.writeHead(200, {
     'content-type': 'application/json; charset=utf-8',
     'content-encoding': 'gzip',
@@ -745,12 +735,7 @@ function decodeParam(raw: string): string {
   }
 }
 
-async function handle(
-  req: IncomingMessage,
-  res: ServerResponse,
-  data: DemoData,
-  timers: Set<NodeJS.Timeout>,
-): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, data: DemoData, timers: Set<NodeJS.Timeout>): Promise<void> {
   // FLAW (fingerprinting): framework and server banners.
   res.setHeader('x-powered-by', 'demo-express/4.18');
   res.setHeader('server', 'demo-accounts/1.0');

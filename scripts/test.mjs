@@ -14,7 +14,9 @@ if (major < 22 || (major === 22 && minor < 18)) {
 function files(p) {
   const st = statSync(p);
   if (st.isFile()) return p.endsWith('.test.ts') ? [p] : [];
-  return readdirSync(p).sort().flatMap((n) => (n === 'node_modules' || n === 'fixtures' ? [] : files(join(p, n))));
+  return readdirSync(p)
+    .sort()
+    .flatMap((n) => (n === 'node_modules' || n === 'fixtures' ? [] : files(join(p, n))));
 }
 
 const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test', 'packages'];

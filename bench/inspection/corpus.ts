@@ -32,7 +32,13 @@ export function classOf(dir: string): string {
 
 interface Stage {
   input?: Record<string, unknown>;
-  output?: { log?: { expect_ids?: number[]; no_expect_ids?: number[] }; status?: number | number[]; expect_error?: boolean; log_contains?: string; no_log_contains?: string };
+  output?: {
+    log?: { expect_ids?: number[]; no_expect_ids?: number[] };
+    status?: number | number[];
+    expect_error?: boolean;
+    log_contains?: string;
+    no_log_contains?: string;
+  };
 }
 
 function buildRaw(input: Record<string, unknown>): Buffer {
@@ -72,7 +78,10 @@ export function loadCorpus(root: string): CorpusCase[] {
     if (!statSync(full).isDirectory()) continue;
     for (const f of readdirSync(full).sort()) {
       if (!f.endsWith('.yaml')) continue;
-      const doc = parse(readFileSync(join(full, f), 'utf8')) as null | { rule_id?: number; tests?: { test_id?: number; stages?: (Stage & { stage?: Stage })[] }[] };
+      const doc = parse(readFileSync(join(full, f), 'utf8')) as null | {
+        rule_id?: number;
+        tests?: { test_id?: number; stages?: (Stage & { stage?: Stage })[] }[];
+      };
       for (const t of doc?.tests ?? []) {
         const stages = t.stages ?? [];
         stages.forEach((st0, si) => {
@@ -85,7 +94,13 @@ export function loadCorpus(root: string): CorpusCase[] {
           if (expect.length > 0 || st.output.log_contains) attack = true;
           else if (noExpect.length > 0 || st.output.no_log_contains || status === 200 || (Array.isArray(status) && status.includes(200))) attack = false;
           else return;
-          out.push({ id: `${doc?.rule_id ?? f}-${t.test_id ?? '?'}${stages.length > 1 ? `-${si + 1}` : ''}`, cls: classOf(file), attack, raw: buildRaw(st.input), file });
+          out.push({
+            id: `${doc?.rule_id ?? f}-${t.test_id ?? '?'}${stages.length > 1 ? `-${si + 1}` : ''}`,
+            cls: classOf(file),
+            attack,
+            raw: buildRaw(st.input),
+            file,
+          });
         });
       }
     }

@@ -93,7 +93,20 @@ async function startRampart(paranoia: number): Promise<{ port: number; server: S
       },
     };
     const ctx = new RequestContext(
-      { id: '1', req, method: req.method ?? 'GET', target: req.url ?? '/', clientIp: '127.0.0.1', peerIp: '127.0.0.1', scheme: 'http', host: 'localhost', apiName: 'bench', body, emit() {}, signal: ac.signal },
+      {
+        id: '1',
+        req,
+        method: req.method ?? 'GET',
+        target: req.url ?? '/',
+        clientIp: '127.0.0.1',
+        peerIp: '127.0.0.1',
+        scheme: 'http',
+        host: 'localhost',
+        apiName: 'bench',
+        body,
+        emit() {},
+        signal: ac.signal,
+      },
       10 * 1024 * 1024,
     );
     let status = 200;
@@ -278,14 +291,21 @@ async function main(): Promise<void> {
     results[e.name] = await runAll(cases, e.port);
     const r = results[e.name] as { status: number }[];
     const noAnswer = r.filter((x) => x.status === 0).length;
-    console.error(`${e.name}: ${cases.length} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${noAnswer} without an HTTP answer (counted as passed)`);
+    console.error(
+      `${e.name}: ${cases.length} requests in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${noAnswer} without an HTTP answer (counted as passed)`,
+    );
   }
   if (typeof ng !== 'string') ng.proc.kill('SIGTERM');
   r1.server.close();
   r2.server.close();
   if (crsCache && !existsSync(crsCache) && results['CRS PL1']) {
     const out: Record<string, Record<string, number>> = {};
-    cases.forEach((c, i) => (out[c.id] = { 'CRS PL1': (results['CRS PL1'] as { status: number }[])[i]?.status ?? 0, 'CRS PL2': (results['CRS PL2'] as { status: number }[])[i]?.status ?? 0 }));
+    cases.forEach((c, i) => {
+      out[c.id] = {
+        'CRS PL1': (results['CRS PL1'] as { status: number }[])[i]?.status ?? 0,
+        'CRS PL2': (results['CRS PL2'] as { status: number }[])[i]?.status ?? 0,
+      };
+    });
     writeFileSync(crsCache, JSON.stringify(out));
   }
   if (results['CRS PL1'] && !engines.some((e) => e.name === 'CRS PL1')) engines.push({ name: 'CRS PL1', port: 0 }, { name: 'CRS PL2', port: 0 });
@@ -326,13 +346,25 @@ async function main(): Promise<void> {
       rows.push(row);
       sum[label] = s;
     };
-    for (const c of sorted) addRow(c, cases.map((x, i) => (x.cls === c ? i : -1)).filter((i) => i >= 0));
-    addRow('TARGET (SQLI+XSS+RCE+LFI)', cases.map((x, i) => (order.includes(x.cls) ? i : -1)).filter((i) => i >= 0));
-    addRow('ALL', cases.map((_x, i) => i));
+    for (const c of sorted)
+      addRow(
+        c,
+        cases.map((x, i) => (x.cls === c ? i : -1)).filter((i) => i >= 0),
+      );
+    addRow(
+      'TARGET (SQLI+XSS+RCE+LFI)',
+      cases.map((x, i) => (order.includes(x.cls) ? i : -1)).filter((i) => i >= 0),
+    );
+    addRow(
+      'ALL',
+      cases.map((_x, i) => i),
+    );
     summary[split] = sum;
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
     const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i] as number)).join(' | ');
-    console.log(`\nCorpus: ${corpusDir}, split ${split} (${cases.filter((_c, i) => inSplit(i)).length} request cases; det = attack cases blocked, FP = must-pass cases blocked)`);
+    console.log(
+      `\nCorpus: ${corpusDir}, split ${split} (${cases.filter((_c, i) => inSplit(i)).length} request cases; det = attack cases blocked, FP = must-pass cases blocked)`,
+    );
     console.log(line(head));
     console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
     for (const r of rows) console.log(line(r));
@@ -359,9 +391,16 @@ async function main(): Promise<void> {
       const hdrs = raw
         .slice(raw.indexOf('\r\n') + 2, bodyAt)
         .split('\r\n')
-        .filter((h) => !/^(?:host|accept|accept-encoding|accept-language|content-length|connection|keep-alive|proxy-connection|content-type: application\/x-www-form-urlencoded|user-agent: owasp crs test agent)\b/i.test(h))
+        .filter(
+          (h) =>
+            !/^(?:host|accept|accept-encoding|accept-language|content-length|connection|keep-alive|proxy-connection|content-type: application\/x-www-form-urlencoded|user-agent: owasp crs test agent)\b/i.test(
+              h,
+            ),
+        )
         .join(' | ');
-      console.log(`${fn ? 'MISS' : 'FP  '} ${c.id} crs1=${crs1 ? (crs1[i] as { status: number }).status : '-'} crs2=${crs2 ? (crs2[i] as { status: number }).status : '-'} ${(r[i] as { reason: string }).reason} :: ${first.slice(0, 160)} :: ${hdrs.slice(0, 160)} :: ${raw.slice(bodyAt + 4, bodyAt + 164).replace(/\r?\n/g, '\\n')}`);
+      console.log(
+        `${fn ? 'MISS' : 'FP  '} ${c.id} crs1=${crs1 ? (crs1[i] as { status: number }).status : '-'} crs2=${crs2 ? (crs2[i] as { status: number }).status : '-'} ${(r[i] as { reason: string }).reason} :: ${first.slice(0, 160)} :: ${hdrs.slice(0, 160)} :: ${raw.slice(bodyAt + 4, bodyAt + 164).replace(/\r?\n/g, '\\n')}`,
+      );
     }
   }
 }

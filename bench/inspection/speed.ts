@@ -13,7 +13,10 @@ import type { RequestStage } from '../../src/pipeline/stage.ts';
 import { MemoryStore } from '../../src/state/memory.ts';
 
 const pl = Number(process.argv[process.argv.indexOf('--paranoia') + 1] ?? 1) || 1;
-const WORDS = 'the quick brown fox jumps over lazy dog order account payment shipping address customer review great product would buy again delivery was fast and the support team helped me with my question about the invoice'.split(' ');
+const WORDS =
+  'the quick brown fox jumps over lazy dog order account payment shipping address customer review great product would buy again delivery was fast and the support team helped me with my question about the invoice'.split(
+    ' ',
+  );
 let seed = 42;
 const rnd = (n: number): number => {
   seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -44,7 +47,13 @@ function bodyOf(bytes: number): Buffer {
   return Buffer.from(s);
 }
 
-const inst = await inspectionControl.create(inspectionControl.schema.parse({ paranoia_level: pl }), { apiName: 'bench', configDir: '.', store: new MemoryStore(), emit() {}, log: { info() {}, warn() {}, error() {} } });
+const inst = await inspectionControl.create(inspectionControl.schema.parse({ paranoia_level: pl }), {
+  apiName: 'bench',
+  configDir: '.',
+  store: new MemoryStore(),
+  emit() {},
+  log: { info() {}, warn() {}, error() {} },
+});
 const stage = (inst.request as RequestStage[])[0] as RequestStage;
 
 async function measure(body: Buffer, iterations: number): Promise<{ median: number; p99: number }> {
@@ -53,7 +62,23 @@ async function measure(body: Buffer, iterations: number): Promise<{ median: numb
   const access = { buffered: body as Buffer | undefined, read: async () => body };
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
-    const ctx = new RequestContext({ id: 'b', req, method: 'POST', target: '/orders?page=2&sort=date', clientIp: '127.0.0.1', peerIp: '127.0.0.1', scheme: 'http', host: 'api.test', apiName: 'bench', body: access, emit() {}, signal: new AbortController().signal }, 16 << 20);
+    const ctx = new RequestContext(
+      {
+        id: 'b',
+        req,
+        method: 'POST',
+        target: '/orders?page=2&sort=date',
+        clientIp: '127.0.0.1',
+        peerIp: '127.0.0.1',
+        scheme: 'http',
+        host: 'api.test',
+        apiName: 'bench',
+        body: access,
+        emit() {},
+        signal: new AbortController().signal,
+      },
+      16 << 20,
+    );
     const t0 = performance.now();
     const v = await stage.run(ctx);
     times.push(performance.now() - t0);
@@ -65,9 +90,16 @@ async function measure(body: Buffer, iterations: number): Promise<{ median: numb
 
 console.log(`inspection stage, paranoia level ${pl}, JSON bodies (Node ${process.version})`);
 console.log('size     | bytes     | median µs | p99 µs   | µs per KB (median)');
-for (const [label, size, iters] of [['1 KB', 1024, 20000], ['10 KB', 10 * 1024, 5000], ['100 KB', 100 * 1024, 500], ['1 MB', 1024 * 1024, 60]] as const) {
+for (const [label, size, iters] of [
+  ['1 KB', 1024, 20000],
+  ['10 KB', 10 * 1024, 5000],
+  ['100 KB', 100 * 1024, 500],
+  ['1 MB', 1024 * 1024, 60],
+] as const) {
   const body = bodyOf(size);
   await measure(body, Math.min(iters, 200)); // warm-up
   const r = await measure(body, iters);
-  console.log(`${label.padEnd(8)} | ${String(body.length).padEnd(9)} | ${(r.median * 1000).toFixed(1).padStart(9)} | ${(r.p99 * 1000).toFixed(1).padStart(8)} | ${((r.median * 1000) / (body.length / 1024)).toFixed(2)}`);
+  console.log(
+    `${label.padEnd(8)} | ${String(body.length).padEnd(9)} | ${(r.median * 1000).toFixed(1).padStart(9)} | ${(r.p99 * 1000).toFixed(1).padStart(8)} | ${((r.median * 1000) / (body.length / 1024)).toFixed(2)}`,
+  );
 }

@@ -109,7 +109,17 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   const tls = transportZeroTls(o);
   if (tls) extra.tls = tls;
   return {
-    config: zeroConfig({ upstream: o.upstream, listen: o.listen, admin: o.admin, trustedProxies: o.trustedProxy, workers, noControls: !o.controls, controls, extra, network: { allowIp: o.allowIp, denyIp: o.denyIp, geoAllow: o.geoAllow, geoDeny: o.geoDeny } }),
+    config: zeroConfig({
+      upstream: o.upstream,
+      listen: o.listen,
+      admin: o.admin,
+      trustedProxies: o.trustedProxy,
+      workers,
+      noControls: !o.controls,
+      controls,
+      extra,
+      network: { allowIp: o.allowIp, denyIp: o.denyIp, geoAllow: o.geoAllow, geoDeny: o.geoDeny },
+    }),
   };
 }
 

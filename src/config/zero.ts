@@ -24,7 +24,6 @@ export interface ZeroConfigOptions {
   network?: NetworkZeroOptions;
 }
 
-
 /** Returns the configuration object (unvalidated; the loader validates it like a file). */
 export function zeroConfig(o: ZeroConfigOptions): Record<string, unknown> {
   const controls: Record<string, unknown> = { ...(o.controls ?? {}) };

@@ -17,4 +17,17 @@ import { networkControl } from './network/index.ts';
 import { passportControl } from './passport/index.ts';
 import { senderControl } from './sender/index.ts';
 
-export const CONTROLS: readonly ControlDefinition[] = [limitsControl, headersControl, identityControl, senderControl, abuseControl, inspectionControl, dlpControl, networkControl, transportControl, passportControl, contractControl, authzControl];
+export const CONTROLS: readonly ControlDefinition[] = [
+  limitsControl,
+  headersControl,
+  identityControl,
+  senderControl,
+  abuseControl,
+  inspectionControl,
+  dlpControl,
+  networkControl,
+  transportControl,
+  passportControl,
+  contractControl,
+  authzControl,
+];

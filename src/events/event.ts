@@ -8,16 +8,7 @@
 export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
 
 /** What the gateway did about the event. */
-export type EventAction =
-  | 'deny'
-  | 'challenge'
-  | 'alert'
-  | 'monitor'
-  | 'redact'
-  | 'abort'
-  | 'revoke'
-  | 'allow'
-  | 'error';
+export type EventAction = 'deny' | 'challenge' | 'alert' | 'monitor' | 'redact' | 'abort' | 'revoke' | 'allow' | 'error';
 
 /** A security event as the sinks receive it (after central secret redaction). */
 export interface SecurityEvent {

@@ -165,10 +165,11 @@ export async function compileConfig(config: RampartConfig, env: CompileEnv): Pro
     },
     notReady() {
       const out: string[] = [];
-      for (const a of apis) for (const c of a.controls) {
-        const r = c.notReady?.();
-        if (r) out.push(`${a.name}: ${r}`);
-      }
+      for (const a of apis)
+        for (const c of a.controls) {
+          const r = c.notReady?.();
+          if (r) out.push(`${a.name}: ${r}`);
+        }
       return out;
     },
     async close() {

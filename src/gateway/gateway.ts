@@ -89,7 +89,16 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   };
   const routes = new Map<string, AdminRoute>();
   const compile = (c: RampartConfig, locate?: Locator): Promise<CompiledConfig> =>
-    compileConfig(prepareTransport(c, configDir), { file, configDir, locate, store, emit, log: controlLog, controls: opts.controls, addAdminRoute: (p, r) => routes.set(p, r) });
+    compileConfig(prepareTransport(c, configDir), {
+      file,
+      configDir,
+      locate,
+      store,
+      emit,
+      log: controlLog,
+      controls: opts.controls,
+      addAdminRoute: (p, r) => routes.set(p, r),
+    });
 
   let compiled: CompiledConfig;
   try {

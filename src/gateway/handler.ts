@@ -197,23 +197,54 @@ export class RequestHandler {
 
     // 1. Request-target checks: origin-form only, no dot segments (routing and the upstream must agree on the path).
     if (target[0] !== '/') {
-      return reject({ action: 'deny', severity: 'low', problem: new Problem(400, 'invalid-request-target', 'Bad Request', { detail: 'Only origin-form request targets are accepted.' }) }, 'gateway');
+      return reject(
+        {
+          action: 'deny',
+          severity: 'low',
+          problem: new Problem(400, 'invalid-request-target', 'Bad Request', { detail: 'Only origin-form request targets are accepted.' }),
+        },
+        'gateway',
+      );
     }
     const q = target.indexOf('?');
     const path = q === -1 ? target : target.slice(0, q);
     if (DOT_SEGMENT.test(path) || (path.includes('%') && ENCODED_SLASH_DOT.test(path)) || path.includes('\\')) {
-      return reject({ action: 'deny', severity: 'medium', problem: new Problem(400, 'path-not-normalized', 'Bad Request', { detail: 'The path contains dot segments or encoded separators.' }) }, 'gateway');
+      return reject(
+        {
+          action: 'deny',
+          severity: 'medium',
+          problem: new Problem(400, 'path-not-normalized', 'Bad Request', { detail: 'The path contains dot segments or encoded separators.' }),
+        },
+        'gateway',
+      );
     }
 
     // 2. Route: deny by default.
     api = compiled.route(facts.host, path);
     if (api === undefined) {
-      return reject({ action: 'deny', severity: 'low', problem: new Problem(404, 'no-route', 'Not Found', { detail: 'No API is configured for this host and path.' }) }, 'gateway');
+      return reject(
+        { action: 'deny', severity: 'low', problem: new Problem(404, 'no-route', 'Not Found', { detail: 'No API is configured for this host and path.' }) },
+        'gateway',
+      );
     }
 
     const body = new RequestBody(req, () => (ctx ? ctx.maxBodyBytes : api!.defaultMaxBodyBytes), meter);
     ctx = new RequestContext(
-      { id, req, method, target, clientIp: facts.clientIp, peerIp, scheme: facts.proto, host: facts.host, tls, apiName: api.name, body, emit, signal: ac.signal },
+      {
+        id,
+        req,
+        method,
+        target,
+        clientIp: facts.clientIp,
+        peerIp,
+        scheme: facts.proto,
+        host: facts.host,
+        tls,
+        apiName: api.name,
+        body,
+        emit,
+        signal: ac.signal,
+      },
       api.defaultMaxBodyBytes,
     );
 
@@ -227,9 +258,21 @@ export class RequestHandler {
         if (e instanceof Problem) r = { action: 'deny', problem: e, severity: e.status >= 500 ? 'high' : 'medium' };
         else {
           verdict = 'error';
-          emit({ control: stage.control, reason: 'internal-error', action: 'error', severity: 'high', status: 500, details: { message: (e as Error)?.message } });
+          emit({
+            control: stage.control,
+            reason: 'internal-error',
+            action: 'error',
+            severity: 'high',
+            status: 500,
+            details: { message: (e as Error)?.message },
+          });
           status = 500;
-          bytesOut = sendProblem(res, new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the request.' }), id, !req.complete);
+          bytesOut = sendProblem(
+            res,
+            new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the request.' }),
+            id,
+            !req.complete,
+          );
           return;
         }
       }
@@ -257,7 +300,12 @@ export class RequestHandler {
       verdict = 'error';
       status = 503;
       emit({ control: 'proxy', reason: 'no-healthy-upstream', action: 'error', severity: 'high', status: 503 });
-      bytesOut = sendProblem(res, new Problem(503, 'no-healthy-upstream', 'Service Unavailable', { detail: 'No upstream target is healthy.', headers: { 'retry-after': '5' } }), id, !req.complete);
+      bytesOut = sendProblem(
+        res,
+        new Problem(503, 'no-healthy-upstream', 'Service Unavailable', { detail: 'No upstream target is healthy.', headers: { 'retry-after': '5' } }),
+        id,
+        !req.complete,
+      );
       return;
     }
     let t: Target = first;
@@ -291,7 +339,14 @@ export class RequestHandler {
         const p = upstreamProblem(code);
         verdict = 'error';
         status = p.status;
-        emit({ control: 'proxy', reason: p.code, action: 'error', severity: 'medium', status: p.status, details: { target: t.origin, error: code || (e as Error).message } });
+        emit({
+          control: 'proxy',
+          reason: p.code,
+          action: 'error',
+          severity: 'medium',
+          status: p.status,
+          details: { target: t.origin, error: code || (e as Error).message },
+        });
         bytesOut = sendProblem(res, p, id, !req.complete);
         return;
       }
@@ -315,8 +370,20 @@ export class RequestHandler {
           discard(up.body);
           verdict = 'error';
           status = 500;
-          emit({ control: stage.control, reason: 'internal-error', action: 'error', severity: 'high', status: 500, details: { message: (e as Error)?.message } });
-          bytesOut = sendProblem(res, new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the response.' }), id, !req.complete);
+          emit({
+            control: stage.control,
+            reason: 'internal-error',
+            action: 'error',
+            severity: 'high',
+            status: 500,
+            details: { message: (e as Error)?.message },
+          });
+          bytesOut = sendProblem(
+            res,
+            new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the response.' }),
+            id,
+            !req.complete,
+          );
           return;
         }
       }
@@ -362,14 +429,22 @@ export class RequestHandler {
     // response off (the client must see a truncated transfer, never a clean end).
     stream.once('error', (err: Error & { code?: string }) => {
       res.destroy();
-      if (!ac.signal.aborted) emit({ control: 'proxy', reason: 'response-aborted', action: 'abort', severity: 'medium', details: { error: err.code ?? err.message } });
+      if (!ac.signal.aborted)
+        emit({ control: 'proxy', reason: 'response-aborted', action: 'abort', severity: 'medium', details: { error: err.code ?? err.message } });
     });
     bodyStream = stream;
     stream.pipe(res);
   }
 
   private internalError(res: ServerResponse, id: string | undefined, e: unknown): void {
-    this.deps.emit({ control: 'gateway', reason: 'internal-error', action: 'error', severity: 'high', request_id: id, details: { message: (e as Error)?.message } });
+    this.deps.emit({
+      control: 'gateway',
+      reason: 'internal-error',
+      action: 'error',
+      severity: 'high',
+      request_id: id,
+      details: { message: (e as Error)?.message },
+    });
     if (!res.headersSent) sendProblem(res, new Problem(500, 'internal-error', 'Internal Server Error'), id ?? '', true);
     else res.destroy();
   }

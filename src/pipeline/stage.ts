@@ -10,18 +10,7 @@ import type { Verdict } from './verdict.ts';
  * Request phases in the order the gateway runs them (ARCHITECTURE.md, "Stage order"):
  * cheap, identity-free checks first so an attacker cannot make the gateway do expensive work.
  */
-export const REQUEST_PHASES = [
-  'transport',
-  'limits',
-  'network',
-  'identity',
-  'contract',
-  'authz',
-  'inspection',
-  'abuse',
-  'behavior',
-  'passport',
-] as const;
+export const REQUEST_PHASES = ['transport', 'limits', 'network', 'identity', 'contract', 'authz', 'inspection', 'abuse', 'behavior', 'passport'] as const;
 export type RequestPhase = (typeof REQUEST_PHASES)[number];
 
 /** Response phases in order: contract filtering, ownership checks, DLP, security headers. */

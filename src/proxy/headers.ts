@@ -8,18 +8,41 @@ import { BlockList, isIP } from 'node:net';
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1) plus legacy ones, never forwarded in either direction. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization', 'http2-settings',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
 ]);
 
 /** Request headers the gateway rebuilds itself; client values are dropped (or merged if trusted). */
-const REBUILT = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip', 'x-request-id', 'expect', 'host', 'client-cert', 'client-cert-chain']);
+const REBUILT = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'forwarded',
+  'x-real-ip',
+  'x-request-id',
+  'expect',
+  'host',
+  'client-cert',
+  'client-cert-chain',
+]);
 
 /** Names listed in a `Connection` header value (lower case). */
 export function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   const v = Array.isArray(value) ? value.join(',') : value;
-  return v.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+  return v
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
 }
 
 /** Strips the hop-by-hop fields of a response in place (including those named in `Connection`). */

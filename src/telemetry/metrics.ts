@@ -31,7 +31,12 @@ export function gatewayMetrics(): GatewayMetrics {
   metrics = {
     requests: new client.Counter({ name: 'rampart_requests_total', help: 'Requests by API, status and verdict.', labelNames: ['api', 'status', 'verdict'] }),
     requestDuration: new client.Histogram({ name: 'rampart_request_duration_seconds', help: 'Whole request latency.', labelNames: ['api'], buckets: BUCKETS }),
-    upstreamDuration: new client.Histogram({ name: 'rampart_upstream_duration_seconds', help: 'Upstream latency to response headers.', labelNames: ['api'], buckets: BUCKETS }),
+    upstreamDuration: new client.Histogram({
+      name: 'rampart_upstream_duration_seconds',
+      help: 'Upstream latency to response headers.',
+      labelNames: ['api'],
+      buckets: BUCKETS,
+    }),
     events: new client.Counter({ name: 'rampart_security_events_total', help: 'Security events by control and reason.', labelNames: ['control', 'reason'] }),
     reloads: new client.Counter({ name: 'rampart_config_reloads_total', help: 'Configuration reloads by result.', labelNames: ['result'] }),
     inFlight: new client.Gauge({ name: 'rampart_requests_in_flight', help: 'Requests in flight.' }),

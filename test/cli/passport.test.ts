@@ -25,7 +25,14 @@ test('passport rotate creates the key file, puts a new key first and keeps older
   const jwks = run('jwks', '--file', file);
   assert.equal(jwks.status, 0, jwks.stderr);
   const pub = JSON.parse(jwks.stdout) as { keys: { kid: string; d?: string }[] };
-  assert.deepEqual(pub.keys.map((k) => k.kid), [kid2, kid1]);
-  assert.equal(pub.keys.some((k) => k.d !== undefined), false, 'no private members in the JWKS');
+  assert.deepEqual(
+    pub.keys.map((k) => k.kid),
+    [kid2, kid1],
+  );
+  assert.equal(
+    pub.keys.some((k) => k.d !== undefined),
+    false,
+    'no private members in the JWKS',
+  );
   assert.equal(run('rotate', '--file', file, '--alg', 'HS256').status, 2);
 });

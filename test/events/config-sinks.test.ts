@@ -35,7 +35,9 @@ test('configured webhook (min_severity high) and syslog sinks receive events thr
     await fetch(`${gw.url}/unrouted`); // no-route: severity low
     // Ambiguous framing: severity high.
     await new Promise<void>((resolve) => {
-      const s = connect(Number(new URL(gw.url).port), '127.0.0.1', () => s.write('POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'));
+      const s = connect(Number(new URL(gw.url).port), '127.0.0.1', () =>
+        s.write('POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
+      );
       s.on('data', () => {});
       s.on('close', () => resolve());
     });

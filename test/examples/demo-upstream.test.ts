@@ -195,9 +195,7 @@ describe('demo upstream', () => {
     const fetched = await getJson(`${up.url}/users/${created.body.id}`);
     assert.equal(fetched.body.role, 'admin');
     const admins = await getJson(`${up.url}/admin/users`);
-    assert.ok(
-      admins.body.items.some((u: { id: number; role: string }) => u.id === created.body.id && u.role === 'admin'),
-    );
+    assert.ok(admins.body.items.some((u: { id: number; role: string }) => u.id === created.body.id && u.role === 'admin'));
   });
 
   it('rejects invalid JSON and non-object bodies with 400 JSON errors', async () => {

@@ -16,7 +16,13 @@ describe('npm start: the demo (upstream + OpenID provider + gateway from example
     gw = `http://127.0.0.1:${gwPort}`;
     idp = `http://127.0.0.1:${idpPort}`;
     child = spawn(process.execPath, [DEMO], {
-      env: { ...process.env, DEMO_PORT: String(up), DEMO_IDP_PORT: String(idpPort), RAMPART_LISTEN: `127.0.0.1:${gwPort}`, RAMPART_ADMIN: `127.0.0.1:${adminPort}` },
+      env: {
+        ...process.env,
+        DEMO_PORT: String(up),
+        DEMO_IDP_PORT: String(idpPort),
+        RAMPART_LISTEN: `127.0.0.1:${gwPort}`,
+        RAMPART_ADMIN: `127.0.0.1:${adminPort}`,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout?.on('data', (c) => (out += c));
@@ -92,15 +98,30 @@ describe('npm start: the demo (upstream + OpenID provider + gateway from example
     assert.deepEqual([mass.status, await type(mass)], [400, 'mass-assignment']);
     const sqli = await fetch(`${gw}/users`, { method: 'POST', headers: json, body: JSON.stringify({ name: "x' OR '1'='1", email: 'eve@example.com' }) });
     assert.deepEqual([sqli.status, await type(sqli)], [403, 'injection-detected']);
-    const steal = await fetch(`${gw}/transfers`, { method: 'POST', headers: json, body: JSON.stringify({ from_account: 5001, to_account: 5004, amount: 10, currency: 'USD' }) });
+    const steal = await fetch(`${gw}/transfers`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ from_account: 5001, to_account: 5004, amount: 10, currency: 'USD' }),
+    });
     assert.deepEqual([steal.status, await type(steal)], [403, 'object-denied']);
-    const mine = await fetch(`${gw}/transfers`, { method: 'POST', headers: json, body: JSON.stringify({ from_account: 5004, to_account: 5001, amount: 10, currency: 'USD' }) });
+    const mine = await fetch(`${gw}/transfers`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ from_account: 5004, to_account: 5001, amount: 10, currency: 'USD' }),
+    });
     assert.equal(mine.status, 201);
   });
 
   test('a burst of 300 requests from one client within a second sees 429s', async () => {
     const t = await token('admin-app', 'admin-secret-0123456789abcdef', 'accounts:read admin');
-    const statuses = await Promise.all(Array.from({ length: 300 }, () => fetch(`${gw}/accounts/5004`, { headers: { authorization: `Bearer ${t}` } }).then(async (r) => (await r.arrayBuffer(), r.status))));
+    const statuses = await Promise.all(
+      Array.from({ length: 300 }, () =>
+        fetch(`${gw}/accounts/5004`, { headers: { authorization: `Bearer ${t}` } }).then(async (r) => {
+          await r.arrayBuffer();
+          return r.status;
+        }),
+      ),
+    );
     const limited = statuses.filter((s) => s === 429).length;
     assert.ok(limited > 0, `429s in the burst: ${limited}`);
   });

@@ -51,11 +51,7 @@ describe('examples/openapi.yaml', () => {
     assert.ok(doc.info.title && doc.info.version);
     const oauth = doc.components.securitySchemes.oauth;
     assert.equal(oauth.type, 'oauth2');
-    assert.deepEqual(Object.keys(oauth.flows.clientCredentials.scopes).sort(), [
-      'accounts:read',
-      'accounts:write',
-      'admin',
-    ]);
+    assert.deepEqual(Object.keys(oauth.flows.clientCredentials.scopes).sort(), ['accounts:read', 'accounts:write', 'admin']);
   });
 
   it('has a unique operationId and an explicit security on every operation', () => {
@@ -79,8 +75,7 @@ describe('examples/openapi.yaml', () => {
     const s = doc.components.schemas;
     assert.deepEqual(Object.keys(s.User.properties).sort(), ['address', 'email', 'id', 'name', 'phone']);
     assert.equal(s.User.properties.id.readOnly, true);
-    for (const name of ['UserCreate', 'TransferRequest', 'Address'])
-      assert.equal(s[name].additionalProperties, false, name);
+    for (const name of ['UserCreate', 'TransferRequest', 'Address']) assert.equal(s[name].additionalProperties, false, name);
     for (const { op } of operations()) {
       const schema = op.requestBody?.content?.['application/json']?.schema;
       if (!schema) continue;
@@ -148,9 +143,7 @@ describe('examples/openapi.yaml against the demo upstream', () => {
 
     const user = (await get('/users/1002')) as Record<string, unknown>;
     assert.equal(validator('User')(user), false, 'the upstream sends undeclared fields');
-    const publicView = Object.fromEntries(
-      Object.entries(user).filter(([k]) => k in doc.components.schemas.User.properties),
-    );
+    const publicView = Object.fromEntries(Object.entries(user).filter(([k]) => k in doc.components.schemas.User.properties));
     assert.ok(validator('User')(publicView), 'the declared fields alone are valid');
   });
 });

@@ -50,7 +50,13 @@ describe('reload', () => {
       assert.equal(await (await fetch(`${gw.url}/`)).text(), 'one');
       const ev = gw.events.find((e) => e.reason === 'config-invalid');
       assert.equal(ev?.action, 'error');
-      await gw.reload({ listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, access_log: false, events: { sinks: [] }, apis: [{ name: 'a', upstream: { targets: [up2.url] } }] });
+      await gw.reload({
+        listen: '127.0.0.1:0',
+        admin: { listen: '127.0.0.1:0' },
+        access_log: false,
+        events: { sinks: [] },
+        apis: [{ name: 'a', upstream: { targets: [up2.url] } }],
+      });
       assert.equal(await (await fetch(`${gw.url}/`)).text(), 'two');
     } finally {
       await gw.close(100);
@@ -59,7 +65,8 @@ describe('reload', () => {
 
   test('the CLI reloads on file change and on SIGHUP, and refuses a broken file with file, line and reason', async () => {
     const file = join(tmp, 'reload.yaml');
-    const cfg = (target: string) => `listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\naccess_log: false\napis:\n  - name: a\n    upstream:\n      targets: [${target}]\n`;
+    const cfg = (target: string) =>
+      `listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\naccess_log: false\napis:\n  - name: a\n    upstream:\n      targets: [${target}]\n`;
     writeFileSync(file, cfg(up.url));
     const p = spawnRampart(['serve', '--config', file]);
     try {

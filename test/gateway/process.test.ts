@@ -37,7 +37,10 @@ describe('rampart serve (real process)', () => {
       req.on('end', () => res.end(JSON.stringify({ bytes: n, sha256: h.digest('hex') })));
     });
     const file = join(tmp, 'upload.yaml');
-    writeFileSync(file, `listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\naccess_log: false\nevents:\n  sinks: []\napis:\n  - name: up\n    upstream:\n      targets: [${up.url}]\n    controls:\n      limits:\n        body_bytes: 104857600\n`);
+    writeFileSync(
+      file,
+      `listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\naccess_log: false\nevents:\n  sinks: []\napis:\n  - name: up\n    upstream:\n      targets: [${up.url}]\n    controls:\n      limits:\n        body_bytes: 104857600\n`,
+    );
     const p = spawnRampart(['serve', '--config', file]);
     try {
       const url = new URL((await p.waitForLog('rampart listening')).url as string);
@@ -49,11 +52,14 @@ describe('rampart serve (real process)', () => {
       let writtenBeforeUpstreamRead = -1;
       let written = 0;
       const result = await new Promise<string>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: url.port, method: 'POST', path: '/upload', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
-          let b = '';
-          res.on('data', (c) => (b += c));
-          res.on('end', () => resolve(b));
-        });
+        const req = request(
+          { host: '127.0.0.1', port: url.port, method: 'POST', path: '/upload', headers: { 'content-type': 'application/octet-stream' } },
+          (res) => {
+            let b = '';
+            res.on('data', (c) => (b += c));
+            res.on('end', () => resolve(b));
+          },
+        );
         req.on('error', reject);
         let i = 0;
         const write = () => {
@@ -157,7 +163,10 @@ describe('rampart serve (real process)', () => {
 describe('rampart config', () => {
   test('check prints every error with file, line, path and reason, and exits 1', () => {
     const file = join(tmp, 'bad.yaml');
-    writeFileSync(file, 'listen: 127.0.0.1:8080\nworkers: 0\napis:\n  - name: a\n    upstream:\n      targets: [ftp://x]\n    controls:\n      limits:\n        body_bytez: 5\n  - name: a\n    upstream:\n      targets: [http://127.0.0.1:1]\n');
+    writeFileSync(
+      file,
+      'listen: 127.0.0.1:8080\nworkers: 0\napis:\n  - name: a\n    upstream:\n      targets: [ftp://x]\n    controls:\n      limits:\n        body_bytez: 5\n  - name: a\n    upstream:\n      targets: [http://127.0.0.1:1]\n',
+    );
     const r = spawnSync(process.execPath, [CLI, 'config', 'check', file], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:2:\\d+: workers: `));
@@ -167,7 +176,10 @@ describe('rampart config', () => {
 
   test('check compiles controls too: a duplicate API name is an error', () => {
     const file = join(tmp, 'dup.yaml');
-    writeFileSync(file, 'apis:\n  - name: a\n    upstream:\n      targets: [http://127.0.0.1:1]\n  - name: a\n    upstream:\n      targets: [http://127.0.0.1:2]\n');
+    writeFileSync(
+      file,
+      'apis:\n  - name: a\n    upstream:\n      targets: [http://127.0.0.1:1]\n  - name: a\n    upstream:\n      targets: [http://127.0.0.1:2]\n',
+    );
     const r = spawnSync(process.execPath, [CLI, 'config', 'check', file], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /dup\.yaml:5:\d+: apis\[1\]\.name: duplicate API name "a"/);
@@ -176,9 +188,17 @@ describe('rampart config', () => {
   test('${ENV} substitution, and a missing variable is an error naming it', () => {
     const file = join(tmp, 'env.yaml');
     writeFileSync(file, 'apis:\n  - name: a\n    upstream:\n      targets: ["${RAMPART_TEST_UPSTREAM}"]\n');
-    const ok = spawnSync(process.execPath, [CLI, 'config', 'check', file], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, RAMPART_TEST_UPSTREAM: 'http://127.0.0.1:9' } });
+    const ok = spawnSync(process.execPath, [CLI, 'config', 'check', file], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, RAMPART_TEST_UPSTREAM: 'http://127.0.0.1:9' },
+    });
     assert.equal(ok.status, 0, ok.stderr);
-    const bad = spawnSync(process.execPath, [CLI, 'config', 'check', file], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, RAMPART_TEST_UPSTREAM: '' } });
+    const bad = spawnSync(process.execPath, [CLI, 'config', 'check', file], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, RAMPART_TEST_UPSTREAM: '' },
+    });
     assert.equal(bad.status, 1);
     const env = { ...process.env };
     delete env.RAMPART_TEST_UPSTREAM;

@@ -35,7 +35,9 @@ describe('proxy', () => {
   });
 
   test('GET is forwarded with forwarding headers, request id, and without hop-by-hop fields', async () => {
-    const r = await httpRequestText(`${gw.url}/a/b?x=1`, { headers: { connection: 'keep-alive, x-private', 'x-private': 'p', te: 'trailers', 'x-keep': 'k', 'x-request-id': 'req-123' } });
+    const r = await httpRequestText(`${gw.url}/a/b?x=1`, {
+      headers: { connection: 'keep-alive, x-private', 'x-private': 'p', te: 'trailers', 'x-keep': 'k', 'x-request-id': 'req-123' },
+    });
     assert.equal(r.status, 200);
     const j = JSON.parse(r.body) as { url: string; headers: Record<string, string> };
     assert.equal(j.url, '/a/b?x=1');
@@ -67,7 +69,9 @@ describe('proxy', () => {
   });
 
   test('spoofed X-Forwarded-For from an untrusted peer is ignored', async () => {
-    const j = (await (await fetch(`${gw.url}/`, { headers: { 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6', 'x-forwarded-proto': 'https' } })).json()) as {
+    const j = (await (
+      await fetch(`${gw.url}/`, { headers: { 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6', 'x-forwarded-proto': 'https' } })
+    ).json()) as {
       headers: Record<string, string>;
     };
     assert.equal(j.headers['x-forwarded-for'], '127.0.0.1');
@@ -104,7 +108,10 @@ describe('proxy', () => {
 
   test('Content-Length with Transfer-Encoding is refused, never forwarded', async () => {
     const before = gw.events.length;
-    const text = await raw(port, 'POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n');
+    const text = await raw(
+      port,
+      'POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
     assert.match(text, /^HTTP\/1\.1 400 /);
     assert.match(text, /application\/problem\+json/);
     assert.doesNotMatch(text, /smuggled/);

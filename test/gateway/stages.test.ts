@@ -136,7 +136,9 @@ describe('stage contract through a real gateway', () => {
 describe('limits control', () => {
   test('URL length 414, header count and size 431, all problem details', async () => {
     const up = await echoUpstream();
-    const gw = await startTestGateway({ apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { limits: { url_bytes: 100, header_count: 20, header_bytes: 2000 } } }] });
+    const gw = await startTestGateway({
+      apis: [{ name: 'a', upstream: { targets: [up.url] }, controls: { limits: { url_bytes: 100, header_count: 20, header_bytes: 2000 } } }],
+    });
     try {
       assert.equal((await fetch(`${gw.url}/${'a'.repeat(120)}`)).status, 414);
       const many: Record<string, string> = {};
@@ -161,7 +163,14 @@ describe('headers control', () => {
     const gw = await startTestGateway({
       apis: [
         { name: 'a', match: { path_prefix: '/a' }, upstream: { targets: [up.url] } },
-        { name: 'b', match: { path_prefix: '/b' }, upstream: { targets: [up.url] }, controls: { headers: { hsts: { mode: 'always', max_age: 600, include_subdomains: false }, set: { 'x-frame-options': '', 'permissions-policy': 'camera=()' } } } },
+        {
+          name: 'b',
+          match: { path_prefix: '/b' },
+          upstream: { targets: [up.url] },
+          controls: {
+            headers: { hsts: { mode: 'always', max_age: 600, include_subdomains: false }, set: { 'x-frame-options': '', 'permissions-policy': 'camera=()' } },
+          },
+        },
       ],
     });
     try {

@@ -44,7 +44,14 @@ export function echoUpstream(): Promise<TestUpstream> {
     req.on('data', (c: Buffer) => (n += c.length));
     req.on('end', () => {
       const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bytes: n });
-      res.writeHead(200, { 'content-type': 'application/json', server: 'upstream/1.0', 'x-powered-by': 'php/5', connection: 'keep-alive, x-upstream-hop', 'x-upstream-hop': 'secret-hop', 'keep-alive': 'timeout=5' });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        server: 'upstream/1.0',
+        'x-powered-by': 'php/5',
+        connection: 'keep-alive, x-upstream-hop',
+        'x-upstream-hop': 'secret-hop',
+        'keep-alive': 'timeout=5',
+      });
       res.end(body);
     });
   });
@@ -158,12 +165,15 @@ export function httpRequestText(url: string, opts: { method?: string; headers?: 
   const m = /^http:\/\/([^/:]+|\[[^\]]+\]):(\d+)(\/.*)?$/.exec(url);
   if (!m) throw new Error(`unsupported URL ${url}`);
   return new Promise((resolve, reject) => {
-    const req = httpRequestRaw({ host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]), path: m[3] ?? '/', method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = httpRequestRaw(
+      { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]), path: m[3] ?? '/', method: opts.method ?? 'GET', headers: opts.headers },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });

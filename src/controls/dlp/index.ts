@@ -280,7 +280,7 @@ export const dlpControl = defineControl({
     const pick = (ctx: RequestContext): Policy => {
       for (const r of routes) {
         if (r.methods !== undefined && !r.methods.has(ctx.method)) continue;
-        if (r.pathRe !== undefined && r.pathRe.test(ctx.path)) return r;
+        if (r.pathRe?.test(ctx.path)) return r;
       }
       return base;
     };
@@ -298,7 +298,7 @@ export const dlpControl = defineControl({
       let mode: ScanMode | 'sniff' | undefined;
       if (mt === undefined || mt.type === '') mode = 'sniff';
       else if (matchesType(mt.type, cfg.skip_types)) return undefined;
-      else if (mt.charset !== undefined && mt.charset.startsWith('utf-16')) mode = undefined;
+      else if (mt.charset?.startsWith('utf-16')) mode = undefined;
       else if (JSON_TYPE.test(mt.type)) mode = 'json';
       else if (NDJSON_TYPE.test(mt.type)) mode = 'ndjson';
       else if (TEXT_TYPE.test(mt.type)) mode = 'text';

@@ -620,7 +620,7 @@ export class Scanner {
       }
     } else {
       const p = this.patterns.find((x) => x.spec.name === c.det);
-      if (p !== undefined && p.keys.size > 0) conf += ki !== undefined && ki.pos.has(c.det) ? 0.4 : -0.4;
+      if (p !== undefined && p.keys.size > 0) conf += ki?.pos.has(c.det) ? 0.4 : -0.4;
     }
     const th = this.thresholds[c.det] ?? 0.5;
     if (conf < th && (ki === undefined || !ki.neg)) {
@@ -633,7 +633,7 @@ export class Scanner {
         if (re.test(w)) conf += builtin !== undefined ? builtin.textBoost : 0.4;
       }
     }
-    return conf > 1 ? 1 : conf < 0 ? 0 : conf;
+    return conf > 1 ? 1 : Math.max(conf, 0);
   }
 
   // ---------------------------------------------------------------- scanning

@@ -148,7 +148,7 @@ export function isValidIban(text: string): boolean {
 export function isValidPhone(text: string, region: string): boolean {
   try {
     const p = parsePhoneNumberFromString(text, region as CountryCode);
-    return p !== undefined && p.isValid();
+    return p?.isValid() === true;
   } catch {
     return false;
   }

@@ -106,14 +106,30 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
         out = (out ?? '') + text.slice(seg, j);
         const e = text.charCodeAt(j + 1);
         switch (e) {
-          case 34: out += '"'; break;
-          case 92: out += '\\'; break;
-          case 47: out += '/'; break;
-          case 98: out += '\b'; break;
-          case 102: out += '\f'; break;
-          case 110: out += '\n'; break;
-          case 114: out += '\r'; break;
-          case 116: out += '\t'; break;
+          case 34:
+            out += '"';
+            break;
+          case 92:
+            out += '\\';
+            break;
+          case 47:
+            out += '/';
+            break;
+          case 98:
+            out += '\b';
+            break;
+          case 102:
+            out += '\f';
+            break;
+          case 110:
+            out += '\n';
+            break;
+          case 114:
+            out += '\r';
+            break;
+          case 116:
+            out += '\t';
+            break;
           case 117: {
             const h = text.slice(j + 2, j + 6);
             if (!/^[0-9a-fA-F]{4}$/.test(h)) {
@@ -164,7 +180,8 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
       if (i === f) fail('invalid number');
     }
     const v = Math.abs(Number(text.slice(start, i)));
-    if (!(v <= limits.maxNumber)) throw new BodyLimitError('json-limit-exceeded', 'max_number', `A JSON number exceeds ${limits.maxNumber} in magnitude at offset ${start}.`);
+    if (!(v <= limits.maxNumber))
+      throw new BodyLimitError('json-limit-exceeded', 'max_number', `A JSON number exceeds ${limits.maxNumber} in magnitude at offset ${start}.`);
   };
   const lit = (word: string): void => {
     if (!text.startsWith(word, i)) fail('unexpected token');
@@ -196,7 +213,8 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
           if (text.charCodeAt(i) !== 34) fail('expected member name');
           const key = str();
           if (++count > limits.maxKeys) throw new BodyLimitError('json-limit-exceeded', 'max_keys', `A JSON object has more than ${limits.maxKeys} members.`);
-          if (limits.forbiddenKeys.has(key)) throw new BodyLimitError('prototype-pollution', 'forbidden_keys', `The member name "${key}" is not allowed (prototype pollution).`);
+          if (limits.forbiddenKeys.has(key))
+            throw new BodyLimitError('prototype-pollution', 'forbidden_keys', `The member name "${key}" is not allowed (prototype pollution).`);
           if (limits.duplicateKeys === 'reject') {
             let dup = false;
             if (seen === undefined) {
@@ -288,7 +306,8 @@ const DTD = /<!\s*(?:doctype|entity|element|attlist)/i;
  * @throws {BodyParseError} on malformed XML (message from the validator, with line and column).
  */
 export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
-  if (DTD.test(text)) throw new BodyLimitError('xml-dtd-refused', 'doctype', 'XML document type declarations and entity declarations are not accepted (XXE, entity expansion).');
+  if (DTD.test(text))
+    throw new BodyLimitError('xml-dtd-refused', 'doctype', 'XML document type declarations and entity declarations are not accepted (XXE, entity expansion).');
   const v = XMLValidator.validate(text, { allowBooleanAttributes: true });
   if (v !== true) throw new BodyParseError('xml', `${v.err.msg} (line ${v.err.line}, column ${v.err.col})`);
   let doc: unknown;
@@ -327,7 +346,8 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
       const val = node[k];
       if (k === '#text') {
         const t = String(val);
-        if (t.length > limits.maxString) throw new BodyLimitError('xml-limit-exceeded', 'max_string', `An XML text node exceeds ${limits.maxString} characters.`);
+        if (t.length > limits.maxString)
+          throw new BodyLimitError('xml-limit-exceeded', 'max_string', `An XML text node exceeds ${limits.maxString} characters.`);
         if (t.trim() !== '' && visit(t, false, path) === true) return;
       } else if (k === ':@') {
         for (const [a, av] of Object.entries(val as Record<string, unknown>)) {
@@ -337,7 +357,6 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
           path.pop();
         }
       } else if (k.startsWith('?')) {
-        continue; // processing instruction (the declaration)
       } else if (Array.isArray(val)) {
         if (top.depth + 1 > limits.maxDepth) throw new BodyLimitError('xml-limit-exceeded', 'max_depth', `XML nesting exceeds depth ${limits.maxDepth}.`);
         if (visit(k, true, [...path, k]) === true) return;
@@ -390,7 +409,8 @@ export function walkUrlEncoded(text: string, maxFields: number, maxValueBytes: n
       const hasEq = eq !== -1 && eq < end;
       const rawName = text.slice(start, hasEq ? eq : end);
       const rawValue = hasEq ? text.slice(eq + 1, end) : '';
-      if (rawValue.length > maxValueBytes) throw new BodyLimitError('form-limit-exceeded', 'max_value_bytes', `A parameter value exceeds ${maxValueBytes} bytes.`);
+      if (rawValue.length > maxValueBytes)
+        throw new BodyLimitError('form-limit-exceeded', 'max_value_bytes', `A parameter value exceeds ${maxValueBytes} bytes.`);
       const name = percentDecode(rawName, true, strict);
       const value = percentDecode(rawValue, true, strict);
       if (name === null || value === null) throw new BodyParseError('utf-8', `malformed UTF-8 in percent-encoded parameter ${count}`);
@@ -422,7 +442,15 @@ export function walkMultipart(body: Buffer, contentType: string, limits: FormLim
       bb = busboy({
         headers: { 'content-type': contentType },
         preservePath: true, // inspect the filename as sent (`../../x`), not its basename
-        limits: { fields: limits.maxFields, files: limits.maxFiles, parts: limits.maxFields + limits.maxFiles, fieldSize: limits.maxFieldBytes, fileSize: limits.maxFileBytes, fieldNameSize: 1024, headerPairs: 64 },
+        limits: {
+          fields: limits.maxFields,
+          files: limits.maxFiles,
+          parts: limits.maxFields + limits.maxFiles,
+          fieldSize: limits.maxFieldBytes,
+          fileSize: limits.maxFileBytes,
+          fieldNameSize: 1024,
+          headerPairs: 64,
+        },
       });
     } catch (e) {
       finish(new BodyParseError('multipart', (e as Error).message));

@@ -58,20 +58,35 @@ const WORDY = new Set(
   `),
 );
 /** Commands that are suspicious as a whole value even without arguments (reconnaissance): `whoami`, `ifconfig`. */
-const SOLO = new Set(words('whoami uname ifconfig ipconfig netstat systeminfo tasklist visudo lastlog lastb getent nslookup chef-shell chef-client ansible-console ansible-config ansible-inventory ansible-playbook ansible-galaxy ansible-doc ansible-pull ansible-vault cscli msfconsole rmt-dump rmt-tar lsmod dmesg ss'));
+const SOLO = new Set(
+  words(
+    'whoami uname ifconfig ipconfig netstat systeminfo tasklist visudo lastlog lastb getent nslookup chef-shell chef-client ansible-console ansible-config ansible-inventory ansible-playbook ansible-galaxy ansible-doc ansible-pull ansible-vault cscli msfconsole rmt-dump rmt-tar lsmod dmesg ss',
+  ),
+);
 /** Of {@link WORDY}, interpreters and network tools: after a separator, any argument makes them a command. */
-const FETCHERS = new Set(words('curl wget nc ncat netcat telnet ftp tftp scp sftp ssh rsync python python2 python3 perl ruby php node bash sh zsh ksh nmap base64 openssl'));
+const FETCHERS = new Set(
+  words('curl wget nc ncat netcat telnet ftp tftp scp sftp ssh rsync python python2 python3 perl ruby php node bash sh zsh ksh nmap base64 openssl'),
+);
 /** Commands that only run another command: `nohup wget`, `sudo -u x id`, `time curl`. */
-const PREFIX = new Set(words('time nohup strace ltrace sudo doas env nice ionice timeout xargs exec command builtin watch stdbuf unbuffer chroot busybox then do else'));
+const PREFIX = new Set(
+  words('time nohup strace ltrace sudo doas env nice ionice timeout xargs exec command builtin watch stdbuf unbuffer chroot busybox then do else'),
+);
 /** Of {@link PREFIX}, ordinary words: a command only with an option or path after them. */
 const PREFIX_WORDS = new Set(words('time then do else command builtin exec watch nice'));
 /** cmd.exe built-ins and Windows tools (lower case, without `.exe`). */
-const WINDOWS = new Set(words('cmd cmd.exe powershell powershell.exe pwsh wmic net net1 netsh reg certutil bitsadmin mshta rundll32 regsvr32 cscript wscript systeminfo tasklist taskkill schtasks ipconfig whoami findstr icacls cacls takeown vssadmin wevtutil bcdedit bcdboot diskpart fsutil msiexec attrib xcopy robocopy forfiles'));
+const WINDOWS = new Set(
+  words(
+    'cmd cmd.exe powershell powershell.exe pwsh wmic net net1 netsh reg certutil bitsadmin mshta rundll32 regsvr32 cscript wscript systeminfo tasklist taskkill schtasks ipconfig whoami findstr icacls cacls takeown vssadmin wevtutil bcdedit bcdboot diskpart fsutil msiexec attrib xcopy robocopy forfiles',
+  ),
+);
 /** PowerShell cmdlets, aliases and .NET members that download or run code (compare CRS 932120). */
-const POWERSHELL = /(?:^|[^a-z-])(?:invoke-(?:webrequest|restmethod|expression|command|item|wmimethod|cimmethod|shellcode|mimikatz)|new-object\s|start-(?:process|job|bitstransfer)|get-(?:wmiobject|ciminstance)|set-executionpolicy|(?:add|set)-mppreference|new-service|(?:new|register)-scheduledtask|\.download(?:string|file|data)\s*\(|frombase64string|-encodedcommand|\[system\.(?:convert|net\.)|\[reflection\.assembly\]|(?:iex|iwr|irm|iwmi|gwmi|saps|icm)(?:\s*\(|\s+[-$("'a-z]))/;
+const POWERSHELL =
+  /(?:^|[^a-z-])(?:invoke-(?:webrequest|restmethod|expression|command|item|wmimethod|cimmethod|shellcode|mimikatz)|new-object\s|start-(?:process|job|bitstransfer)|get-(?:wmiobject|ciminstance)|set-executionpolicy|(?:add|set)-mppreference|new-service|(?:new|register)-scheduledtask|\.download(?:string|file|data)\s*\(|frombase64string|-encodedcommand|\[system\.(?:convert|net\.)|\[reflection\.assembly\]|(?:iex|iwr|irm|iwmi|gwmi|saps|icm)(?:\s*\(|\s+[-$("'a-z]))/;
 
 /** Paths that glob patterns and `/bin/` prefixes are matched against. */
-const GLOB_TARGETS = words('/etc/passwd /etc/shadow /etc/group /etc/hosts /etc/sudoers /etc/issue /bin/bash /bin/sh /bin/dash /bin/zsh /bin/cat /bin/nc /bin/netcat /bin/ncat /bin/ls /bin/id /bin/ps /bin/rm /bin/busybox /usr/bin/id /usr/bin/whoami /usr/bin/wget /usr/bin/curl /usr/bin/uname /usr/bin/python /usr/bin/python3 /usr/bin/perl /usr/bin/nc /usr/bin/ncat /usr/bin/base64 /usr/bin/cat /usr/bin/env /usr/bin/bash /bin/uname /bin/wget /bin/curl /usr/bin/nmap /proc/self/environ');
+const GLOB_TARGETS = words(
+  '/etc/passwd /etc/shadow /etc/group /etc/hosts /etc/sudoers /etc/issue /bin/bash /bin/sh /bin/dash /bin/zsh /bin/cat /bin/nc /bin/netcat /bin/ncat /bin/ls /bin/id /bin/ps /bin/rm /bin/busybox /usr/bin/id /usr/bin/whoami /usr/bin/wget /usr/bin/curl /usr/bin/uname /usr/bin/python /usr/bin/python3 /usr/bin/perl /usr/bin/nc /usr/bin/ncat /usr/bin/base64 /usr/bin/cat /usr/bin/env /usr/bin/bash /bin/uname /bin/wget /bin/curl /usr/bin/nmap /proc/self/environ',
+);
 
 /** A detected command injection. */
 export interface CmdiHit {
@@ -252,9 +267,11 @@ function globMatch(p: string, t: string, pi = 0, ti = 0, budget = { n: 2000 }): 
 }
 
 const WINDOWS_FOR = /^for\s+(?:\/[a-z](?:\s+(?:"[^"]{0,64}"|[^\s%/"]{1,64})){0,3}\s+){0,4}%%?[^\s]{1,16}\s+in\s*\(/;
-const WINDOWS_IF = /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s)/;
+const WINDOWS_IF =
+  /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s)/;
 const MAIL_SMTP = /[\r\n]\s*(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
-const MAIL_OTHER = /[\r\n]\s*(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b)/;
+const MAIL_OTHER =
+  /[\r\n]\s*(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b)/;
 
 /**
  * Detects OS command injection in a normalised (decoded, lower-case) value.
@@ -267,7 +284,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   if (ss !== -1 && /^\(\)\s*\{/.test(s.slice(ss, ss + 8))) return { rule: 'shellshock', index: ss, paranoia: 1 };
   // server-side includes
   const ssi = s.indexOf('<!--#');
-  if (ssi !== -1 && /^<!--#\s*(?:exec|include|echo|config|fsize|flastmod|printenv|set)\b/.test(s.slice(ssi, ssi + 24))) return { rule: 'ssi', index: ssi, paranoia: 1 };
+  if (ssi !== -1 && /^<!--#\s*(?:exec|include|echo|config|fsize|flastmod|printenv|set)\b/.test(s.slice(ssi, ssi + 24)))
+    return { rule: 'ssi', index: ssi, paranoia: 1 };
   // mail protocol commands after CR LF
   if (s.indexOf('\n') !== -1 || s.indexOf('\r') !== -1) {
     const m = MAIL_SMTP.exec(s);
@@ -287,7 +305,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
       const { word } = commandAt(v, p);
       if (UNIQUE.has(word) || PREFIX.has(word)) {
         // `bin/chef` without a leading slash still names a binary when it starts the value or follows a separator
-        if (dir !== 'bin/' || p === 0 || isSep(v.charCodeAt(p - 1)) || v.charCodeAt(p - 1) === 32) return { rule: `shell-binary:${word}`, index: p, paranoia: 1 };
+        if (dir !== 'bin/' || p === 0 || isSep(v.charCodeAt(p - 1)) || v.charCodeAt(p - 1) === 32)
+          return { rule: `shell-binary:${word}`, index: p, paranoia: 1 };
       }
       p = v.indexOf(dir, p + dir.length);
     }
@@ -299,7 +318,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
       let b = p;
       while (b > 0 && isWordCode(v.charCodeAt(b - 1))) b--;
       const w = v.slice(b, p);
-      if (/^(?:sh|bash|zsh|ksh|dash|ash|csh|tcsh|busybox|python[23]?|perl|ruby|php|node)$/.test(w) && !isLetter(v.charCodeAt(p + 3))) return { rule: `shell-string:${w}`, index: b, paranoia: 1 };
+      if (/^(?:sh|bash|zsh|ksh|dash|ash|csh|tcsh|busybox|python[23]?|perl|ruby|php|node)$/.test(w) && !isLetter(v.charCodeAt(p + 3)))
+        return { rule: `shell-string:${w}`, index: b, paranoia: 1 };
       p = v.indexOf(' -c', p + 3);
     }
   }
@@ -315,7 +335,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   // arithmetic expansion: $((1+1)) $[2+2]
   {
     const p = v.indexOf('$((') !== -1 ? v.indexOf('$((') : v.indexOf('$[');
-    if (p !== -1 && /^\$(?:\(\(|\[)\s*[\w$]{1,16}\s*[-+*/%^]\s*[\w$]{1,16}\s*(?:\)\)|\])/.test(v.slice(p, p + 48))) return { rule: 'arithmetic-expansion', index: p, paranoia: 1 };
+    if (p !== -1 && /^\$(?:\(\(|\[)\s*[\w$]{1,16}\s*[-+*/%^]\s*[\w$]{1,16}\s*(?:\)\)|\])/.test(v.slice(p, p + 48)))
+      return { rule: 'arithmetic-expansion', index: p, paranoia: 1 };
   }
   // brace expansion: {,ifconfig}  {cat,/etc/passwd}  c{a,oun}t
   for (let p = v.indexOf('{'); p !== -1; p = v.indexOf('{', p + 1)) {
@@ -382,7 +403,12 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   }
   // alias definitions
   const al = v.indexOf('alias ');
-  if (al !== -1 && (al === 0 || isSep(v.charCodeAt(al - 1)) || v.charCodeAt(al - 1) === 32) && /^alias\s+(?:[+-][a-z]\s+)?[^\s=]{1,32}=/.test(v.slice(al, al + 48))) return { rule: 'alias', index: al, paranoia: 1 };
+  if (
+    al !== -1 &&
+    (al === 0 || isSep(v.charCodeAt(al - 1)) || v.charCodeAt(al - 1) === 32) &&
+    /^alias\s+(?:[+-][a-z]\s+)?[^\s=]{1,32}=/.test(v.slice(al, al + 48))
+  )
+    return { rule: 'alias', index: al, paranoia: 1 };
   // a whole value that is a command line
   const whole = commandChain(v, 0, 'start');
   if (whole) {
@@ -392,7 +418,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     weak ??= whole;
   } else if (v !== s) {
     const w0 = commandAt(v, 0);
-    if (w0.word !== commandAt(s, 0).word && UNIQUE.has(w0.word) && !PREFIX_WORDS.has(w0.word) && commandArg(v, w0.end) !== 'none') return { rule: `evasion:command-line:${w0.word}`, index: 0, paranoia: 1 };
+    if (w0.word !== commandAt(s, 0).word && UNIQUE.has(w0.word) && !PREFIX_WORDS.has(w0.word) && commandArg(v, w0.end) !== 'none')
+      return { rule: `evasion:command-line:${w0.word}`, index: 0, paranoia: 1 };
   }
   // SQLite CLI dot-commands after a separator (`;.shell id`, newline `.system`)
   const dot = /(?:^|[;\n|&])\s*\.(?:shell|system|sh|import|output|once|load)\s/.exec(v);
@@ -411,7 +438,8 @@ export function detectCmdiWords(s: string): CmdiHit | undefined {
     const ps = POWERSHELL.exec(s);
     if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
     const p = s.indexOf(' -c');
-    if (p !== -1 && /(?:^|\s)(?:sh|bash|zsh|ksh|dash|ash|csh|tcsh|busybox|python[23]?|perl|ruby|php|node) -c(?:\s|$)/.test(s)) return { rule: 'shell-string', index: p, paranoia: 1 };
+    if (p !== -1 && /(?:^|\s)(?:sh|bash|zsh|ksh|dash|ash|csh|tcsh|busybox|python[23]?|perl|ruby|php|node) -c(?:\s|$)/.test(s))
+      return { rule: 'shell-string', index: p, paranoia: 1 };
   }
   for (let p = s.indexOf('if'); p !== -1; p = s.indexOf('if', p + 2)) {
     if (p > 0 && isLetter(s.charCodeAt(p - 1))) continue;
@@ -427,7 +455,7 @@ export function detectCmdiWords(s: string): CmdiHit | undefined {
 function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' | 'start'): CmdiHit | undefined {
   let { word, end, path, start } = commandAt(v, at);
   if (word.length === 0) return undefined;
-  const glued = start > at ? false : true;
+  const glued = !(start > at);
   let prefixed = '';
   for (let hops = 0; hops < 3 && PREFIX.has(word); hops++) {
     let k = end;
@@ -483,7 +511,8 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
     // directory argument, or followed by a second command
     let k = end;
     while (v.charCodeAt(k) === 32) k++;
-    if (/^\/(?:etc|var|usr|bin|sbin|tmp|home|root|proc|dev|opt|srv|boot|lib)?(?:[/\s;]|$)/.test(v.slice(k, k + 6)) || /[;|]|&&/.test(v.slice(k))) return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
+    if (/^\/(?:etc|var|usr|bin|sbin|tmp|home|root|proc|dev|opt|srv|boot|lib)?(?:[/\s;]|$)/.test(v.slice(k, k + 6)) || /[;|]|&&/.test(v.slice(k)))
+      return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
     return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
   }
   return undefined;

@@ -119,17 +119,60 @@ function classesOf(s: string): number {
 }
 
 /** File names an LFI can name without a slash or colon (`.htaccess`, `web.config`, `id_rsa`); also `..` and hex-spelt dots. */
-const LFI_DOT_WORDS = /\.\.|0x|\.(?:env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpass|my\.cnf|netrc|ini|conf|sys\b|bat|properties|docker|kube|aws|ssh|svn|hg)|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|wp-config|web-inf|meta-inf/;
+const LFI_DOT_WORDS =
+  /\.\.|0x|\.(?:env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpass|my\.cnf|netrc|ini|conf|sys\b|bat|properties|docker|kube|aws|ssh|svn|hg)|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|wp-config|web-inf|meta-inf/;
 /** Script in a value without markup characters: a DOM global with a member, or UTF-7 markup. */
 const XSS_WORDS = /document\.|window\.|\+ad[w4]/;
 /** Classes of prose: words, numbers, spaces, dots, commas, hyphens, underscores, `@`. */
 const PROSE_CLASSES = SPACE | DOT | DASH | UNDERSCORE | AT;
 /** SQL keyword pairs possible without SQL punctuation (the words-only part of the SQLi gate). */
-const PROSE_SQL = /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b/;
+const PROSE_SQL =
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b/;
 /** What may follow a dot in a file name an LFI names without a slash (`.htaccess`, `.env`, `..`). */
-const DOT_NEXT = ['.', 'env', 'ht', 'bash', 'zsh', 'git', 'npmrc', 'pgpass', 'my.cnf', 'netrc', 'ini', 'conf', 'sys', 'bat', 'properties', 'docker', 'kube', 'aws', 'ssh', 'svn', 'hg'];
+const DOT_NEXT = [
+  '.',
+  'env',
+  'ht',
+  'bash',
+  'zsh',
+  'git',
+  'npmrc',
+  'pgpass',
+  'my.cnf',
+  'netrc',
+  'ini',
+  'conf',
+  'sys',
+  'bat',
+  'properties',
+  'docker',
+  'kube',
+  'aws',
+  'ssh',
+  'svn',
+  'hg',
+];
 /** What may precede a dot in script or catalogue names (`document.cookie`, `master.dbo`, `this.x`). */
-const DOT_PREV = ['document', 'window', 'master', 'this', 'mysql', 'sys', 'web', 'boot', 'win', 'system', 'php', 'my', 'httpd', 'apache2', 'nginx', 'application', 'autoexec', 'config'];
+const DOT_PREV = [
+  'document',
+  'window',
+  'master',
+  'this',
+  'mysql',
+  'sys',
+  'web',
+  'boot',
+  'win',
+  'system',
+  'php',
+  'my',
+  'httpd',
+  'apache2',
+  'nginx',
+  'application',
+  'autoexec',
+  'config',
+];
 
 /**
  * Whether any detector but the command-line check can match a value of {@link PROSE_CLASSES}:
@@ -159,7 +202,72 @@ const SQL_SPECIAL = QUOTE | PAREN | SEP | ANGLE | HASH | STAR | OTHER | BRACE | 
 /** Shell metacharacters: with none of them only a value-start command line, `if exist`, PowerShell or `sh -c` can match. */
 const SHELL_META = SEP | DOLLAR | SLASH | PAREN | BRACE | QUOTE | EQ | ANGLE | BRACKET | STAR | OTHER | TILDE | HASH | QMARK;
 /** Plain names worth a catalogue look-up (exact names; anything under information_schema). */
-const NAME_WORDS = new Set(['information_schema', 'mysql.user', 'mysql.db', 'sysobjects', 'syscolumns', 'sys.tables', 'sys.objects', 'sys.columns', 'sys.databases', 'pg_catalog', 'pg_shadow', 'pg_user', 'pg_database', 'pg_tables', 'pg_class', 'pg_namespace', 'sqlite_master', 'sqlite_schema', 'msysobjects', 'msysaccessobjects', 'msysqueries', 'msysrelationships', 'msysaces', 'all_tables', 'all_tab_columns', 'user_tables', 'dba_users', 'dba_tables', 'sysdatabases', 'sysusers', 'syslogins', 'sysprocesses', 'performance_schema', 'pg_sleep', 'xp_cmdshell', 'xp_dirtree', 'xp_fileexist', 'xp_regread', 'sp_oacreate', 'sp_executesql', 'sp_makewebtask', 'sp_password', 'openrowset', 'opendatasource', 'load_file', 'pg_read_file', 'lo_import', 'is_srvrolemember', 'msdasql', 'sqloledb', 'tempdb', 'northwind', 'msdb', 'sakila', 'adventureworks', '2147483648', '4294967295', '4294967296', '9223372036854775807', '9223372036854775808', '18446744073709551615', '18446744073709551616', '2.2250738585072011e-308', '2.2250738585072012e-308']);
+const NAME_WORDS = new Set([
+  'information_schema',
+  'mysql.user',
+  'mysql.db',
+  'sysobjects',
+  'syscolumns',
+  'sys.tables',
+  'sys.objects',
+  'sys.columns',
+  'sys.databases',
+  'pg_catalog',
+  'pg_shadow',
+  'pg_user',
+  'pg_database',
+  'pg_tables',
+  'pg_class',
+  'pg_namespace',
+  'sqlite_master',
+  'sqlite_schema',
+  'msysobjects',
+  'msysaccessobjects',
+  'msysqueries',
+  'msysrelationships',
+  'msysaces',
+  'all_tables',
+  'all_tab_columns',
+  'user_tables',
+  'dba_users',
+  'dba_tables',
+  'sysdatabases',
+  'sysusers',
+  'syslogins',
+  'sysprocesses',
+  'performance_schema',
+  'pg_sleep',
+  'xp_cmdshell',
+  'xp_dirtree',
+  'xp_fileexist',
+  'xp_regread',
+  'sp_oacreate',
+  'sp_executesql',
+  'sp_makewebtask',
+  'sp_password',
+  'openrowset',
+  'opendatasource',
+  'load_file',
+  'pg_read_file',
+  'lo_import',
+  'is_srvrolemember',
+  'msdasql',
+  'sqloledb',
+  'tempdb',
+  'northwind',
+  'msdb',
+  'sakila',
+  'adventureworks',
+  '2147483648',
+  '4294967295',
+  '4294967296',
+  '9223372036854775807',
+  '9223372036854775808',
+  '18446744073709551615',
+  '18446744073709551616',
+  '2.2250738585072011e-308',
+  '2.2250738585072012e-308',
+]);
 
 interface Runner {
   name: DetectorName;
@@ -179,7 +287,12 @@ const RUNNERS: readonly Runner[] = [
     names: true,
     run(s, _n, mask) {
       // with none of the characters that build SQL syntax, only keyword sequences can match (a cheap gate)
-      const words = (mask & SQL_SPECIAL) === 0 && ((mask & DASH) === 0 || s.indexOf('--') === -1) && ((mask & SLASH) === 0 || s.indexOf('/*') === -1) && ((mask & AT) === 0 || s.indexOf('@@') === -1) && ((mask & COLON) === 0 || s.indexOf('::') === -1);
+      const words =
+        (mask & SQL_SPECIAL) === 0 &&
+        ((mask & DASH) === 0 || s.indexOf('--') === -1) &&
+        ((mask & SLASH) === 0 || s.indexOf('/*') === -1) &&
+        ((mask & AT) === 0 || s.indexOf('@@') === -1) &&
+        ((mask & COLON) === 0 || s.indexOf('::') === -1);
       const h = detectSqli(s, words);
       return h && { rule: h.rule, index: 0, paranoia: h.paranoia };
     },
@@ -194,8 +307,19 @@ const RUNNERS: readonly Runner[] = [
       return detectXss(s);
     },
   },
-  { name: 'cmdi', needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE, names: true, run: (s, _n, mask) => ((mask & SHELL_META) === 0 ? detectCmdiWords(s) : detectCmdi(s)) },
-  { name: 'lfi', needs: SLASH | DOT | COLON, names: true, url: true, run: (s, _n, mask) => ((mask & (SLASH | COLON)) === 0 && !LFI_DOT_WORDS.test(s) ? undefined : detectLfi(s)) },
+  {
+    name: 'cmdi',
+    needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE,
+    names: true,
+    run: (s, _n, mask) => ((mask & SHELL_META) === 0 ? detectCmdiWords(s) : detectCmdi(s)),
+  },
+  {
+    name: 'lfi',
+    needs: SLASH | DOT | COLON,
+    names: true,
+    url: true,
+    run: (s, _n, mask) => ((mask & (SLASH | COLON)) === 0 && !LFI_DOT_WORDS.test(s) ? undefined : detectLfi(s)),
+  },
   { name: 'ssrf', needs: SLASH, names: false, url: true, run: (s) => detectSsrf(s) },
   { name: 'nosql', needs: DOLLAR | DOT, names: true, run: (s, isName) => detectNosql(s, isName) },
   { name: 'ssti', needs: BRACE | ANGLE | BRACKET, names: false, run: (s) => detectSsti(s) },

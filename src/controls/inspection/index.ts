@@ -55,7 +55,38 @@ export const inspectionSchema = z.strictObject({
   /** Headers never inspected when `headers` has `*`: credentials and structured protocol fields. */
   skip_headers: z
     .array(z.string().toLowerCase())
-    .default(['authorization', 'proxy-authorization', 'cookie', 'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'accept', 'accept-encoding', 'accept-language', 'accept-charset', 'cache-control', 'pragma', 'if-none-match', 'if-match', 'if-modified-since', 'if-unmodified-since', 'dpop', 'traceparent', 'tracestate', 'x-request-id', 'x-api-key', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform', 'upgrade-insecure-requests']),
+    .default([
+      'authorization',
+      'proxy-authorization',
+      'cookie',
+      'host',
+      'content-length',
+      'content-type',
+      'transfer-encoding',
+      'connection',
+      'accept',
+      'accept-encoding',
+      'accept-language',
+      'accept-charset',
+      'cache-control',
+      'pragma',
+      'if-none-match',
+      'if-match',
+      'if-modified-since',
+      'if-unmodified-since',
+      'dpop',
+      'traceparent',
+      'tracestate',
+      'x-request-id',
+      'x-api-key',
+      'sec-fetch-site',
+      'sec-fetch-mode',
+      'sec-fetch-dest',
+      'sec-ch-ua',
+      'sec-ch-ua-mobile',
+      'sec-ch-ua-platform',
+      'upgrade-insecure-requests',
+    ]),
   cookies: z.boolean().default(true),
   limits: z
     .strictObject({
@@ -98,8 +129,16 @@ export const inspectionSchema = z.strictObject({
         .strictObject({
           max_fields: z.number().int().positive().default(1000),
           max_files: z.number().int().nonnegative().default(10),
-          max_field_bytes: z.number().int().positive().default(1024 * 1024),
-          max_file_bytes: z.number().int().positive().default(10 * 1024 * 1024),
+          max_field_bytes: z
+            .number()
+            .int()
+            .positive()
+            .default(1024 * 1024),
+          max_file_bytes: z
+            .number()
+            .int()
+            .positive()
+            .default(10 * 1024 * 1024),
         })
         .prefault({}),
     })
@@ -145,7 +184,10 @@ function headerText(v: string): string {
 }
 
 function tooLarge(what: string, limit: number, location: string): Problem {
-  return new Problem(400, 'parameter-limit-exceeded', 'Request Parameter Too Large', { detail: `${what} exceeds ${limit} at ${location}.`, extensions: { location, limit } });
+  return new Problem(400, 'parameter-limit-exceeded', 'Request Parameter Too Large', {
+    detail: `${what} exceeds ${limit} at ${location}.`,
+    extensions: { location, limit },
+  });
 }
 
 export const inspectionControl = defineControl({
@@ -179,7 +221,12 @@ export const inspectionControl = defineControl({
       forbiddenKeys: new Set(cfg.body.json.forbidden_keys),
     };
     const xmlLimits = { maxDepth: cfg.body.xml.max_depth, maxString: cfg.body.xml.max_string };
-    const formLimits = { maxFields: cfg.body.form.max_fields, maxFiles: cfg.body.form.max_files, maxFieldBytes: cfg.body.form.max_field_bytes, maxFileBytes: cfg.body.form.max_file_bytes };
+    const formLimits = {
+      maxFields: cfg.body.form.max_fields,
+      maxFiles: cfg.body.form.max_files,
+      maxFieldBytes: cfg.body.form.max_field_bytes,
+      maxFileBytes: cfg.body.form.max_file_bytes,
+    };
     const allHeaders = cfg.headers.includes('*');
     const headerNames = cfg.headers.filter((x) => x !== '*');
     const skipHeaders = new Set(cfg.skip_headers);
@@ -205,7 +252,15 @@ export const inspectionControl = defineControl({
       for (let i = 1; i < segs.length; i++) {
         const raw = segs[i] as string;
         const seg = percentDecode(raw, false, true);
-        if (seg === null) return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: `Malformed UTF-8 in path segment ${i}.`, extensions: { location: `path:${i}` } }), 'medium', { location: `path:${i}` });
+        if (seg === null)
+          return deny(
+            new Problem(400, 'invalid-encoding', 'Invalid Encoding', {
+              detail: `Malformed UTF-8 in path segment ${i}.`,
+              extensions: { location: `path:${i}` },
+            }),
+            'medium',
+            { location: `path:${i}` },
+          );
         decodedPath += `/${seg}`;
         if (seg.length > 0 && scan.inspect(seg, false, () => `path:${i}`)) return undefined;
       }
@@ -216,10 +271,22 @@ export const inspectionControl = defineControl({
       // query
       if (ctx.rawQuery !== '') {
         try {
-          walkUrlEncoded(ctx.rawQuery, L.query_params, L.query_value_bytes, true, (v, isName, path) => scan.inspect(v, isName, () => `query:${path[0] as string}`));
+          walkUrlEncoded(ctx.rawQuery, L.query_params, L.query_value_bytes, true, (v, isName, path) =>
+            scan.inspect(v, isName, () => `query:${path[0] as string}`),
+          );
         } catch (e) {
-          if (e instanceof BodyParseError) return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: 'Malformed UTF-8 in the query string.', extensions: { location: 'query' } }), 'medium', { location: 'query' });
-          if (e instanceof BodyLimitError) return deny(new Problem(400, 'parameter-limit-exceeded', 'Too Many Parameters', { detail: `Query string: ${e.message}`, extensions: { limit: e.limit } }), 'low', { location: 'query', limit: e.limit });
+          if (e instanceof BodyParseError)
+            return deny(
+              new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: 'Malformed UTF-8 in the query string.', extensions: { location: 'query' } }),
+              'medium',
+              { location: 'query' },
+            );
+          if (e instanceof BodyLimitError)
+            return deny(
+              new Problem(400, 'parameter-limit-exceeded', 'Too Many Parameters', { detail: `Query string: ${e.message}`, extensions: { limit: e.limit } }),
+              'low',
+              { location: 'query', limit: e.limit },
+            );
           throw e;
         }
         if (scan.blocked && engine.opts.stopAtThreshold) return undefined;
@@ -232,7 +299,8 @@ export const inspectionControl = defineControl({
         if (v === undefined) continue;
         const vals = Array.isArray(v) ? v : [v];
         for (const one of vals) {
-          if (one.length > L.header_value_bytes) return deny(tooLarge('A header value', L.header_value_bytes, `header:${name}`), 'low', { location: `header:${name}` });
+          if (one.length > L.header_value_bytes)
+            return deny(tooLarge('A header value', L.header_value_bytes, `header:${name}`), 'low', { location: `header:${name}` });
           if (scan.inspect(headerText(one), false, () => `header:${name}`)) return undefined;
         }
       }
@@ -244,8 +312,14 @@ export const inspectionControl = defineControl({
           const eq = pair.indexOf('=');
           const name = (eq === -1 ? '' : pair.slice(0, eq)).trim();
           const rawValue = (eq === -1 ? pair : pair.slice(eq + 1)).trim();
-          if (++count > L.cookies) return deny(new Problem(400, 'parameter-limit-exceeded', 'Too Many Cookies', { detail: `More than ${L.cookies} cookies.`, extensions: { limit: L.cookies } }), 'low', { location: 'cookie' });
-          if (rawValue.length > L.cookie_bytes) return deny(tooLarge('A cookie value', L.cookie_bytes, `cookie:${name}`), 'low', { location: `cookie:${name}` });
+          if (++count > L.cookies)
+            return deny(
+              new Problem(400, 'parameter-limit-exceeded', 'Too Many Cookies', { detail: `More than ${L.cookies} cookies.`, extensions: { limit: L.cookies } }),
+              'low',
+              { location: 'cookie' },
+            );
+          if (rawValue.length > L.cookie_bytes)
+            return deny(tooLarge('A cookie value', L.cookie_bytes, `cookie:${name}`), 'low', { location: `cookie:${name}` });
           const value = percentDecode(rawValue, false) as string;
           if (scan.inspect(name, true, () => `cookie:${name}`)) return undefined;
           if (scan.inspect(value, false, () => `cookie:${name}`)) return undefined;
@@ -275,14 +349,25 @@ export const inspectionControl = defineControl({
             text = utf8.decode(buf);
           } catch {
             if (kind === 'unknown') return undefined; // opaque bytes: nothing to inspect
-            return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: 'The request body is not well-formed UTF-8 (RFC 3629).', extensions: { location: 'body' } }), 'medium', { location: 'body' });
+            return deny(
+              new Problem(400, 'invalid-encoding', 'Invalid Encoding', {
+                detail: 'The request body is not well-formed UTF-8 (RFC 3629).',
+                extensions: { location: 'body' },
+              }),
+              'medium',
+              { location: 'body' },
+            );
           }
         } else {
           let dec: InstanceType<typeof TextDecoder>;
           try {
             dec = new TextDecoder(charset);
           } catch {
-            return deny(new Problem(415, 'unsupported-charset', 'Unsupported Media Type', { detail: `The charset "${charset.slice(0, 40)}" is not supported.` }), 'low', { charset: charset.slice(0, 40) });
+            return deny(
+              new Problem(415, 'unsupported-charset', 'Unsupported Media Type', { detail: `The charset "${charset.slice(0, 40)}" is not supported.` }),
+              'low',
+              { charset: charset.slice(0, 40) },
+            );
           }
           text = dec.decode(buf);
         }
@@ -293,16 +378,46 @@ export const inspectionControl = defineControl({
         else scan.inspect(text, false, () => 'body:');
       } catch (e) {
         if (e instanceof BodyParseError) {
-          if (e.kind === 'utf-8') return deny(new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: `The ${kind} body has ${e.message}.`, extensions: { location: 'body' } }), 'medium', { location: 'body' });
-          return deny(new Problem(400, 'body-malformed', 'Malformed Request Body', { detail: `The body is not valid ${kind.toUpperCase()}: ${e.message}.`, extensions: { parser: e.kind, error: e.message } }), 'low', { parser: e.kind, error: e.message });
+          if (e.kind === 'utf-8')
+            return deny(
+              new Problem(400, 'invalid-encoding', 'Invalid Encoding', { detail: `The ${kind} body has ${e.message}.`, extensions: { location: 'body' } }),
+              'medium',
+              { location: 'body' },
+            );
+          return deny(
+            new Problem(400, 'body-malformed', 'Malformed Request Body', {
+              detail: `The body is not valid ${kind.toUpperCase()}: ${e.message}.`,
+              extensions: { parser: e.kind, error: e.message },
+            }),
+            'low',
+            { parser: e.kind, error: e.message },
+          );
         }
         if (e instanceof BodyLimitError) {
-          const title = e.code === 'prototype-pollution' ? 'Forbidden Member Name' : e.code === 'duplicate-key' ? 'Duplicate Member Name' : e.code === 'xml-dtd-refused' ? 'XML Declarations Refused' : 'Body Structure Limit Exceeded';
-          return deny(new Problem(400, e.code, title, { detail: e.message, extensions: { limit: e.limit } }), e.code === 'prototype-pollution' || e.code === 'xml-dtd-refused' ? 'high' : 'low', { limit: e.limit });
+          const title =
+            e.code === 'prototype-pollution'
+              ? 'Forbidden Member Name'
+              : e.code === 'duplicate-key'
+                ? 'Duplicate Member Name'
+                : e.code === 'xml-dtd-refused'
+                  ? 'XML Declarations Refused'
+                  : 'Body Structure Limit Exceeded';
+          return deny(
+            new Problem(400, e.code, title, { detail: e.message, extensions: { limit: e.limit } }),
+            e.code === 'prototype-pollution' || e.code === 'xml-dtd-refused' ? 'high' : 'low',
+            { limit: e.limit },
+          );
         }
         if (e instanceof RangeError) {
           // stack exhaustion or similar in a parser: refuse the body, never crash
-          return deny(new Problem(400, 'body-malformed', 'Malformed Request Body', { detail: `The ${kind} body could not be parsed.`, extensions: { parser: kind, error: 'too complex' } }), 'low', { parser: kind });
+          return deny(
+            new Problem(400, 'body-malformed', 'Malformed Request Body', {
+              detail: `The ${kind} body could not be parsed.`,
+              extensions: { parser: kind, error: 'too complex' },
+            }),
+            'low',
+            { parser: kind },
+          );
         }
         throw e;
       }
@@ -315,7 +430,21 @@ export const inspectionControl = defineControl({
       if (!block) {
         const action = cfg.mode === 'monitor' ? 'monitor' : 'alert';
         for (const d of scan.hits.slice(0, 10)) {
-          ctx.emit({ control: CONTROL, reason: 'injection-detected', action, severity: 'medium', details: { detector: d.detector, location: d.location, snippet: d.snippet, rule: d.rule, paranoia_level: d.paranoia, anomaly_score: scan.score, threshold: cfg.anomaly_threshold } });
+          ctx.emit({
+            control: CONTROL,
+            reason: 'injection-detected',
+            action,
+            severity: 'medium',
+            details: {
+              detector: d.detector,
+              location: d.location,
+              snippet: d.snippet,
+              rule: d.rule,
+              paranoia_level: d.paranoia,
+              anomaly_score: scan.score,
+              threshold: cfg.anomaly_threshold,
+            },
+          });
         }
         return undefined;
       }
@@ -323,7 +452,11 @@ export const inspectionControl = defineControl({
       return deny(
         new Problem(403, 'injection-detected', 'Injection Detected', {
           detail: `The ${first.detector} detector matched ${first.location}.`,
-          extensions: { detector: first.detector, location: first.location, detections: scan.hits.map((d) => ({ detector: d.detector, location: d.location })) },
+          extensions: {
+            detector: first.detector,
+            location: first.location,
+            detections: scan.hits.map((d) => ({ detector: d.detector, location: d.location })),
+          },
         }),
         'high',
         {

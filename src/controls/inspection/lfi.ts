@@ -7,24 +7,121 @@
 
 /** Sensitive files and directories, Unix and Windows (our list; compare CRS lfi-os-files.data). */
 const SENSITIVE = [
-  'etc/passwd', 'etc/shadow', 'etc/group', 'etc/hosts', 'etc/issue', 'etc/motd', 'etc/crontab', 'etc/fstab', 'etc/sudoers',
-  'etc/hostname', 'etc/resolv.conf', 'etc/environment', 'etc/profile', 'etc/ssh/', 'etc/mysql/', 'etc/httpd/', 'etc/apache2/',
-  'etc/nginx/', 'etc/security/', 'etc/master.passwd', 'etc/pwd.db', 'etc/os-release', 'etc/lsb-release', 'etc/redhat-release',
-  'proc/self/', 'proc/version', 'proc/cpuinfo', 'proc/meminfo', 'proc/net/', 'proc/sched_debug', 'proc/mounts',
-  'var/log/', 'var/run/secrets', 'var/lib/mlocate', 'usr/local/etc/', 'root/.', 'home/', '.ssh/', 'id_rsa', 'id_dsa', 'id_ecdsa',
-  'id_ed25519', 'authorized_keys', 'known_hosts', '.bash_history', '.bashrc', '.bash_profile', '.zsh_history', '.mysql_history',
-  '.psql_history', '.htaccess', '.htpasswd', '.git/', '.gitconfig', '.svn/', '.hg/', '.env', '.aws/credentials', '.aws/config',
-  '.docker/config.json', '.kube/config', '.npmrc', '.pgpass', '.my.cnf', '.netrc', 'wp-config.php', 'web.config',
-  'web-inf/', 'meta-inf/', 'boot.ini', 'win.ini', 'system.ini', 'windows/system32', 'windows\\system32', 'winnt/', 'system32/config',
-  'inetpub/', 'etc/subuid', 'etc/subgid', 'sys/class/', 'sys/kernel/', 'proc/interrupts', '.docker/', 'autoexec.bat', 'config.sys', 'php.ini', 'my.ini', 'httpd.conf', 'apache2.conf', 'nginx.conf', 'application.properties',
+  'etc/passwd',
+  'etc/shadow',
+  'etc/group',
+  'etc/hosts',
+  'etc/issue',
+  'etc/motd',
+  'etc/crontab',
+  'etc/fstab',
+  'etc/sudoers',
+  'etc/hostname',
+  'etc/resolv.conf',
+  'etc/environment',
+  'etc/profile',
+  'etc/ssh/',
+  'etc/mysql/',
+  'etc/httpd/',
+  'etc/apache2/',
+  'etc/nginx/',
+  'etc/security/',
+  'etc/master.passwd',
+  'etc/pwd.db',
+  'etc/os-release',
+  'etc/lsb-release',
+  'etc/redhat-release',
+  'proc/self/',
+  'proc/version',
+  'proc/cpuinfo',
+  'proc/meminfo',
+  'proc/net/',
+  'proc/sched_debug',
+  'proc/mounts',
+  'var/log/',
+  'var/run/secrets',
+  'var/lib/mlocate',
+  'usr/local/etc/',
+  'root/.',
+  'home/',
+  '.ssh/',
+  'id_rsa',
+  'id_dsa',
+  'id_ecdsa',
+  'id_ed25519',
+  'authorized_keys',
+  'known_hosts',
+  '.bash_history',
+  '.bashrc',
+  '.bash_profile',
+  '.zsh_history',
+  '.mysql_history',
+  '.psql_history',
+  '.htaccess',
+  '.htpasswd',
+  '.git/',
+  '.gitconfig',
+  '.svn/',
+  '.hg/',
+  '.env',
+  '.aws/credentials',
+  '.aws/config',
+  '.docker/config.json',
+  '.kube/config',
+  '.npmrc',
+  '.pgpass',
+  '.my.cnf',
+  '.netrc',
+  'wp-config.php',
+  'web.config',
+  'web-inf/',
+  'meta-inf/',
+  'boot.ini',
+  'win.ini',
+  'system.ini',
+  'windows/system32',
+  'windows\\system32',
+  'winnt/',
+  'system32/config',
+  'inetpub/',
+  'etc/subuid',
+  'etc/subgid',
+  'sys/class/',
+  'sys/kernel/',
+  'proc/interrupts',
+  '.docker/',
+  'autoexec.bat',
+  'config.sys',
+  'php.ini',
+  'my.ini',
+  'httpd.conf',
+  'apache2.conf',
+  'nginx.conf',
+  'application.properties',
 ];
 const SENSITIVE_LIST = SENSITIVE.map((p) => [p, p.replaceAll('/', '\\')] as const);
 
-const WRAPPERS = ['php://', 'file://', 'phar://', 'zip://', 'expect://', 'glob://', 'data://', 'zlib://', 'compress.zlib://', 'compress.bzip2://', 'ogg://', 'rar://', 'jar:file:', 'netdoc:'];
+const WRAPPERS = [
+  'php://',
+  'file://',
+  'phar://',
+  'zip://',
+  'expect://',
+  'glob://',
+  'data://',
+  'zlib://',
+  'compress.zlib://',
+  'compress.bzip2://',
+  'ogg://',
+  'rar://',
+  'jar:file:',
+  'netdoc:',
+];
 
 const WRAPPER_RE = new RegExp(WRAPPERS.map((w) => w.replaceAll('.', '\\.').replaceAll('/', '\\/')).join('|'));
 
-const RESTRICTED_EXT = /\.(?:sql|sql\.(?:gz|zip|bz2|xz)|bak|backup|old|orig|swp|swo|log|ini|env|pem|key|p12|pfx|kdbx|sqlite|db|mdb|dump|tar|tar\.gz|tgz|zip|7z|rar)$/;
+const RESTRICTED_EXT =
+  /\.(?:sql|sql\.(?:gz|zip|bz2|xz)|bak|backup|old|orig|swp|swo|log|ini|env|pem|key|p12|pfx|kdbx|sqlite|db|mdb|dump|tar|tar\.gz|tgz|zip|7z|rar)$/;
 
 /**
  * Request paths that reach for files an API never serves: dot-files and dot-directories (except
@@ -35,18 +132,21 @@ export function detectRestrictedPath(path: string): LfiHit | undefined {
   const segs = path.split('/');
   for (let i = 0; i < segs.length; i++) {
     const seg = segs[i] as string;
-    if (seg.length > 1 && seg.charCodeAt(0) === 46 && seg.charCodeAt(1) !== 46 && !(i === 1 && seg === '.well-known')) return { rule: 'dot-file', index: 0, paranoia: 1 };
+    if (seg.length > 1 && seg.charCodeAt(0) === 46 && seg.charCodeAt(1) !== 46 && !(i === 1 && seg === '.well-known'))
+      return { rule: 'dot-file', index: 0, paranoia: 1 };
   }
   const last = segs[segs.length - 1] as string;
   if (RESTRICTED_EXT.test(last)) return { rule: 'restricted-extension', index: 0, paranoia: 1 };
   const h = detectLfi(path);
-  if (h && h.rule.startsWith('sensitive-file')) return h;
-  for (const p of ['/sys/', '/proc/', '/@fs/', '/@id/', '/wp-content/debug', '/web-inf', '/meta-inf', '/cgi-bin/']) if (path.includes(p) || `${path}/`.includes(p)) return { rule: `restricted-path:${p}`, index: 0, paranoia: 1 };
+  if (h?.rule.startsWith('sensitive-file')) return h;
+  for (const p of ['/sys/', '/proc/', '/@fs/', '/@id/', '/wp-content/debug', '/web-inf', '/meta-inf', '/cgi-bin/'])
+    if (path.includes(p) || `${path}/`.includes(p)) return { rule: `restricted-path:${p}`, index: 0, paranoia: 1 };
   return undefined;
 }
 
 /** Every entry of {@link SENSITIVE} contains one of these (a directory followed by a separator, or a file name). */
-const ANCHOR = /(?:etc|proc|var|usr|root|home|sys|windows|winnt|system32|inetpub|web-inf|meta-inf|\.ssh|\.git|\.svn|\.hg|\.aws|\.docker|\.kube)[/\\]|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|\.(?:bash|zsh|mysql|psql)_history|\.bash(?:rc|_profile)|\.ht(?:access|passwd)|\.env|\.gitconfig|\.npmrc|\.pgpass|\.my\.cnf|\.netrc|wp-config|web\.config|boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|php\.ini|my\.ini|httpd\.conf|apache2\.conf|nginx\.conf|application\.properties/;
+const ANCHOR =
+  /(?:etc|proc|var|usr|root|home|sys|windows|winnt|system32|inetpub|web-inf|meta-inf|\.ssh|\.git|\.svn|\.hg|\.aws|\.docker|\.kube)[/\\]|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|\.(?:bash|zsh|mysql|psql)_history|\.bash(?:rc|_profile)|\.ht(?:access|passwd)|\.env|\.gitconfig|\.npmrc|\.pgpass|\.my\.cnf|\.netrc|wp-config|web\.config|boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|php\.ini|my\.ini|httpd\.conf|apache2\.conf|nginx\.conf|application\.properties/;
 
 /** System directories named at the end of a value (`/sys/class`, `/proc/net`). */
 const SYS_DIR_END = /\/(?:sys\/(?:class|kernel)|proc\/net|etc\/(?:ssh|mysql|httpd|apache2|nginx|security))$/;

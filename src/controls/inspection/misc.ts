@@ -14,9 +14,43 @@ export interface MiscHit {
 
 /** MongoDB query and update operators that change a query's meaning when a client supplies them. */
 export const NOSQL_OPERATORS = new Set([
-  '$ne', '$eq', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$regex', '$where', '$exists', '$expr', '$function',
-  '$accumulator', '$or', '$and', '$nor', '$not', '$elemmatch', '$all', '$size', '$type', '$mod', '$text', '$jsonschema',
-  '$lookup', '$set', '$unset', '$rename', '$inc', '$push', '$pull', '$merge', '$out', '$group', '$match', '$options',
+  '$ne',
+  '$eq',
+  '$gt',
+  '$gte',
+  '$lt',
+  '$lte',
+  '$in',
+  '$nin',
+  '$regex',
+  '$where',
+  '$exists',
+  '$expr',
+  '$function',
+  '$accumulator',
+  '$or',
+  '$and',
+  '$nor',
+  '$not',
+  '$elemmatch',
+  '$all',
+  '$size',
+  '$type',
+  '$mod',
+  '$text',
+  '$jsonschema',
+  '$lookup',
+  '$set',
+  '$unset',
+  '$rename',
+  '$inc',
+  '$push',
+  '$pull',
+  '$merge',
+  '$out',
+  '$group',
+  '$match',
+  '$options',
 ]);
 
 /**
@@ -33,11 +67,13 @@ export function detectNosql(s: string, isName: boolean): MiscHit | undefined {
     if (NOSQL_OPERATORS.has(op)) {
       const prev = p === 0 ? 0 : s.charCodeAt(p - 1);
       if (isName && (p === 0 || prev === 91 /* [ */ || prev === 46)) return { rule: `operator:${op}`, index: p, paranoia: 1 };
-      if (!isName && (prev === 34 || prev === 39 || prev === 123 || prev === 91) && /[{[]/.test(s.slice(Math.max(0, p - 4), p))) return { rule: `operator:${op}`, index: p, paranoia: 1 };
+      if (!isName && (prev === 34 || prev === 39 || prev === 123 || prev === 91) && /[{[]/.test(s.slice(Math.max(0, p - 4), p)))
+        return { rule: `operator:${op}`, index: p, paranoia: 1 };
     }
     p = s.indexOf('$', p + 1);
   }
-  if (!isName && s.indexOf('this.') !== -1 && /(?:^|[;'"\s|&])(?:return\s|this\.\w+\s*(?:==|!=|\.match|\.constructor)|sleep\s*\()/.test(s)) return { rule: 'where-javascript', index: 0, paranoia: 2 };
+  if (!isName && s.indexOf('this.') !== -1 && /(?:^|[;'"\s|&])(?:return\s|this\.\w+\s*(?:==|!=|\.match|\.constructor)|sleep\s*\()/.test(s))
+    return { rule: 'where-javascript', index: 0, paranoia: 2 };
   return undefined;
 }
 
@@ -65,13 +101,22 @@ export function detectSsti(s: string): MiscHit | undefined {
     if (body !== undefined && EXPR_CHARS.test(body) && !/^[a-z_][a-z0-9_]*$/.test(body.trim())) return { rule: 'dollar-expression', index: p, paranoia: 1 };
     p = s.indexOf('${', p + 2);
   }
-  for (const [open, close] of [['{{', '}}'], ['#{', '}'], ['*{', '}'], ['@{', '}'], ['<%', '%>'], ['{%', '%}'], ['[[', ']]']] as const) {
+  for (const [open, close] of [
+    ['{{', '}}'],
+    ['#{', '}'],
+    ['*{', '}'],
+    ['@{', '}'],
+    ['<%', '%>'],
+    ['{%', '%}'],
+    ['[[', ']]'],
+  ] as const) {
     let q = s.indexOf(open);
     while (q !== -1) {
       const body = blockBody(s, q, open, close);
       if (body !== undefined) {
         if (open === '<%' || open === '{%') {
-          if (/^[=\-#]|\b(?:import|include|set|for|if|macro|extends|load|exec|eval|system|runtime|request|response|out\.print)\b/.test(body)) return { rule: `template:${open}`, index: q, paranoia: 1 };
+          if (/^[=\-#]|\b(?:import|include|set|for|if|macro|extends|load|exec|eval|system|runtime|request|response|out\.print)\b/.test(body))
+            return { rule: `template:${open}`, index: q, paranoia: 1 };
         } else if (EXPR_CHARS.test(body)) {
           return { rule: `template:${open}`, index: q, paranoia: open === '[[' ? 2 : 1 };
         }
@@ -98,6 +143,7 @@ export function detectLdap(s: string): MiscHit | undefined {
     }
     p = s.indexOf(')(', p + 2);
   }
-  if (s.startsWith('*)') || s.startsWith('*|') || s.startsWith('*(|') || s.startsWith('(|(') || s.startsWith('(&(')) return { rule: 'filter-wildcard', index: 0, paranoia: 1 };
+  if (s.startsWith('*)') || s.startsWith('*|') || s.startsWith('*(|') || s.startsWith('(|(') || s.startsWith('(&('))
+    return { rule: 'filter-wildcard', index: 0, paranoia: 1 };
   return undefined;
 }

@@ -23,35 +23,156 @@ for (const w of ['and', 'or', 'xor']) WORDS.set(w, '&');
 for (const w of ['like', 'rlike', 'regexp', 'is', 'not', 'between', 'div', 'mod', 'sounds', 'glob', 'collate', 'escape', 'ilike', 'similar']) WORDS.set(w, 'o');
 for (const w of ['union', 'intersect', 'except', 'minus']) WORDS.set(w, 'U');
 for (const w of [
-  'select', 'insert', 'update', 'delete', 'drop', 'create', 'alter', 'truncate', 'exec', 'execute', 'declare', 'shutdown',
-  'grant', 'revoke', 'waitfor', 'handler', 'rename', 'call', 'load', 'prepare', 'deallocate', 'merge', 'upsert',
-]) WORDS.set(w, 'E');
+  'select',
+  'insert',
+  'update',
+  'delete',
+  'drop',
+  'create',
+  'alter',
+  'truncate',
+  'exec',
+  'execute',
+  'declare',
+  'shutdown',
+  'grant',
+  'revoke',
+  'waitfor',
+  'handler',
+  'rename',
+  'call',
+  'load',
+  'prepare',
+  'deallocate',
+  'merge',
+  'upsert',
+])
+  WORDS.set(w, 'E');
 for (const w of [
-  'from', 'where', 'into', 'values', 'table', 'join', 'case', 'when', 'then', 'else', 'end', 'as', 'distinct', 'all',
-  'procedure', 'delay', 'outfile', 'dumpfile', 'set', 'in', 'exists', 'top', 'database', 'column', 'schema', 'using',
-  'offset', 'asc', 'desc', 'inner', 'outer', 'left', 'cross', 'natural', 'begin', 'cast', 'convert', 'char', 'returns',
-  'function', 'trigger', 'view', 'index', 'user', 'infile', 'data', 'immediate', 'distinctrow', 'straight_join',
-]) if (!WORDS.has(w)) WORDS.set(w, 'k');
+  'from',
+  'where',
+  'into',
+  'values',
+  'table',
+  'join',
+  'case',
+  'when',
+  'then',
+  'else',
+  'end',
+  'as',
+  'distinct',
+  'all',
+  'procedure',
+  'delay',
+  'outfile',
+  'dumpfile',
+  'set',
+  'in',
+  'exists',
+  'top',
+  'database',
+  'column',
+  'schema',
+  'using',
+  'offset',
+  'asc',
+  'desc',
+  'inner',
+  'outer',
+  'left',
+  'cross',
+  'natural',
+  'begin',
+  'cast',
+  'convert',
+  'char',
+  'returns',
+  'function',
+  'trigger',
+  'view',
+  'index',
+  'user',
+  'infile',
+  'data',
+  'immediate',
+  'distinctrow',
+  'straight_join',
+])
+  if (!WORDS.has(w)) WORDS.set(w, 'k');
 for (const w of ['having', 'limit']) WORDS.set(w, 'B');
 for (const w of ['null', 'true', 'false']) WORDS.set(w, '1');
 
 /** Functions whose call is an attack on its own: time delays, file and network access, error-based extraction. */
 const ATTACK_FUNCTIONS = new Set([
-  'sleep', 'benchmark', 'pg_sleep', 'load_file', 'extractvalue', 'updatexml', 'xp_cmdshell', 'sys_eval', 'sys_exec',
-  'name_const', 'dbms_pipe.receive_message', 'utl_inaddr.get_host_name', 'utl_http.request', 'dbms_lock.sleep',
-  'pg_read_file', 'pg_ls_dir', 'lo_import', 'lo_export', 'openrowset', 'opendatasource', 'is_srvrolemember', 'xp_dirtree',
-  'xp_fileexist', 'xp_regread', 'sp_oacreate', 'sp_executesql', 'sp_makewebtask', 'dbms_xmlgen.getxml', 'ctxsys.drithsx.sn',
-  'dbms_java.runjava', 'utl_file.fopen', 'sp_password', 'pg_read_binary_file', 'openquery', 'randomblob',
+  'sleep',
+  'benchmark',
+  'pg_sleep',
+  'load_file',
+  'extractvalue',
+  'updatexml',
+  'xp_cmdshell',
+  'sys_eval',
+  'sys_exec',
+  'name_const',
+  'dbms_pipe.receive_message',
+  'utl_inaddr.get_host_name',
+  'utl_http.request',
+  'dbms_lock.sleep',
+  'pg_read_file',
+  'pg_ls_dir',
+  'lo_import',
+  'lo_export',
+  'openrowset',
+  'opendatasource',
+  'is_srvrolemember',
+  'xp_dirtree',
+  'xp_fileexist',
+  'xp_regread',
+  'sp_oacreate',
+  'sp_executesql',
+  'sp_makewebtask',
+  'dbms_xmlgen.getxml',
+  'ctxsys.drithsx.sn',
+  'dbms_java.runjava',
+  'utl_file.fopen',
+  'sp_password',
+  'pg_read_binary_file',
+  'openquery',
+  'randomblob',
 ]);
 /** Of {@link ATTACK_FUNCTIONS}, names that are attacks even as a bare word (no call). */
-const ATTACK_WORDS = new Set(['pg_sleep', 'xp_cmdshell', 'xp_dirtree', 'xp_fileexist', 'xp_regread', 'sp_oacreate', 'sp_executesql', 'sp_makewebtask', 'sp_password', 'openrowset', 'opendatasource', 'load_file', 'utl_http.request', 'dbms_pipe.receive_message', 'utl_inaddr.get_host_name', 'dbms_lock.sleep', 'pg_read_file', 'lo_import', 'is_srvrolemember', 'msdasql', 'sqloledb']);
+const ATTACK_WORDS = new Set([
+  'pg_sleep',
+  'xp_cmdshell',
+  'xp_dirtree',
+  'xp_fileexist',
+  'xp_regread',
+  'sp_oacreate',
+  'sp_executesql',
+  'sp_makewebtask',
+  'sp_password',
+  'openrowset',
+  'opendatasource',
+  'load_file',
+  'utl_http.request',
+  'dbms_pipe.receive_message',
+  'utl_inaddr.get_host_name',
+  'dbms_lock.sleep',
+  'pg_read_file',
+  'lo_import',
+  'is_srvrolemember',
+  'msdasql',
+  'sqloledb',
+]);
 
 /**
  * SQL functions that have no English or common programming meaning: a call (`concat(`,
  * `substr (`) is evidence on its own (compare CRS 942151, paranoia level 1).
  */
 const SQL_SPECIFIC = new Set(
-  ('concat concat_ws group_concat substr substring substring_index unhex hex md5 sha1 sha2 strcmp rtrim ltrim xmltype ' +
+  (
+    'concat concat_ws group_concat substr substring substring_index unhex hex md5 sha1 sha2 strcmp rtrim ltrim xmltype ' +
     'current_user session_user system_user db_name database char_length character_length ifnull isnull nullif coalesce ascii ord chr ' +
     'mid instr locate lpad rpad ucase lcase sysdate curdate curtime utc_date utc_time utc_timestamp json_extract json_keys ' +
     'json_valid json_object json_array json_contains json_search json_unquote extractvalue updatexml conv crc32 elt make_set export_set ' +
@@ -66,26 +187,173 @@ const SQL_SPECIFIC = new Set(
     'exp pow power rand random trim sin cos tan cot asin acos atan atan2 sqrt ceil ceiling floor abs sign ln log log2 log10 ' +
     'radians degrees truncate round mod pi now hour minute week weekday dayofweek dayofmonth dayofyear datediff date_add date_sub ' +
     'date_format str_to_date timestampdiff unix_timestamp from_unixtime sec_to_time time_to_sec makedate maketime ' +
-    'cast convert encode upper lower length reverse repeat replace space strpos position overlay initcap bin oct').split(' '),
+    'cast convert encode upper lower length reverse repeat replace space strpos position overlay initcap bin oct'
+  ).split(' '),
 );
 /** Of {@link SQL_SPECIFIC}, names that are also ordinary (maths, text, programming) words: counted only without whitespace before `(`. */
-const CODE_WORDS = new Set('exp pow power rand random trim sin cos tan cot asin acos atan atan2 sqrt ceil ceiling floor abs sign ln log log2 log10 radians degrees truncate round mod pi now hour minute week weekday cast convert encode decode upper lower length reverse repeat replace space position overlay compress uncompress typeof printf encrypt difference stuff bin oct difference starts_with'.split(' '));
+const CODE_WORDS = new Set(
+  'exp pow power rand random trim sin cos tan cot asin acos atan atan2 sqrt ceil ceiling floor abs sign ln log log2 log10 radians degrees truncate round mod pi now hour minute week weekday cast convert encode decode upper lower length reverse repeat replace space position overlay compress uncompress typeof printf encrypt difference stuff bin oct difference starts_with'.split(
+    ' ',
+  ),
+);
 /** Function names from CRS 942410's domain that are common words everywhere: a call counts from paranoia level 2. */
-const COMMON_FUNCTIONS = new Set('count max min sum avg left right time date day month year quarter values user version if iif in char field format insert default schema'.split(' '));
+const COMMON_FUNCTIONS = new Set(
+  'count max min sum avg left right time date day month year quarter values user version if iif in char field format insert default schema'.split(' '),
+);
 
 /** Names of system catalogues and sample databases: referring to them is reconnaissance (CRS 942140). */
-const CATALOGUES = ['information_schema', 'mysql.user', 'mysql.db', 'sysobjects', 'syscolumns', 'sys.tables', 'sys.objects', 'sys.columns', 'sys.databases', 'pg_catalog', 'pg_shadow', 'pg_user', 'pg_database', 'pg_tables', 'pg_class', 'pg_namespace', 'sqlite_master', 'sqlite_schema', 'sqlite_temp_master', 'msysobjects', 'msysaccessobjects', 'msysqueries', 'msysrelationships', 'msysaces', 'all_tables', 'all_tab_columns', 'user_tables', 'user_tab_columns', 'dba_users', 'dba_tables', 'sys.sql_logins', 'master..sysdatabases', 'master.dbo.', 'sysdatabases', 'sysusers', 'syslogins', 'sysprocesses', 'v$version', 'v$instance', 'performance_schema', '@@version', 'xp_cmdshell'];
+const CATALOGUES = [
+  'information_schema',
+  'mysql.user',
+  'mysql.db',
+  'sysobjects',
+  'syscolumns',
+  'sys.tables',
+  'sys.objects',
+  'sys.columns',
+  'sys.databases',
+  'pg_catalog',
+  'pg_shadow',
+  'pg_user',
+  'pg_database',
+  'pg_tables',
+  'pg_class',
+  'pg_namespace',
+  'sqlite_master',
+  'sqlite_schema',
+  'sqlite_temp_master',
+  'msysobjects',
+  'msysaccessobjects',
+  'msysqueries',
+  'msysrelationships',
+  'msysaces',
+  'all_tables',
+  'all_tab_columns',
+  'user_tables',
+  'user_tab_columns',
+  'dba_users',
+  'dba_tables',
+  'sys.sql_logins',
+  'master..sysdatabases',
+  'master.dbo.',
+  'sysdatabases',
+  'sysusers',
+  'syslogins',
+  'sysprocesses',
+  'v$version',
+  'v$instance',
+  'performance_schema',
+  '@@version',
+  'xp_cmdshell',
+];
 /** Sample and system database names: weaker evidence, counted from paranoia level 2 when standing alone. */
 const CATALOGUE_WORDS = new Set(['tempdb', 'northwind', 'pubs', 'msdb', 'sakila', 'adventureworks']);
 /** Integer-overflow and float-parsing denial-of-service magic numbers (CRS 942220; PHP bug #53632). */
-const MAGIC_NUMBERS = new Set(['2147483648', '-2147483649', '4294967295', '4294967296', '9223372036854775807', '9223372036854775808', '-9223372036854775809', '18446744073709551615', '18446744073709551616', '2.2250738585072011e-308', '2.2250738585072012e-308', '0.1e-309']);
+const MAGIC_NUMBERS = new Set([
+  '2147483648',
+  '-2147483649',
+  '4294967295',
+  '4294967296',
+  '9223372036854775807',
+  '9223372036854775808',
+  '-9223372036854775809',
+  '18446744073709551615',
+  '18446744073709551616',
+  '2.2250738585072011e-308',
+  '2.2250738585072012e-308',
+  '0.1e-309',
+]);
 
 /** Statement keywords that, after `;` or a quote break-out, start a second statement (stacked queries). */
-const STACKABLE = new Set(['select', 'insert', 'update', 'delete', 'drop', 'create', 'alter', 'truncate', 'exec', 'execute', 'declare', 'shutdown', 'waitfor', 'replace', 'set', 'grant', 'revoke', 'rename', 'call', 'load', 'handler', 'merge', 'begin', 'if', 'use', 'backup', 'restore', 'kill', 'dbcc']);
+const STACKABLE = new Set([
+  'select',
+  'insert',
+  'update',
+  'delete',
+  'drop',
+  'create',
+  'alter',
+  'truncate',
+  'exec',
+  'execute',
+  'declare',
+  'shutdown',
+  'waitfor',
+  'replace',
+  'set',
+  'grant',
+  'revoke',
+  'rename',
+  'call',
+  'load',
+  'handler',
+  'merge',
+  'begin',
+  'if',
+  'use',
+  'backup',
+  'restore',
+  'kill',
+  'dbcc',
+]);
 /** Object kinds after DDL verbs (`drop table`, `create function`). */
-const DDL_OBJECTS = new Set(['table', 'database', 'schema', 'procedure', 'function', 'view', 'index', 'user', 'trigger', 'column', 'login', 'role', 'event', 'tablespace', 'sequence', 'type', 'proc']);
+const DDL_OBJECTS = new Set([
+  'table',
+  'database',
+  'schema',
+  'procedure',
+  'function',
+  'view',
+  'index',
+  'user',
+  'trigger',
+  'column',
+  'login',
+  'role',
+  'event',
+  'tablespace',
+  'sequence',
+  'type',
+  'proc',
+]);
 /** PostgreSQL cast targets (`::int`, `::text`). */
-const CAST_TYPES = new Set(['int', 'int2', 'int4', 'int8', 'integer', 'bigint', 'smallint', 'text', 'varchar', 'char', 'bpchar', 'numeric', 'decimal', 'real', 'float', 'float4', 'float8', 'double', 'bool', 'boolean', 'json', 'jsonb', 'bytea', 'regclass', 'regproc', 'oid', 'xml', 'date', 'timestamp', 'money', 'inet', 'uuid', 'name', 'tsvector', 'interval']);
+const CAST_TYPES = new Set([
+  'int',
+  'int2',
+  'int4',
+  'int8',
+  'integer',
+  'bigint',
+  'smallint',
+  'text',
+  'varchar',
+  'char',
+  'bpchar',
+  'numeric',
+  'decimal',
+  'real',
+  'float',
+  'float4',
+  'float8',
+  'double',
+  'bool',
+  'boolean',
+  'json',
+  'jsonb',
+  'bytea',
+  'regclass',
+  'regproc',
+  'oid',
+  'xml',
+  'date',
+  'timestamp',
+  'money',
+  'inet',
+  'uuid',
+  'name',
+  'tsvector',
+  'interval',
+]);
 
 /** Maximum tokens in a fingerprint (the libinjection-style shapes look at these). */
 export const MAX_TOKENS = 10;
@@ -119,7 +387,23 @@ function isSpace(c: number): boolean {
 }
 
 function isOpChar(c: number): boolean {
-  return c === 61 || c === 60 || c === 62 || c === 33 || c === 43 || c === 45 || c === 42 || c === 47 || c === 37 || c === 94 || c === 124 || c === 38 || c === 126 || c === 58 || c === 63;
+  return (
+    c === 61 ||
+    c === 60 ||
+    c === 62 ||
+    c === 33 ||
+    c === 43 ||
+    c === 45 ||
+    c === 42 ||
+    c === 47 ||
+    c === 37 ||
+    c === 94 ||
+    c === 124 ||
+    c === 38 ||
+    c === 126 ||
+    c === 58 ||
+    c === 63
+  );
 }
 
 /**
@@ -418,12 +702,22 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) weak ??= { rule: `function:${name}`, paranoia: 2 };
       continue;
     }
-    if (ty === 'o' && word === '::' && (CAST_TYPES.has(w1) || w1 === 'double') && k > 0 && /[)s1n]/.test(t[k - 1] as string)) return { rule: 'cast', paranoia: 1 };
-    if (ty === 'o' && k > 0 && at(k - 1, 's') && (w[k - 1] as string).length > 0 && /^[{[]/.test(w[k - 1] as string) && /^(?:\?[|&]?|@>|<@|->>?|#>>?|@\?|@@|-)$/.test(word)) return { rule: 'json-operator', paranoia: 1 };
+    if (ty === 'o' && word === '::' && (CAST_TYPES.has(w1) || w1 === 'double') && k > 0 && /[)s1n]/.test(t[k - 1] as string))
+      return { rule: 'cast', paranoia: 1 };
+    if (
+      ty === 'o' &&
+      k > 0 &&
+      at(k - 1, 's') &&
+      (w[k - 1] as string).length > 0 &&
+      /^[{[]/.test(w[k - 1] as string) &&
+      /^(?:\?[|&]?|@>|<@|->>?|#>>?|@\?|@@|-)$/.test(word)
+    )
+      return { rule: 'json-operator', paranoia: 1 };
     if (ty === '1' && /^\d+\.e$/.test(word) && (t1 === '(' || t1 === 'n' || t1 === 'f' || t1 === 'E')) return { rule: 'scientific-notation', paranoia: 1 };
     if (ty === ';' && (t1 === 'E' || ((t1 === 'n' || t1 === 'k' || t1 === 'f') && STACKABLE.has(w1.trim())))) {
       const w2 = w[next(k1)] ?? '';
-      if (t1 === 'E' || w1 === 'replace' || (w1.trim() === 'set' && (t[next(k1)] === 'v' || w2.startsWith('@')) && t[next(next(k1))] === 'o')) return { rule: 'stacked-query', paranoia: 1 };
+      if (t1 === 'E' || w1 === 'replace' || (w1.trim() === 'set' && (t[next(k1)] === 'v' || w2.startsWith('@')) && t[next(next(k1))] === 'o'))
+        return { rule: 'stacked-query', paranoia: 1 };
     }
     if (ty === 'c' && word === '/*' && !f.spaced[k] && k > 0 && /[EUB&k]/.test(t[k - 1] as string)) return { rule: 'comment-obfuscation', paranoia: 1 };
     if (ty === 'c' && word === '/*' && k1 < m && /[EUB&]/.test(t1) && !f.spaced[k1]) return { rule: 'comment-obfuscation', paranoia: 1 };
@@ -438,7 +732,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       switch (word) {
         case 'select': {
           if (t1 === 'o' && w1 === '*') return { rule: 'select-star', paranoia: 1 };
-          if (t1 === 'f' || t1 === 'v' || t1 === '1' || (t1 === 'n' && ATTACK_WORDS.has(w1)) || (t1 === '(' && t2 === 'E')) return { rule: 'select-expression', paranoia: 1 };
+          if (t1 === 'f' || t1 === 'v' || t1 === '1' || (t1 === 'n' && ATTACK_WORDS.has(w1)) || (t1 === '(' && t2 === 'E'))
+            return { rule: 'select-expression', paranoia: 1 };
           if (t1 === '(' && w2 === 'case') weak ??= { rule: 'select-expression', paranoia: 2 };
           // select <columns> from <table> (where|limit|order|;|--|end)
           for (let j = k1; j < Math.min(m, k + 12); j++) {
@@ -447,7 +742,14 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
               const tj1 = t[j1] ?? '';
               if (tj1 === 'n' || tj1 === '(') {
                 const j2 = next(j1);
-                const end = j2 >= m || t[j2] === ';' || t[j2] === 'c' || t[j2] === 'B' || t[j2] === ')' || (t[j2] === 'k' && (w[j2] === 'where' || w[j2] === 'join' || w[j2] === 'inner' || w[j2] === 'left')) || t[j2] === 'U';
+                const end =
+                  j2 >= m ||
+                  t[j2] === ';' ||
+                  t[j2] === 'c' ||
+                  t[j2] === 'B' ||
+                  t[j2] === ')' ||
+                  (t[j2] === 'k' && (w[j2] === 'where' || w[j2] === 'join' || w[j2] === 'inner' || w[j2] === 'left')) ||
+                  t[j2] === 'U';
                 if (end) return { rule: 'select-from', paranoia: 1 };
               }
               break;
@@ -468,7 +770,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
         case 'create':
         case 'rename':
           if ((t1 === 'k' || t1 === 'n' || t1 === 'f') && DDL_OBJECTS.has(w1.trim()) && (word !== 'create' || t2 === 'n' || t2 === 'f')) {
-            if (word !== 'create' || /[(]/.test(t.slice(k2, k2 + 3)) || w[k2 + 1] === 'as' || w[k2 + 1] === 'returns') return { rule: `ddl:${word}-${w1.trim()}`, paranoia: 1 };
+            if (word !== 'create' || /[(]/.test(t.slice(k2, k2 + 3)) || w[k2 + 1] === 'as' || w[k2 + 1] === 'returns')
+              return { rule: `ddl:${word}-${w1.trim()}`, paranoia: 1 };
             weak ??= { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 };
           }
           if (word === 'drop' && t1 === 'n' && (t2 === ';' || t2 === 'c' || k2 >= m)) weak ??= { rule: 'ddl:drop', paranoia: 2 };
@@ -478,7 +781,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
           break;
         case 'exec':
         case 'execute':
-          if (/^(?:xp_|sp_|master\.|immediate)/.test(w1) || w1 === 'immediate' || t1 === 'v' || t1 === '(' || (t1 === 'f' && /^(?:xp_|sp_)/.test(w1))) return { rule: `exec:${w1.slice(0, 16)}`, paranoia: 1 };
+          if (/^(?:xp_|sp_|master\.|immediate)/.test(w1) || w1 === 'immediate' || t1 === 'v' || t1 === '(' || (t1 === 'f' && /^(?:xp_|sp_)/.test(w1)))
+            return { rule: `exec:${w1.slice(0, 16)}`, paranoia: 1 };
           if (t1 === 'n' && (t2 === 'n' || k2 >= m)) weak ??= { rule: 'exec', paranoia: 2 };
           break;
         case 'waitfor':
@@ -521,13 +825,14 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     }
     if (ty === 'B') {
       if (word === 'having' && (t1 === 'f' || ((t1 === '1' || t1 === 'n') && t[next(k1)] === 'o'))) return { rule: 'having', paranoia: 1 };
-      if ((word === 'order by' || word === 'group by') && t1 === '1' && /^[\d]+$/.test(w1) && /^(?:[,;c)&B]|$)/.test(t[next(k1)] ?? '')) return { rule: word.replace(' ', '-'), paranoia: 1 };
+      if ((word === 'order by' || word === 'group by') && t1 === '1' && /^[\d]+$/.test(w1) && /^(?:[,;c)&B]|$)/.test(t[next(k1)] ?? ''))
+        return { rule: word.replace(' ', '-'), paranoia: 1 };
       if ((word === 'order by' || word === 'group by') && (t1 === 'n' || t1 === '1')) {
         const t2 = t[next(k1)];
         if (t2 === ';' || t2 === 'c' || t2 === 'B') return { rule: word.replace(' ', '-'), paranoia: 1 };
         weak ??= { rule: word.replace(' ', '-'), paranoia: 2 };
       }
-      if (word === 'limit' && t1 === '1' && t[next(k1)] === ',' ) weak ??= { rule: 'limit', paranoia: 2 };
+      if (word === 'limit' && t1 === '1' && t[next(k1)] === ',') weak ??= { rule: 'limit', paranoia: 2 };
       continue;
     }
     if (ty === 'n' && ATTACK_WORDS.has(word)) return { rule: `attack-name:${word}`, paranoia: 1 };
@@ -535,7 +840,12 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     // `) like (`: closing the application's parenthesis and comparing
     if (ty === ')' && k === 0 && t1 === 'o' && /^[a-z]/.test(w1) && /[(s1]/.test(t[next(k1)] ?? '')) return { rule: 'parenthesis-breakout', paranoia: 1 };
     // operators between literals: 1!=2, 42 like 42, 'a' not regexp 'b' (tautology probes)
-    if (ty === 'o' && k > 0 && /[1s]/.test(t[k - 1] as string) && (t1 === '1' || t1 === 's' || (t1 === 'o' && t[next(k1)] !== undefined && /[1s]/.test(t[next(k1)] as string)))) {
+    if (
+      ty === 'o' &&
+      k > 0 &&
+      /[1s]/.test(t[k - 1] as string) &&
+      (t1 === '1' || t1 === 's' || (t1 === 'o' && t[next(k1)] !== undefined && /[1s]/.test(t[next(k1)] as string)))
+    ) {
       if (/^(?:like|rlike|regexp|is|not|sounds|glob|<=>|!=|<>|==|ilike|similar)$/.test(word)) weak ??= { rule: `operator:${word}`, paranoia: 2 };
     }
     if (ty === '&' && (k === 0 || t[k - 1] === ')' || t[k - 1] === '1' || t[k - 1] === 's' || t[k - 1] === 'n')) {
@@ -561,7 +871,8 @@ function afterAssignment(s: string): string | undefined {
 const SPECIAL_RE = /['"`;()=<>#|&@*/:!?^~{}[\]$%]|--/;
 const WORD_HINT = /[a-z]_[a-z]|0x[0-9a-f]/;
 /** Keyword pairs that can make SQL out of words alone (`union select`, `order by 1`, `drop table`). */
-const STATEMENT_HINT = /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b|[a-z]_[a-z]|0x[0-9a-f]/;
+const STATEMENT_HINT =
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b|[a-z]_[a-z]|0x[0-9a-f]/;
 const CATALOGUE_RE = new RegExp(CATALOGUES.map((c) => c.replace(/[.$@]/g, (m) => `\\${m}`)).join('|'));
 
 /** Catalogue and attack names in a plain parameter or member name (`information_schema`, `xp_dirtree`). */
@@ -578,11 +889,13 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
   if (plain.attackFn) return { rule: `attack-function:${plain.attackFn}`, fingerprint: plain.fp, paranoia: 1 };
   for (const re of PLAIN_SHAPES) if (re.test(plain.fp)) return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
   // `1 or 1`, `1 or 1--`: a numeric tautology (not "2024 or 2025 model", not "true or false")
-  if (/^1[)]*&[(]*1[)]*(?:c|;|$)/.test(plain.fp) && /^\d/.test(plain.words[0] as string) && plain.words[0] === plain.words[plain.types.indexOf('&') + 1]) return { rule: 'numeric-tautology', fingerprint: plain.fp, paranoia: 1 };
+  if (/^1[)]*&[(]*1[)]*(?:c|;|$)/.test(plain.fp) && /^\d/.test(plain.words[0] as string) && plain.words[0] === plain.words[plain.types.indexOf('&') + 1])
+    return { rule: 'numeric-tautology', fingerprint: plain.fp, paranoia: 1 };
   if (plain.sysvar) return { rule: 'system-variable', fingerprint: plain.fp, paranoia: 1 };
   if (plain.versioned) return { rule: 'versioned-comment', fingerprint: plain.fp, paranoia: 1 };
   // a value that starts with a quote and compares it: '1'='1, 'x'!='y
-  if (/^s[)]*o[(]*[s1]/.test(plain.fp) && (s.charCodeAt(0) === 39 || s.charCodeAt(0) === 34)) return { rule: 'quoted-comparison', fingerprint: plain.fp, paranoia: 1 };
+  if (/^s[)]*o[(]*[s1]/.test(plain.fp) && (s.charCodeAt(0) === 39 || s.charCodeAt(0) === 34))
+    return { rule: 'quoted-comparison', fingerprint: plain.fp, paranoia: 1 };
   let weak: SqliHit | undefined;
   const seq = sequenceEvidence(plain);
   if (seq) {
@@ -598,7 +911,13 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
       for (const re of QUOTED_SHAPES) {
         if (!re.test(r.fp)) continue;
         // `id'is notes`: a word operator then a bareword needs more SQL after it
-        if (re === SON && /^[a-z]/.test(r.words[r.fp.indexOf('o')] ?? '') && r.fp[r.fp.indexOf('o') + 1] === 'n' && !/^[c&o;]/.test(r.fp.slice(r.fp.indexOf('o') + 2))) continue;
+        if (
+          re === SON &&
+          /^[a-z]/.test(r.words[r.fp.indexOf('o')] ?? '') &&
+          r.fp[r.fp.indexOf('o') + 1] === 'n' &&
+          !/^[c&o;]/.test(r.fp.slice(r.fp.indexOf('o') + 2))
+        )
+          continue;
         return { rule: `${q}:${re.source}`, fingerprint: r.fp, paranoia: 1 };
       }
     }
@@ -620,7 +939,10 @@ export function detectSqli(s: string, wordsOnly?: boolean): SqliHit | undefined 
   const special = wordsOnly === undefined ? SPECIAL_RE.test(s) : !wordsOnly;
   // words, numbers, spaces and dots alone: only statement keyword sequences (or a numeric `1 or 1`) can be SQL
   // a single word (no space) cannot hold a keyword pair
-  if (!special && !(s.indexOf(' ') === -1 && s.indexOf('+') === -1 && s.indexOf('\t') === -1 && s.indexOf('\n') === -1 ? WORD_HINT.test(s) : STATEMENT_HINT.test(s))) {
+  if (
+    !special &&
+    !(s.indexOf(' ') === -1 && s.indexOf('+') === -1 && s.indexOf('\t') === -1 && s.indexOf('\n') === -1 ? WORD_HINT.test(s) : STATEMENT_HINT.test(s))
+  ) {
     if (CATALOGUE_WORDS.has(s) || ATTACK_WORDS.has(s) || MAGIC_NUMBERS.has(s)) return detectSqliName(s);
     return undefined;
   }

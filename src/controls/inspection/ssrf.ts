@@ -15,7 +15,15 @@ export interface SsrfHit {
   paranoia: number;
 }
 
-const METADATA_HOSTS = new Set(['metadata.google.internal', 'metadata', 'metadata.azure.internal', 'instance-data', 'instance-data.ec2.internal', 'metadata.packet.net', 'metadata.oraclecloud.com']);
+const METADATA_HOSTS = new Set([
+  'metadata.google.internal',
+  'metadata',
+  'metadata.azure.internal',
+  'instance-data',
+  'instance-data.ec2.internal',
+  'metadata.packet.net',
+  'metadata.oraclecloud.com',
+]);
 
 /**
  * Parses an IPv4 host the way the WHATWG URL Standard §3.5 ("IPv4 parser") does: one to four parts,

@@ -8,12 +8,64 @@
 
 /** Elements that execute script or load active content. */
 const DANGEROUS_TAGS = new Set([
-  'script', 'iframe', 'frame', 'frameset', 'object', 'embed', 'applet', 'svg', 'math', 'base', 'link', 'meta', 'style',
-  'form', 'isindex', 'xml', 'import', 'template', 'portal', 'xss', 'vmlframe', 'bgsound', 'layer', 'ilayer', 'animate',
-  'set', 'handler', 'listener', 'image', 'xmp', 'noscript', 'plaintext', 'marquee', 'video', 'audio', 'source', 'details',
+  'script',
+  'iframe',
+  'frame',
+  'frameset',
+  'object',
+  'embed',
+  'applet',
+  'svg',
+  'math',
+  'base',
+  'link',
+  'meta',
+  'style',
+  'form',
+  'isindex',
+  'xml',
+  'import',
+  'template',
+  'portal',
+  'xss',
+  'vmlframe',
+  'bgsound',
+  'layer',
+  'ilayer',
+  'animate',
+  'set',
+  'handler',
+  'listener',
+  'image',
+  'xmp',
+  'noscript',
+  'plaintext',
+  'marquee',
+  'video',
+  'audio',
+  'source',
+  'details',
 ]);
 /** Attributes that take a URL (scheme checked) or script. */
-const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'data', 'xlink:href', 'background', 'lowsrc', 'dynsrc', 'poster', 'codebase', 'srcdoc', 'to', 'from', 'values', 'by', 'style']);
+const URL_ATTRS = new Set([
+  'href',
+  'src',
+  'action',
+  'formaction',
+  'data',
+  'xlink:href',
+  'background',
+  'lowsrc',
+  'dynsrc',
+  'poster',
+  'codebase',
+  'srcdoc',
+  'to',
+  'from',
+  'values',
+  'by',
+  'style',
+]);
 
 /** A detected XSS pattern. */
 export interface XssHit {
@@ -48,7 +100,8 @@ function scriptUrlAt(s: string, i: number): string | undefined {
   return undefined;
 }
 
-const JS_SINKS = /(?:\balert|\bprompt|\bconfirm|\beval|fromcharcode|\bexecscript|\bsettimeout|\bsetinterval|\bfunction)\s*[(`]|document\s*\.\s*(?:cookie|write|domain|location)|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.\s*href)?\s*=|\bconstructor\s*\(|\bimport\s*\(|top\s*\[/;
+const JS_SINKS =
+  /(?:\balert|\bprompt|\bconfirm|\beval|fromcharcode|\bexecscript|\bsettimeout|\bsetinterval|\bfunction)\s*[(`]|document\s*\.\s*(?:cookie|write|domain|location)|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.\s*href)?\s*=|\bconstructor\s*\(|\bimport\s*\(|top\s*\[/;
 
 /**
  * Detects XSS in a normalised (decoded, lower-case) value.
@@ -70,7 +123,8 @@ export function detectXss(s0: string): XssHit | undefined {
       c = s.charCodeAt(i);
     }
     if (c === 33 /* <! */) {
-      if (s.startsWith('[cdata[', i + 1) || s.startsWith('entity', i + 1) || s.startsWith('doctype', i + 1)) return { rule: 'markup-declaration', index: lt, paranoia: 1 };
+      if (s.startsWith('[cdata[', i + 1) || s.startsWith('entity', i + 1) || s.startsWith('doctype', i + 1))
+        return { rule: 'markup-declaration', index: lt, paranoia: 1 };
     } else if (c === 63 /* <? */) {
       if (s.startsWith('xml-stylesheet', i + 1) || s.startsWith('import', i + 1)) return { rule: 'processing-instruction', index: lt, paranoia: 1 };
     } else if (isAlpha(c) || c === 58) {
@@ -84,7 +138,8 @@ export function detectXss(s0: string): XssHit | undefined {
       const name = s.slice(i, j);
       const bare = name.includes(':') ? name.slice(name.indexOf(':') + 1) : name;
       if (DANGEROUS_TAGS.has(bare)) return { rule: `tag:${bare}`, index: lt, paranoia: 1 };
-      if (name === 'xi:include' || (bare.length > 6 && DANGEROUS_TAGS.has(bare.slice(0, 6)) && bare.startsWith('import'))) return { rule: `tag:${name}`, index: lt, paranoia: 1 };
+      if (name === 'xi:include' || (bare.length > 6 && DANGEROUS_TAGS.has(bare.slice(0, 6)) && bare.startsWith('import')))
+        return { rule: `tag:${name}`, index: lt, paranoia: 1 };
       // attributes until '>' (or end of input: an unterminated tag still counts)
       let k = j;
       let tagHasAttr = false;
@@ -103,8 +158,10 @@ export function detectXss(s0: string): XssHit | undefined {
         }
         const attr = s.slice(a0, k);
         tagHasAttr = true;
-        if (attr.length > 2 && attr.startsWith('on') && isAlpha(attr.charCodeAt(2))) return { rule: `event-handler:${attr.slice(0, 24)}`, index: a0, paranoia: 1 };
-        if (attr === 'xmlns:xi' || attr === 'xsi:schemalocation' || attr === 'xsi:nonamespaceschemalocation') return { rule: `xml-namespace:${attr}`, index: a0, paranoia: 1 };
+        if (attr.length > 2 && attr.startsWith('on') && isAlpha(attr.charCodeAt(2)))
+          return { rule: `event-handler:${attr.slice(0, 24)}`, index: a0, paranoia: 1 };
+        if (attr === 'xmlns:xi' || attr === 'xsi:schemalocation' || attr === 'xsi:nonamespaceschemalocation')
+          return { rule: `xml-namespace:${attr}`, index: a0, paranoia: 1 };
         while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
         if (s.charCodeAt(k) === 61 /* = */) {
           k++;
@@ -127,12 +184,16 @@ export function detectXss(s0: string): XssHit | undefined {
             if (u !== undefined) return { rule: `${u}:${attr}`, index: v0, paranoia: 1 };
             if (attr === 'style') {
               const v = s.slice(v0, v1);
-              if (v.includes('expression(') || v.includes('-moz-binding') || v.includes('behavior:') || /url\(\s*['"]?\s*(?:java|vb)script/.test(v)) return { rule: 'style-script', index: v0, paranoia: 1 };
+              if (v.includes('expression(') || v.includes('-moz-binding') || v.includes('behavior:') || /url\(\s*['"]?\s*(?:java|vb)script/.test(v))
+                return { rule: 'style-script', index: v0, paranoia: 1 };
             }
           }
         }
       }
-      if (tagHasAttr && (bare === 'img' || bare === 'body' || bare === 'input' || bare === 'a' || bare === 'div' || bare === 'table' || bare === 'td' || bare === 'bgsound')) {
+      if (
+        tagHasAttr &&
+        (bare === 'img' || bare === 'body' || bare === 'input' || bare === 'a' || bare === 'div' || bare === 'table' || bare === 'td' || bare === 'bgsound')
+      ) {
         // a tag with attributes but nothing dangerous: HTML injection, weaker evidence
         weak ??= { rule: `html-tag:${bare}`, index: lt, paranoia: 2 };
       }
@@ -146,11 +207,13 @@ export function detectXss(s0: string): XssHit | undefined {
   }
   // markup declarations outside a tag: `!ENTITY % x SYSTEM`
   const ent = s.indexOf('!entity');
-  if (ent !== -1 && /^!entity\s+%?\s*[\w.-]{1,64}\s+(?:system|public)\b/.test(s.slice(ent, ent + 100))) return { rule: 'markup-declaration', index: ent, paranoia: 1 };
+  if (ent !== -1 && /^!entity\s+%?\s*[\w.-]{1,64}\s+(?:system|public)\b/.test(s.slice(ent, ent + 100)))
+    return { rule: 'markup-declaration', index: ent, paranoia: 1 };
   // CSS that runs script
   for (const css of ['-moz-binding', 'expression(', 'behavior:url', 'behaviour:url']) {
     const q = s.indexOf(css);
-    if (q !== -1 && (css !== 'expression(' || /(?:^|[\s;:{"'])expression\(/.test(s.slice(Math.max(0, q - 1), q + 11)))) return { rule: 'css-script', index: q, paranoia: 1 };
+    if (q !== -1 && (css !== 'expression(' || /(?:^|[\s;:{"'])expression\(/.test(s.slice(Math.max(0, q - 1), q + 11))))
+      return { rule: 'css-script', index: q, paranoia: 1 };
   }
   let p = s.indexOf('script');
   if (p !== -1) {
@@ -171,7 +234,8 @@ export function detectXss(s0: string): XssHit | undefined {
       if (j - p >= 5) {
         let k = j;
         while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
-        if (s.charCodeAt(k) === 61 && (EVENT_NAMES.has(s.slice(p + 2, j)) || (j - p > 12 && prev !== 32))) return { rule: 'attribute-breakout', index: p, paranoia: 1 };
+        if (s.charCodeAt(k) === 61 && (EVENT_NAMES.has(s.slice(p + 2, j)) || (j - p > 12 && prev !== 32)))
+          return { rule: 'attribute-breakout', index: p, paranoia: 1 };
       }
     }
     p = s.indexOf('on', p + 2);
@@ -179,7 +243,8 @@ export function detectXss(s0: string): XssHit | undefined {
   // dangerous attributes after a quote break-out: `'formaction=`, `" srcdoc=`
   for (const a of ['formaction', 'srcdoc', 'xlink:href']) {
     const q = s.indexOf(a);
-    if (q > 0 && /["'`]\s*$/.test(s.slice(Math.max(0, q - 3), q)) && /^\s*=/.test(s.slice(q + a.length, q + a.length + 4))) return { rule: 'attribute-breakout', index: q, paranoia: 1 };
+    if (q > 0 && /["'`]\s*$/.test(s.slice(Math.max(0, q - 3), q)) && /^\s*=/.test(s.slice(q + a.length, q + a.length + 4)))
+      return { rule: 'attribute-breakout', index: q, paranoia: 1 };
   }
   // script outside markup: DOM sinks and globals, JS obfuscation (CRS 941180, 941360, 941370, 941390, 941400)
   const js = jsEvidence(s);
@@ -193,7 +258,8 @@ function lt0(s: string): boolean {
 }
 
 /** JavaScript sinks that are script even without markup (a DOM global, then a member or call). */
-const JS_STRONG = /\b(?:document\.(?:cookie|domain|write(?:ln)?\s*\(|location|body\.appendchild|createelement\s*\(|documentelement)|window\.(?:location|open\s*\(|name\b|eval)|(?:self|top|parent|frames|globalthis|window|this)\s*\[\s*['"`[(]|(?:alert|prompt|confirm|eval|atob|btoa|settimeout|setinterval|execscript|fromcharcode)\s*[(`]|new\s+function\s*\(|\.call\s*`|\.(?:constructor|__proto__)\s*[([])/;
+const JS_STRONG =
+  /\b(?:document\.(?:cookie|domain|write(?:ln)?\s*\(|location|body\.appendchild|createelement\s*\(|documentelement)|window\.(?:location|open\s*\(|name\b|eval)|(?:self|top|parent|frames|globalthis|window|this)\s*\[\s*['"`[(]|(?:alert|prompt|confirm|eval|atob|btoa|settimeout|setinterval|execscript|fromcharcode)\s*[(`]|new\s+function\s*\(|\.call\s*`|\.(?:constructor|__proto__)\s*[([])/;
 
 /** Script evidence outside markup. JS comments (`document/*x*\/.cookie`) are removed first. */
 function jsEvidence(s: string): XssHit | undefined {
@@ -210,7 +276,9 @@ function jsEvidence(s: string): XssHit | undefined {
     const call = /^(?:alert|prompt|confirm)\s+\(/.test(m[0]);
     // a bare `document.cookie` (a page title, a path segment) is only a mention; with an assignment,
     // concatenation or call around it, it is script
-    const bare = /^(?:document|window)\.[a-z]+$/.test(m[0]) && !/[=(+;,]/.test(c.slice(Math.max(0, m.index - 3), m.index) + c.slice(m.index + m[0].length, m.index + m[0].length + 3));
+    const bare =
+      /^(?:document|window)\.[a-z]+$/.test(m[0]) &&
+      !/[=(+;,]/.test(c.slice(Math.max(0, m.index - 3), m.index) + c.slice(m.index + m[0].length, m.index + m[0].length + 3));
     return { rule: 'script-sink', index: m.index, paranoia: call || bare ? 2 : 1 };
   }
   if (s.length > 5 && (s.indexOf('(') !== -1 || s.indexOf('=') !== -1 || s.indexOf('`') !== -1)) {
@@ -222,7 +290,7 @@ function jsEvidence(s: string): XssHit | undefined {
 
 /** DOM event handler names (without `on`), HTML Living Standard §8.1.8.2 and common vendor ones. */
 const EVENT_NAMES = new Set(
-  (
-    'abort afterprint animationend animationiteration animationstart auxclick beforecopy beforecut beforeinput beforepaste beforeprint beforeunload begin blur canplay canplaythrough change click close contextmenu copy cuechange cut dblclick drag dragend dragenter dragleave dragover dragstart drop durationchange emptied end ended error focus focusin focusout formdata hashchange input invalid keydown keypress keyup load loadeddata loadedmetadata loadstart message mousedown mouseenter mouseleave mousemove mouseout mouseover mouseup mousewheel offline online pagehide pageshow paste pause play playing pointerdown pointerenter pointerleave pointermove pointerout pointerover pointerrawupdate pointerup popstate progress ratechange readystatechange repeat reset resize scroll scrollend search securitypolicyviolation seeked seeking select selectionchange selectstart show stalled storage submit suspend timeupdate toggle touchend touchmove touchstart transitioncancel transitionend transitionrun transitionstart unload volumechange waiting webkitanimationend webkittransitionend wheel activate beforeactivate focusout bounce finish start'
-  ).split(' '),
+  'abort afterprint animationend animationiteration animationstart auxclick beforecopy beforecut beforeinput beforepaste beforeprint beforeunload begin blur canplay canplaythrough change click close contextmenu copy cuechange cut dblclick drag dragend dragenter dragleave dragover dragstart drop durationchange emptied end ended error focus focusin focusout formdata hashchange input invalid keydown keypress keyup load loadeddata loadedmetadata loadstart message mousedown mouseenter mouseleave mousemove mouseout mouseover mouseup mousewheel offline online pagehide pageshow paste pause play playing pointerdown pointerenter pointerleave pointermove pointerout pointerover pointerrawupdate pointerup popstate progress ratechange readystatechange repeat reset resize scroll scrollend search securitypolicyviolation seeked seeking select selectionchange selectstart show stalled storage submit suspend timeupdate toggle touchend touchmove touchstart transitioncancel transitionend transitionrun transitionstart unload volumechange waiting webkitanimationend webkittransitionend wheel activate beforeactivate focusout bounce finish start'.split(
+    ' ',
+  ),
 );

@@ -57,8 +57,19 @@ export class SqliteSink implements EventSink {
       this.db.exec('BEGIN');
       for (const e of batch) {
         this.insert.run(
-          e.time, e.request_id ?? null, e.api ?? null, e.operation ?? null, e.client_ip ?? null, e.identity ?? null,
-          e.method ?? null, e.path ?? null, e.control, e.reason, e.action, e.severity, e.status ?? null,
+          e.time,
+          e.request_id ?? null,
+          e.api ?? null,
+          e.operation ?? null,
+          e.client_ip ?? null,
+          e.identity ?? null,
+          e.method ?? null,
+          e.path ?? null,
+          e.control,
+          e.reason,
+          e.action,
+          e.severity,
+          e.status ?? null,
           e.details === undefined ? null : JSON.stringify(e.details),
         );
       }

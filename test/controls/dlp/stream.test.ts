@@ -135,7 +135,7 @@ function fetchRaw(
   url: string,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; complete: boolean }> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve, _reject) => {
     const req = request(url, { headers }, (res) => {
       const chunks: Buffer[] = [];
       let complete = false;

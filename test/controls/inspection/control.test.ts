@@ -43,7 +43,20 @@ async function run(stage: RequestStage, r: Req): Promise<{ v: Rejection | undefi
   };
   const req = { headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
   const ctx = new RequestContext(
-    { id: 'r1', req, method: r.method ?? (r.body === undefined ? 'GET' : 'POST'), target: r.target ?? '/', clientIp: '127.0.0.1', peerIp: '127.0.0.1', scheme: 'http', host: 'api.test', apiName: 'api', body: access, emit: (e) => events.push(e), signal: new AbortController().signal },
+    {
+      id: 'r1',
+      req,
+      method: r.method ?? (r.body === undefined ? 'GET' : 'POST'),
+      target: r.target ?? '/',
+      clientIp: '127.0.0.1',
+      peerIp: '127.0.0.1',
+      scheme: 'http',
+      host: 'api.test',
+      apiName: 'api',
+      body: access,
+      emit: (e) => events.push(e),
+      signal: new AbortController().signal,
+    },
     1024 * 1024,
   );
   const v = (await stage.run(ctx)) as Rejection | undefined;
@@ -102,10 +115,21 @@ describe('inspection control', () => {
 
   it('lets ordinary traffic through and reads the body once', async () => {
     const s = await stageFor();
-    const r = await run(s, json({ name: "O'Reilly", bio: 'I like cats; cat food is great. See https://example.com/a?b=1', tags: ['a', 'b'], n: 12.5, ok: true, none: null }));
+    const r = await run(
+      s,
+      json({ name: "O'Reilly", bio: 'I like cats; cat food is great. See https://example.com/a?b=1', tags: ['a', 'b'], n: 12.5, ok: true, none: null }),
+    );
     assert.equal(r.v, undefined);
     assert.equal(r.reads, 1);
-    assert.equal((await run(s, { target: '/users/42?sort=name&page=2', headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)' } })).v, undefined);
+    assert.equal(
+      (
+        await run(s, {
+          target: '/users/42?sort=name&page=2',
+          headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)' },
+        })
+      ).v,
+      undefined,
+    );
   });
 
   it('does not read bodies of content types it does not inspect', async () => {
@@ -148,7 +172,10 @@ describe('inspection control', () => {
 
   it('refuses XML DTDs (XXE, billion laughs) and deep nesting', async () => {
     const s = await stageFor({ body: { xml: { max_depth: 3 } } });
-    const xxe = await run(s, { body: '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>', headers: { 'content-type': 'application/xml' } });
+    const xxe = await run(s, {
+      body: '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>',
+      headers: { 'content-type': 'application/xml' },
+    });
     assert.equal(xxe.v?.problem.code, 'xml-dtd-refused');
     const deep = await run(s, { body: '<a><b><c><d>x</d></c></b></a>', headers: { 'content-type': 'text/xml' } });
     assert.equal(deep.v?.problem.code, 'xml-limit-exceeded');
@@ -158,12 +185,18 @@ describe('inspection control', () => {
 
   it('inspects multipart fields and filenames, with limits', async () => {
     const s = await stageFor({ body: { form: { max_files: 1 } } });
-    const mp = (parts: string[]) => ({ body: `${parts.map((p) => `--XX\r\n${p}\r\n`).join('')}--XX--\r\n`, headers: { 'content-type': 'multipart/form-data; boundary=XX' } });
+    const mp = (parts: string[]) => ({
+      body: `${parts.map((p) => `--XX\r\n${p}\r\n`).join('')}--XX--\r\n`,
+      headers: { 'content-type': 'multipart/form-data; boundary=XX' },
+    });
     const field = await run(s, mp(['Content-Disposition: form-data; name="q"\r\n\r\n1 union select password from users']));
     assert.equal(field.v?.details?.location, 'body:/q');
     const file = await run(s, mp(['Content-Disposition: form-data; name="f"; filename="../../etc/passwd"\r\nContent-Type: text/plain\r\n\r\nhi']));
     assert.equal(file.v?.details?.location, 'body:/f/filename');
-    const two = await run(s, mp(['Content-Disposition: form-data; name="a"; filename="a.txt"\r\n\r\nx', 'Content-Disposition: form-data; name="b"; filename="b.txt"\r\n\r\ny']));
+    const two = await run(
+      s,
+      mp(['Content-Disposition: form-data; name="a"; filename="a.txt"\r\n\r\nx', 'Content-Disposition: form-data; name="b"; filename="b.txt"\r\n\r\ny']),
+    );
     assert.equal(two.v?.problem.code, 'multipart-limit-exceeded');
   });
 
@@ -171,7 +204,10 @@ describe('inspection control', () => {
     const s = await stageFor();
     assert.equal((await run(s, { target: '/a/%c0%ae%c0%ae/etc' })).v?.problem.code, 'invalid-encoding');
     assert.equal((await run(s, { target: '/?q=%ff' })).v?.problem.code, 'invalid-encoding');
-    const body = await run(s, { body: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc0, 0xaf, 0x22, 0x7d]), headers: { 'content-type': 'application/json' } });
+    const body = await run(s, {
+      body: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc0, 0xaf, 0x22, 0x7d]),
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(body.v?.problem.code, 'invalid-encoding');
   });
 
@@ -219,7 +255,13 @@ describe('inspection control', () => {
   });
 
   it('turns off with enabled: false', async () => {
-    const inst = await inspectionControl.create(inspectionControl.schema.parse({ enabled: false }), { apiName: 'api', configDir: '.', store: new MemoryStore(), emit() {}, log: { info() {}, warn() {}, error() {} } });
+    const inst = await inspectionControl.create(inspectionControl.schema.parse({ enabled: false }), {
+      apiName: 'api',
+      configDir: '.',
+      store: new MemoryStore(),
+      emit() {},
+      log: { info() {}, warn() {}, error() {} },
+    });
     assert.equal(inst.request, undefined);
   });
 

@@ -19,7 +19,13 @@ import { MemoryStore } from '../../../src/state/memory.ts';
 const FIXTURES = fileURLToPath(new URL('../../fixtures/crs', import.meta.url));
 
 async function startStageServer(): Promise<Server> {
-  const inst = await inspectionControl.create(inspectionControl.schema.parse({}), { apiName: 'crs', configDir: '.', store: new MemoryStore(), emit() {}, log: { info() {}, warn() {}, error() {} } });
+  const inst = await inspectionControl.create(inspectionControl.schema.parse({}), {
+    apiName: 'crs',
+    configDir: '.',
+    store: new MemoryStore(),
+    emit() {},
+    log: { info() {}, warn() {}, error() {} },
+  });
   const stage = (inst.request as RequestStage[])[0] as RequestStage;
   const server = createServer(async (req, res) => {
     const body = {
@@ -31,7 +37,23 @@ async function startStageServer(): Promise<Server> {
         return body.buffered;
       },
     };
-    const ctx = new RequestContext({ id: 'x', req, method: req.method ?? 'GET', target: req.url ?? '/', clientIp: '127.0.0.1', peerIp: '127.0.0.1', scheme: 'http', host: 'localhost', apiName: 'crs', body, emit() {}, signal: new AbortController().signal }, 1 << 20);
+    const ctx = new RequestContext(
+      {
+        id: 'x',
+        req,
+        method: req.method ?? 'GET',
+        target: req.url ?? '/',
+        clientIp: '127.0.0.1',
+        peerIp: '127.0.0.1',
+        scheme: 'http',
+        host: 'localhost',
+        apiName: 'crs',
+        body,
+        emit() {},
+        signal: new AbortController().signal,
+      },
+      1 << 20,
+    );
     let status = 200;
     try {
       status = (await stage.run(ctx))?.problem.status ?? 200;
@@ -78,7 +100,12 @@ describe('CRS corpus sample (paranoia level 1)', () => {
   const tally = (rule: string) => {
     const mine = cases.filter((c) => c.id.startsWith(`${rule}-`));
     const blocked = (c: CorpusCase) => (statuses.get(c.id) ?? 0) >= 400;
-    return { attacks: mine.filter((c) => c.attack).length, detected: mine.filter((c) => c.attack && blocked(c)).length, mustPass: mine.filter((c) => !c.attack).length, falsePositives: mine.filter((c) => !c.attack && blocked(c)).length };
+    return {
+      attacks: mine.filter((c) => c.attack).length,
+      detected: mine.filter((c) => c.attack && blocked(c)).length,
+      mustPass: mine.filter((c) => !c.attack).length,
+      falsePositives: mine.filter((c) => !c.attack && blocked(c)).length,
+    };
   };
 
   const expected: Record<string, { attacks: number; detected: number; mustPass: number; falsePositives: number }> = {

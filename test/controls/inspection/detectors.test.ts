@@ -37,10 +37,35 @@ describe('sqli', () => {
     assert.equal(fingerprint('1 union select password from users', '').fp, '1UEnkn');
     assert.equal(fingerprint('1 /*!50000union*/ select 1', '').fp, '1UE1');
   });
-  for (const attack of ["1' or '1'='1", '1 union select password from users', "admin'--", '1; drop table users', '1 or 1=1', "1' and sleep(5)#", '-1 union/**/select 1,2,3', "') or ('a'='a", 'x" or "x"="x', '1 and 1=1', "' union all select null--", 'select * from users', '@@version', 'x from information_schema.tables']) {
+  for (const attack of [
+    "1' or '1'='1",
+    '1 union select password from users',
+    "admin'--",
+    '1; drop table users',
+    '1 or 1=1',
+    "1' and sleep(5)#",
+    '-1 union/**/select 1,2,3',
+    "') or ('a'='a",
+    'x" or "x"="x',
+    '1 and 1=1',
+    "' union all select null--",
+    'select * from users',
+    '@@version',
+    'x from information_schema.tables',
+  ]) {
     it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectSqli(n(attack)), undefined));
   }
-  for (const benign of ["O'Reilly and friends", 'hello world', 'select the option from the list', "it's 5 o'clock", 'rock and roll', 'john.smith@example.com', 'Delete my account', 'price: 10-20 EUR', 'a = b']) {
+  for (const benign of [
+    "O'Reilly and friends",
+    'hello world',
+    'select the option from the list',
+    "it's 5 o'clock",
+    'rock and roll',
+    'john.smith@example.com',
+    'Delete my account',
+    'price: 10-20 EUR',
+    'a = b',
+  ]) {
     it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectSqli(n(benign)), undefined));
   }
   // token-sequence evidence (paranoia level 1)
@@ -69,10 +94,28 @@ describe('sqli', () => {
   }
   // prose and API values with SQL words, function names before a spaced parenthesis, numbers with or
   for (const benign of [
-    'I want 2 or 3 items', 'year 2024 or 2025', 'true or false', 'Please select a size and a colour', 'Union Station, Chicago', 'drop me a line',
-    'Update: shipping is free', 'Delete (Trashcan)', 'order by date or by price', 'lower (unnamed) rank', 'Left (WA, RR), south for ½ mile',
-    'the interior angles add up to 180 degrees (same color)', 'maximise space (ideal for art)', 'we will create a table for you', 'Set @home = true',
-    'between 1 and 5', 'C# | F# | Go', 'Exec summary: profits up', 'convert to pdf', 'users/123/orders', '{"filter": "a,b"}', 'alias: Johnny',
+    'I want 2 or 3 items',
+    'year 2024 or 2025',
+    'true or false',
+    'Please select a size and a colour',
+    'Union Station, Chicago',
+    'drop me a line',
+    'Update: shipping is free',
+    'Delete (Trashcan)',
+    'order by date or by price',
+    'lower (unnamed) rank',
+    'Left (WA, RR), south for ½ mile',
+    'the interior angles add up to 180 degrees (same color)',
+    'maximise space (ideal for art)',
+    'we will create a table for you',
+    'Set @home = true',
+    'between 1 and 5',
+    'C# | F# | Go',
+    'Exec summary: profits up',
+    'convert to pdf',
+    'users/123/orders',
+    '{"filter": "a,b"}',
+    'alias: Johnny',
     '4294967296',
   ]) {
     it(`passes at paranoia level 1: ${JSON.stringify(benign)}`, () => {
@@ -83,7 +126,19 @@ describe('sqli', () => {
 });
 
 describe('xss', () => {
-  for (const attack of ['<script>alert(1)</script>', '<img src=x onerror=alert(1)>', '" onmouseover="alert(1)', 'javascript:alert(1)', 'java\tscript:alert(1)', '<svg/onload=alert(1)>', '<a href="javascript:void(0)">x</a>', '<iframe src=//evil>', '<x onpointerenter=alert(1)>', 'data:text/html;base64,PHNjcmlwdD4=', '<div style="background:url(javascript:alert(1))">']) {
+  for (const attack of [
+    '<script>alert(1)</script>',
+    '<img src=x onerror=alert(1)>',
+    '" onmouseover="alert(1)',
+    'javascript:alert(1)',
+    'java\tscript:alert(1)',
+    '<svg/onload=alert(1)>',
+    '<a href="javascript:void(0)">x</a>',
+    '<iframe src=//evil>',
+    '<x onpointerenter=alert(1)>',
+    'data:text/html;base64,PHNjcmlwdD4=',
+    '<div style="background:url(javascript:alert(1))">',
+  ]) {
     it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectXss(n(attack)), undefined));
   }
   for (const benign of ['a < b and c > d', '<b>bold</b>', 'I read it on line 5', 'description of javascript frameworks', 'x<3']) {
@@ -111,7 +166,18 @@ describe('xss', () => {
     });
   }
   // HTML-ish Markdown and prose
-  for (const benign of ['Hello <b>world</b>', 'x < y and y > z', 'window.open in new tab', 'document.pdf', 'javascript-manual/document.cookie', 'Set an alert (daily)', 'Are you sure? (y/n)', '**bold** and _italic_ [link](https://example.com)', 'email me at a@b.com', '<p>Paragraph</p><ul><li>item</li></ul>']) {
+  for (const benign of [
+    'Hello <b>world</b>',
+    'x < y and y > z',
+    'window.open in new tab',
+    'document.pdf',
+    'javascript-manual/document.cookie',
+    'Set an alert (daily)',
+    'Are you sure? (y/n)',
+    '**bold** and _italic_ [link](https://example.com)',
+    'email me at a@b.com',
+    '<p>Paragraph</p><ul><li>item</li></ul>',
+  ]) {
     it(`passes at paranoia level 1: ${JSON.stringify(benign)}`, () => {
       const h = detectXss(n(benign));
       assert.ok(h === undefined || h.paranoia > 1, `${h?.rule}`);
@@ -120,7 +186,18 @@ describe('xss', () => {
 });
 
 describe('command injection', () => {
-  for (const attack of [';cat /etc/passwd', '| id', '$(whoami)', '`uname -a`', '127.0.0.1 && curl http://x', 'x;c\'a\'t /etc/passwd', 'a|$u wget test', '() { :;}; /bin/bash -c id', 'for /f %a in (x) do y', 'x;w\\ho\\am\\i']) {
+  for (const attack of [
+    ';cat /etc/passwd',
+    '| id',
+    '$(whoami)',
+    '`uname -a`',
+    '127.0.0.1 && curl http://x',
+    "x;c'a't /etc/passwd",
+    'a|$u wget test',
+    '() { :;}; /bin/bash -c id',
+    'for /f %a in (x) do y',
+    'x;w\\ho\\am\\i',
+  ]) {
     it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectCmdi(n(attack)), undefined));
   }
   for (const benign of ['I like cats; cat food is great', 'salt & pepper', 'tom & jerry; the movie', 'C# | F#']) {
@@ -153,10 +230,33 @@ describe('command injection', () => {
   }
   // shell-like product names, Markdown code spans, prose around separators
   for (const benign of [
-    'python', 'curl', 'kubectl', 'ls', 'bash shell tips', 'tea & time', 'News | Time', 'Home | About | Contact', 'who is there', 'find my order',
-    'echo chamber', 'ping me later', 'time to go', 'the ping-pong table', 'Q&A', 'R&D; marketing', 'a=1&b=2', 'Use `npm install` to install',
-    'run `ls -la` to list', 'cost: $5 (incl. tax)', 'for each item in (list)', 'C:\\Users\\me\\file.txt', '/home/user/docs/report.pdf',
-    '{"tags": ["python", "curl"]}', 'Version 2.0 - now with more', '$[0].name', 'alias: Johnny',
+    'python',
+    'curl',
+    'kubectl',
+    'ls',
+    'bash shell tips',
+    'tea & time',
+    'News | Time',
+    'Home | About | Contact',
+    'who is there',
+    'find my order',
+    'echo chamber',
+    'ping me later',
+    'time to go',
+    'the ping-pong table',
+    'Q&A',
+    'R&D; marketing',
+    'a=1&b=2',
+    'Use `npm install` to install',
+    'run `ls -la` to list',
+    'cost: $5 (incl. tax)',
+    'for each item in (list)',
+    'C:\\Users\\me\\file.txt',
+    '/home/user/docs/report.pdf',
+    '{"tags": ["python", "curl"]}',
+    'Version 2.0 - now with more',
+    '$[0].name',
+    'alias: Johnny',
   ]) {
     it(`passes at paranoia level 1: ${JSON.stringify(benign)}`, () => {
       const h = detectCmdi(n(benign));
@@ -166,7 +266,14 @@ describe('command injection', () => {
 });
 
 describe('path traversal / LFI', () => {
-  for (const attack of ['../../etc/passwd', '..\\..\\windows\\win.ini', '....//....//etc/hosts', '/proc/self/environ', 'php://filter/resource=index.php', '%2e%2e%2f%2e%2e%2fetc']) {
+  for (const attack of [
+    '../../etc/passwd',
+    '..\\..\\windows\\win.ini',
+    '....//....//etc/hosts',
+    '/proc/self/environ',
+    'php://filter/resource=index.php',
+    '%2e%2e%2f%2e%2e%2fetc',
+  ]) {
     it(`detects ${JSON.stringify(attack)}`, () => assert.notEqual(detectLfi(n(attack)), undefined));
   }
   for (const benign of ['wait... / ok', 'v1.2.3', 'see page 2.', 'environment variables']) {
@@ -177,7 +284,15 @@ describe('path traversal / LFI', () => {
     assert.equal(detectLfi(n('/sys/class'))?.rule, 'sensitive-file:sys/class/');
   });
   // file paths in JSON values, dotted names
-  for (const benign of ['docs/readme.md', 'src/index.ts', 'https://example.com/files/report.pdf', 'C:\\Users\\me\\file.txt', 'config.json', 'v2..v3', 'team.environment']) {
+  for (const benign of [
+    'docs/readme.md',
+    'src/index.ts',
+    'https://example.com/files/report.pdf',
+    'C:\\Users\\me\\file.txt',
+    'config.json',
+    'v2..v3',
+    'team.environment',
+  ]) {
     it(`passes ${JSON.stringify(benign)}`, () => assert.equal(detectLfi(n(benign)), undefined));
   }
   it('flags restricted request paths but not /.well-known', () => {
@@ -243,7 +358,25 @@ describe('nosql, ssti, ldap', () => {
 
 describe('linear time on pathological inputs', () => {
   const big = 100 * 1024;
-  const inputs = ["'".repeat(big), '('.repeat(big), '<'.repeat(big), '[{'.repeat(big / 2), '<a x="'.repeat(big / 6), ';'.repeat(big), '${'.repeat(big / 2), '{{'.repeat(big / 2), '..'.repeat(big / 2), 'on'.repeat(big / 2), ' on'.repeat(big / 3), '//'.repeat(big / 2), ')('.repeat(big / 2), '%25'.repeat(big / 3), '&#'.repeat(big / 2), '/*'.repeat(big / 2), 'a'.repeat(big)];
+  const inputs = [
+    "'".repeat(big),
+    '('.repeat(big),
+    '<'.repeat(big),
+    '[{'.repeat(big / 2),
+    '<a x="'.repeat(big / 6),
+    ';'.repeat(big),
+    '${'.repeat(big / 2),
+    '{{'.repeat(big / 2),
+    '..'.repeat(big / 2),
+    'on'.repeat(big / 2),
+    ' on'.repeat(big / 3),
+    '//'.repeat(big / 2),
+    ')('.repeat(big / 2),
+    '%25'.repeat(big / 3),
+    '&#'.repeat(big / 2),
+    '/*'.repeat(big / 2),
+    'a'.repeat(big),
+  ];
   for (const input of inputs) {
     it(`finishes on 100 KB of ${JSON.stringify(input.slice(0, 6))}…`, { timeout: 10_000 }, () => {
       const s = n(input);

@@ -15,7 +15,11 @@ describe('inspection through a real gateway (on by default)', () => {
   });
 
   it('blocks an injection in a JSON body with 403 problem details and one event', async () => {
-    const res = await fetch(`${gw.url}/comments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ comment: "x' or '1'='1" }) });
+    const res = await fetch(`${gw.url}/comments`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ comment: "x' or '1'='1" }),
+    });
     assert.equal(res.status, 403);
     assert.equal(res.headers.get('content-type'), 'application/problem+json');
     const body = (await res.json()) as Record<string, unknown>;

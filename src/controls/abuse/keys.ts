@@ -19,7 +19,7 @@
  * CEL results) and long values are replaced by a SHA-256 digest before they reach the store.
  */
 import { createHash } from 'node:crypto';
-import { celEnv, isCelError, parse, plan } from '@bufbuild/cel';
+import { type CelProgram, compileCel, isCelError } from '../../cel/index.ts';
 import type { RequestContext } from '../../pipeline/context.ts';
 import type { RequestPhase } from '../../pipeline/stage.ts';
 
@@ -43,8 +43,6 @@ function digest(v: string): string {
 function bounded(v: string): string {
   return v.length > 128 ? `h:${digest(v)}` : v;
 }
-
-let celEnvironment: ReturnType<typeof celEnv> | undefined;
 
 /**
  * Variables seen by a `cel:` key: `request` {ip, method, path, host, api, headers (map of
@@ -92,10 +90,9 @@ function compilePart(spec: string): Part {
   }
   if (spec.startsWith('cel:')) {
     const src = spec.slice(4);
-    let run: (vars: Record<string, unknown>) => unknown;
+    let run: CelProgram;
     try {
-      celEnvironment ??= celEnv();
-      run = plan(celEnvironment, parse(src)) as unknown as (vars: Record<string, unknown>) => unknown;
+      run = compileCel(src, `key "${spec}"`);
     } catch (e) {
       throw new Error(`invalid key "${spec}": ${(e as Error).message}`);
     }

@@ -23,7 +23,7 @@
  * response rules, `response`. Anything but `true`, evaluation errors included, denies (fail closed).
  */
 import { createHash } from 'node:crypto';
-import { celEnv, isCelError, parse, plan } from '@bufbuild/cel';
+import { type CelProgram as Program, compileCel, isCelError } from '../../cel/index.ts';
 import { z } from 'zod';
 import { type CompiledDocument, compileDocument, type SecurityRequirement } from '../../openapi/compile.ts';
 import { decodeBody, requestFacts, responseFacts } from '../../openapi/http.ts';
@@ -97,25 +97,6 @@ export type AuthzConfigInput = z.input<typeof authzSchema>;
  */
 export function authzZeroConfig(file: string): AuthzConfigInput {
   return { openapi: resolveSource(file, process.cwd()), scopes: 'openapi' };
-}
-
-type Program = (vars: Record<string, unknown>) => unknown;
-
-/**
- * Compiles a CEL expression once.
- * @throws {Error} `WHERE: invalid CEL expression at line L, column C: REASON` on a syntax error.
- */
-export function compileCel(expr: string, where: string): Program {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(expr);
-  } catch (err) {
-    const e = err as Error & { location?: { start?: { line: number; column: number } }; rawMessage?: string };
-    const loc = e.location?.start;
-    throw new Error(`${where}: invalid CEL expression${loc ? ` at line ${loc.line}, column ${loc.column}` : ''}: ${e.rawMessage ?? e.message}`);
-  }
-  const run = plan(celEnv(), parsed);
-  return (vars) => run(vars as never);
 }
 
 interface CompiledRule {

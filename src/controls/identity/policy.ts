@@ -10,7 +10,7 @@
  * and `request` (`method`, `path`, `api`). Anything but `true`, including an evaluation error
  * (e.g. a missing claim), → 403 `claims-not-satisfied`.
  */
-import { celEnv, isCelError, parse, plan } from '@bufbuild/cel';
+import { compileCel, isCelError } from '../../cel/index.ts';
 import type { Identity, RequestContext } from '../../pipeline/context.ts';
 import { IdentityError } from './errors.ts';
 
@@ -20,23 +20,6 @@ export interface CompiledRequirement {
   readonly scopeString: string;
   /** @throws {IdentityError} 403 when the identity does not satisfy the requirement. */
   check(identity: Identity, ctx: RequestContext): void;
-}
-
-/**
- * Compiles a CEL expression.
- * @throws {Error} `invalid CEL expression at line L, column C: ...` for syntax errors.
- */
-export function compileCel(expr: string, where: string): (vars: Record<string, unknown>) => unknown {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(expr);
-  } catch (err) {
-    const e = err as Error & { location?: { start?: { line: number; column: number } }; rawMessage?: string };
-    const loc = e.location?.start;
-    throw new Error(`${where}: invalid CEL expression${loc ? ` at line ${loc.line}, column ${loc.column}` : ''}: ${e.rawMessage ?? e.message}`);
-  }
-  const run = plan(celEnv(), parsed);
-  return (vars) => run(vars as never);
 }
 
 /** Extracts the granted scopes from claims: `scope` (space-delimited) or `scp` (array or string). */

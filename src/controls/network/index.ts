@@ -86,8 +86,17 @@ export const networkSchema = z.strictObject({
        * ip-location-db files. Default: the shipped DB-IP IP to City Lite (CC BY 4.0).
        */
       databases: z.array(z.string().min(1)).min(1).optional(),
-      /** ASN MMDB files (GeoLite2-ASN, DB-IP ASN Lite). None by default. */
+      /**
+       * Your own ASN MMDB files (GeoIP2/GeoLite2-ASN, DB-IP ASN Lite). When set they replace the
+       * shipped ASN data (Route Views + DB-IP, `@ip-location-db/asn`, CC BY 4.0).
+       */
       asn_databases: z.array(z.string().min(1)).default([]),
+      /**
+       * Look up the autonomous system of every client even when no ASN rule needs it (travel
+       * history and events then carry it). ASN binding and `travel.new_asn_window_ms` turn ASN
+       * lookups on by themselves.
+       */
+      asn: z.boolean().default(false),
     })
     .prefault({}),
   travel: z
@@ -101,7 +110,7 @@ export const networkSchema = z.strictObject({
       min_distance_km: z.number().nonnegative().default(300),
       /** A new country within this time of the previous request fires (0 = off), ms. */
       new_country_window_ms: z.number().int().nonnegative().default(600_000),
-      /** A new autonomous system within this time fires (0 = off; needs `geo.asn_databases`), ms. */
+      /** A new autonomous system within this time fires (0 = off), ms. */
       new_asn_window_ms: z.number().int().nonnegative().default(0),
       /** `event` alerts and lets the request through; `challenge` asks for step-up (RFC 9470); `revoke` puts the token's `jti` on the revocation list and refuses it. */
       action: actionBase.default('challenge'),
@@ -116,7 +125,7 @@ export const networkSchema = z.strictObject({
   binding: z
     .strictObject({
       enabled: z.boolean().default(false),
-      /** Bind to the IP prefix (`prefix`) or the autonomous system (`asn`, needs `geo.asn_databases`). */
+      /** Bind to the IP prefix (`prefix`) or the autonomous system (`asn`). */
       by: z.enum(['prefix', 'asn']).default('prefix'),
       ipv4_prefix: z.number().int().min(0).max(32).default(24),
       ipv6_prefix: z.number().int().min(0).max(128).default(48),
@@ -256,8 +265,8 @@ export const networkControl = defineControl({
 
 /**
  * Builds the control for one API. `clock` (epoch ms) is injectable for tests.
- * @throws {Error} naming the file when an IP list file or a geo database cannot be read or is
- *   invalid, or naming the setting when binding/travel need an ASN database that is not configured.
+ * @throws {Error} naming the file when an IP list file, a geo database or the shipped ASN data
+ *   cannot be read or is invalid.
  */
 export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: () => number = Date.now): Promise<ControlInstance> {
   const realm = cfg.realm ?? env.apiName;
@@ -280,18 +289,18 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
 
   const travel = cfg.travel;
   const binding = cfg.binding;
-  const needsAsn = (binding.enabled && binding.by === 'asn') || (travel.enabled && travel.new_asn_window_ms > 0);
-  if (needsAsn && cfg.geo.asn_databases.length === 0) {
-    closeAll();
-    throw new Error(`${binding.enabled && binding.by === 'asn' ? 'binding.by: asn' : 'travel.new_asn_window_ms'} needs an ASN database: set geo.asn_databases`);
-  }
-  const needsGeo = opened.some((r) => r.geo) || travel.enabled || needsAsn;
+  // Country and coordinates only for geofences and travel; ASN only when something uses it (the
+  // shipped table is parsed on first use, so a gateway without ASN rules never pays for it).
+  const needsLocation = opened.some((r) => r.geo) || travel.enabled;
+  const needsAsn = (binding.enabled && binding.by === 'asn') || (travel.enabled && travel.new_asn_window_ms > 0) || cfg.geo.asn;
   let geo: GeoLookup | undefined;
-  if (needsGeo) {
+  if (needsLocation || needsAsn) {
     try {
+      const asnFiles = cfg.geo.asn_databases.map((f) => resolve(env.configDir, f));
       geo = await GeoLookup.open({
-        location: cfg.geo.databases?.map((f) => resolve(env.configDir, f)) ?? defaultLocationDatabases(),
-        asn: cfg.geo.asn_databases.map((f) => resolve(env.configDir, f)),
+        location: needsLocation ? (cfg.geo.databases?.map((f) => resolve(env.configDir, f)) ?? defaultLocationDatabases()) : [],
+        asn: asnFiles,
+        shippedAsn: needsAsn && asnFiles.length === 0,
       });
     } catch (e) {
       closeAll();

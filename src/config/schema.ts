@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { CONTROLS } from '../controls/index.ts';
+import { gatewayNetworkSchema } from '../controls/network/index.ts';
 
 /** `host:port` or `[v6]:port`. */
 export const addressSchema = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8080');
@@ -179,6 +180,8 @@ export const configSchema = z.strictObject({
     .default({ listen: '127.0.0.1:9901' }),
   /** Peers whose `X-Forwarded-For` / `Forwarded` headers are believed. Everything else is ignored. */
   trusted_proxies: z.array(cidrSchema).default([]),
+  /** Gateway-wide IP and country rules, a floor for every API (the `network` control's lists; see README). */
+  network: gatewayNetworkSchema.optional(),
   /** Worker processes (`auto` = CPU count). */
   workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
   /** How long SIGTERM waits for in-flight requests before closing them, in ms. */

@@ -21,6 +21,7 @@ import { type CompiledConfig, compileConfig } from './compile.ts';
 import { RequestHandler } from './handler.ts';
 import { type ApiListener, createTlsListener, httpApiListener, listen, requestTlsInfo, type TlsListenerSettings, urlOf } from './listeners.ts';
 import { listenerClientAuth, prepareTransport } from '../controls/transport/wiring.ts';
+import { prepareNetwork } from '../controls/network/wiring.ts';
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -89,7 +90,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   };
   const routes = new Map<string, AdminRoute>();
   const compile = (c: RampartConfig, locate?: Locator): Promise<CompiledConfig> =>
-    compileConfig(prepareTransport(c, configDir), {
+    compileConfig(prepareNetwork(prepareTransport(c, configDir)), {
       file,
       configDir,
       locate,

@@ -75,8 +75,21 @@ const routeSchema = z.strictObject({
 
 const actionBase = z.enum(['event', 'challenge', 'revoke']);
 
+/**
+ * The top-level, gateway-wide `network` block: allow/deny lists and country rules that every API
+ * gets as a floor (see ./wiring.ts). Deny anywhere wins; an API's or route's own allow list
+ * narrows further (a client must be on every allow list that applies).
+ */
+export const gatewayNetworkSchema = z.strictObject(rulesShape);
+export type GatewayNetworkConfig = z.output<typeof gatewayNetworkSchema>;
+
 export const networkSchema = z.strictObject({
   ...rulesShape,
+  /**
+   * Gateway-wide rules checked before the API's own: set by the gateway from the top-level
+   * `network` block (an API cannot opt out of them, not even with `network: false`).
+   */
+  gateway: gatewayNetworkSchema.optional(),
   /** Stricter rules for parts of the API; they apply in addition to the API-wide ones. */
   routes: z.array(routeSchema).default([]),
   geo: z
@@ -156,7 +169,7 @@ export const networkSchema = z.strictObject({
 });
 export type NetworkConfig = z.output<typeof networkSchema>;
 export type NetworkConfigInput = z.input<typeof networkSchema>;
-type Rules = z.output<typeof routeSchema> | NetworkConfig;
+type Rules = z.output<typeof routeSchema> | NetworkConfig | GatewayNetworkConfig;
 
 /** Compiled list and geofence rules of the API or of one route. */
 interface CompiledRules {
@@ -169,6 +182,8 @@ interface CompiledRules {
   unknownCountry: 'allow' | 'deny';
   /** Whether these rules need a geo lookup. */
   geo: boolean;
+  /** The gateway-wide floor (from the top-level `network` block). */
+  gateway?: true;
 }
 
 const FORBIDDEN_IP = () => new Problem(403, 'ip-denied', 'Forbidden', { detail: 'Requests from this network address are not allowed.' });
@@ -277,15 +292,25 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
       r.deny.close();
     }
   };
+  let floor: CompiledRules | undefined;
   try {
+    if (cfg.gateway) {
+      try {
+        floor = await compileRules(cfg.gateway, env);
+      } catch (e) {
+        throw new Error(`top-level network: ${(e as Error).message}`);
+      }
+      floor.gateway = true;
+      opened.push(floor);
+    }
     opened.push(await compileRules(cfg, env));
     for (let i = 0; i < cfg.routes.length; i++) opened.push(await compileRules(cfg.routes[i] as Rules, env));
   } catch (e) {
     closeAll();
     throw e;
   }
-  const api = opened[0] as CompiledRules;
-  const routes = opened.slice(1);
+  const api = opened[floor ? 1 : 0] as CompiledRules;
+  const routes = opened.slice(floor ? 2 : 1);
 
   const travel = cfg.travel;
   const binding = cfg.binding;
@@ -321,8 +346,10 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
 
   function check(r: CompiledRules, ctx: RequestContext, route: string | undefined): Verdict {
     const ip = ctx.clientIp;
-    if (r.deny.has(ip)) return deny(FORBIDDEN_IP(), 'medium', { list: 'deny', route });
-    if (!r.allow.empty && !r.allow.has(ip)) return deny(NOT_ALLOWED_IP(), 'medium', { list: 'allow', route });
+    // Where the rule is: a route (its prefix), the gateway-wide block, or (neither key) the API.
+    const scope = route !== undefined ? { route } : r.gateway ? { gateway: true } : undefined;
+    if (r.deny.has(ip)) return deny(FORBIDDEN_IP(), 'medium', { list: 'deny', ...scope });
+    if (!r.allow.empty && !r.allow.has(ip)) return deny(NOT_ALLOWED_IP(), 'medium', { list: 'allow', ...scope });
     if (r.geo) {
       const cc = lookup(ctx)?.country;
       if (cc === undefined) {
@@ -332,12 +359,12 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
               detail: 'The location of this network address is unknown and unknown locations are not allowed.',
             }),
             'low',
-            { route },
+            { ...scope },
           );
       } else if (r.denyCountries.has(cc) || (r.allowCountries.size > 0 && !r.allowCountries.has(cc))) {
         return deny(new Problem(403, 'country-denied', 'Forbidden', { detail: 'Requests from this location are not allowed.' }), 'medium', {
           country: cc,
-          route,
+          ...scope,
         });
       }
     }
@@ -348,6 +375,10 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
     control: 'network',
     phase: 'network',
     run(ctx) {
+      if (floor) {
+        const fv = check(floor, ctx, undefined);
+        if (fv) return fv;
+      }
       const v = check(api, ctx, undefined);
       if (v) return v;
       if (routes.length) {

@@ -31,9 +31,28 @@ const NO_BODY_STATUS = new Set([204, 304]);
 /** HTTP/2 request pseudo-header fields (RFC 9113 §8.3.1, RFC 8441 §4): never forwarded as headers. */
 const H2_PSEUDO = [':method', ':scheme', ':authority', ':path', ':protocol'] as const;
 
+/** The fixed fields of one access-log line (durations in ms, sizes in bytes). */
+export interface AccessRecord {
+  request_id: string;
+  /** API name, `-` when no route matched. */
+  api: string;
+  method: string;
+  /** Request target with secret query parameters redacted. */
+  path: string;
+  status: number;
+  verdict: string;
+  aborted: boolean;
+  bytes_in: number;
+  bytes_out: number;
+  latency_ms: number;
+  /** Time to the upstream response head; absent when the request never reached the upstream. */
+  upstream_ms: number | undefined;
+  client_ip: string;
+}
+
 /** Access-log writer (one line per request). */
 export interface AccessLog {
-  info(obj: object): void;
+  access(record: AccessRecord): void;
 }
 
 /** What the handler needs from the gateway. */
@@ -158,8 +177,7 @@ export class RequestHandler {
           }
         }
       }
-      this.deps.accessLog?.info({
-        type: 'access',
+      this.deps.accessLog?.access({
         request_id: id,
         api: apiName,
         method,

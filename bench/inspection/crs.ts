@@ -1,6 +1,7 @@
 /**
  * Corpus measurement: runs the OWASP CRS regression corpus through Rampart's inspection control and,
- * in the same command, through nginx + ModSecurity v3 + CRS 4 at paranoia levels 1 and 2, and
+ * in the same command, through nginx + ModSecurity v3 + CRS 4 at paranoia levels 1 and 2 (Rampart at
+ * paranoia levels 1, 2 and 3), and
  * prints per attack class the detection rate on attack cases and the false-positive rate on
  * must-pass cases.
  *
@@ -12,7 +13,7 @@
  *               tune half only and the holdout half measures how well that generalises. Default all.
  *   --json      per-table summary; --cases: per-case statuses of every engine (to diff runs).
  *   --misses    lists Rampart's misses and false positives of a class, in the first half --split
- *               names (tune it with `--split tune`), at paranoia level --pl (default 1).
+ *               names (tune it with `--split tune`), at paranoia level --pl (1-3, default 1).
  *   --crs-cache reuses ModSecurity/CRS statuses saved in FILE (measured and saved when FILE does
  *               not exist): for quick iterations only; final figures are measured live.
  *
@@ -268,9 +269,8 @@ async function main(): Promise<void> {
   let cases = loadCorpus(corpusDir);
   if (only) cases = cases.filter((c) => only.includes(c.cls));
   const engines: { name: string; port: number }[] = [];
-  const r1 = await startRampart(1);
-  const r2 = await startRampart(2);
-  engines.push({ name: 'Rampart PL1', port: r1.port }, { name: 'Rampart PL2', port: r2.port });
+  const rampart = [await startRampart(1), await startRampart(2), await startRampart(3)];
+  engines.push(...rampart.map((r, i) => ({ name: `Rampart PL${i + 1}`, port: r.port })));
   const crsDir = existsSync(join(corpusDir, 'rules')) ? corpusDir : resolve(corpusDir, '..');
   const results: Record<string, { status: number; reason: string }[]> = {};
   let nginxNote = '';
@@ -296,8 +296,7 @@ async function main(): Promise<void> {
     );
   }
   if (typeof ng !== 'string') ng.proc.kill('SIGTERM');
-  r1.server.close();
-  r2.server.close();
+  for (const r of rampart) r.server.close();
   if (crsCache && !existsSync(crsCache) && results['CRS PL1']) {
     const out: Record<string, Record<string, number>> = {};
     cases.forEach((c, i) => {

@@ -35,7 +35,7 @@ const UNIQUE = new Set(
   sh bash zsh ksh csh tcsh dash ash fish rbash mksh yash vi vim nvim ed ex emacs nano pico joe
   reboot shutdown halt poweroff init telinit runlevel wall write mesg finger pinky users groups id
   ps pstree top htop atop iotop vmstat iostat mpstat free uptime w who last df du lsblk blkid fdisk parted mkfs
-  set unset type at cd mail kill goto
+  set unset type at cd mail kill goto chef
   ls dir vdir ll la cat tac nl head tail more less most grep egrep fgrep rgrep ag rg ack find locate updatedb which whereis
   file stat touch mkdir rmdir rm cp mv ln install chcon column comm fold split csplit paste join cut sort uniq tr wc rev
   tee sleep timeout watch time nice renice ionice taskset stdbuf unbuffer script screen tmux expect
@@ -54,7 +54,7 @@ const WORDY = new Set(
   screen expect echo printf yes seq expr bc dc factor date cal host dig whois ping telnet ssh route arp ip ss perf apt snap pip
   tar zip dd rsync ftp mount mail alias unset set type at cd mkdir rm cp mv kill
   curl wget git docker kubectl openssl gcc clang cmake gzip unzip tmux nmap sqlite3 psql mongosh scp sftp tftp irb
-  base64 base32 strings od dir rar 7z cpio service mount wipe shred passwd
+  base64 base32 strings od dir rar 7z cpio service mount wipe shred passwd chef
   `),
 );
 /** Commands that are suspicious as a whole value even without arguments (reconnaissance): `whoami`, `ifconfig`. */
@@ -87,6 +87,9 @@ const POWERSHELL =
 const GLOB_TARGETS = words(
   '/etc/passwd /etc/shadow /etc/group /etc/hosts /etc/sudoers /etc/issue /bin/bash /bin/sh /bin/dash /bin/zsh /bin/cat /bin/nc /bin/netcat /bin/ncat /bin/ls /bin/id /bin/ps /bin/rm /bin/busybox /usr/bin/id /usr/bin/whoami /usr/bin/wget /usr/bin/curl /usr/bin/uname /usr/bin/python /usr/bin/python3 /usr/bin/perl /usr/bin/nc /usr/bin/ncat /usr/bin/base64 /usr/bin/cat /usr/bin/env /usr/bin/bash /bin/uname /bin/wget /bin/curl /usr/bin/nmap /proc/self/environ',
 );
+
+/** System directories a glob-spelt path may name on its own (paranoia level 2). */
+const GLOB_DIRS = words('/etc /bin /sbin /usr /tmp /dev /proc /var /root');
 
 /** A detected command injection. */
 export interface CmdiHit {
@@ -207,6 +210,9 @@ function commandAt(v: string, i: number): { word: string; start: number; end: nu
     j++;
   }
   let word = v.slice(i, j);
+  // cmd.exe options glue to the command (`bcdboot/r`, `dir/s`): the word is what precedes the first slash
+  const fs = word.indexOf('/');
+  if (fs > 0 && WINDOWS.has(word.slice(0, fs))) return { word: word.slice(0, fs), start: i, end: j, path: false };
   const slash = Math.max(word.lastIndexOf('/'), word.lastIndexOf('\\'));
   const path = slash !== -1;
   if (slash !== -1 && slash < word.length - 1) word = word.slice(slash + 1);
@@ -237,10 +243,15 @@ function globMatch(p: string, t: string, pi = 0, ti = 0, budget = { n: 2000 }): 
     if (--budget.n < 0) return false;
     const c = p[pi] as string;
     if (c === '*') {
-      for (let k = ti; k <= t.length; k++) if (globMatch(p, t, pi + 1, k, budget)) return true;
+      // like the shell, `*` and `?` never match a `/` (a pattern cannot cross directories)
+      for (let k = ti; k <= t.length; k++) {
+        if (globMatch(p, t, pi + 1, k, budget)) return true;
+        if (t[k] === '/') break;
+      }
       return false;
     }
     if (ti >= t.length) return false;
+    if (c === '?' && t[ti] === '/') return false;
     if (c === '?') {
       pi++;
       ti++;
@@ -268,7 +279,7 @@ function globMatch(p: string, t: string, pi = 0, ti = 0, budget = { n: 2000 }): 
 
 const WINDOWS_FOR = /^for\s+(?:\/[a-z](?:\s+(?:"[^"]{0,64}"|[^\s%/"]{1,64})){0,3}\s+){0,4}%%?[^\s]{1,16}\s+in\s*\(/;
 const WINDOWS_IF =
-  /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s)/;
+  /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\([^()\s]{1,32}\)\s*(?:==|equ\s|neq\s)\s*\()/;
 const MAIL_SMTP = /[\r\n]\s*(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
 const MAIL_OTHER =
   /[\r\n]\s*(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b)/;
@@ -295,6 +306,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   }
   const v = canonical(s);
   const n = v.length;
+  // paranoia level 2: shell syntax with no use outside a shell
+  if (weak === undefined) weak = shellSyntax(s, v);
   for (const bin of ['/dev/tcp/', '/dev/udp/', 'cmd.exe', 'powershell.exe', 'cmd /c', 'cmd /k', '$shell', '${shell}']) {
     const p = v.indexOf(bin);
     if (p !== -1) return { rule: `shell:${bin}`, index: p, paranoia: 1 };
@@ -325,12 +338,22 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   }
   // glob-spelt paths: /???/b??h, /etc/pa[s]swd, /et*/pa??wd
   for (let p = v.indexOf('/'); p !== -1; p = v.indexOf('/', p + 1)) {
-    if (p > 0 && v.charCodeAt(p - 1) !== 32 && !isSep(v.charCodeAt(p - 1)) && v.charCodeAt(p - 1) !== 61) continue;
+    if (p > 0 && v.charCodeAt(p - 1) !== 32 && !isSep(v.charCodeAt(p - 1)) && v.charCodeAt(p - 1) !== 61 && v.charCodeAt(p - 1) !== 43) continue;
     let e = p;
     while (e < n && e - p < 40 && !(v.charCodeAt(e) === 32 || isSep(v.charCodeAt(e)) || v.charCodeAt(e) === 34)) e++;
     const tok = v.slice(p, e);
     if (!/[?*[]/.test(tok)) continue;
-    for (const t of GLOB_TARGETS) if (globMatch(tok, t)) return { rule: `glob-path:${t}`, index: p, paranoia: 1 };
+    // only wildcards (`/*/*`, a route pattern) count from paranoia level 2; a literal letter (`/???/b??h`) is deliberate
+    const literal = /[a-z]/.test(tok.replace(/\[[^\]]*\]/g, ''));
+    for (const t of GLOB_TARGETS)
+      if (globMatch(tok, t)) {
+        if (literal) return { rule: `glob-path:${t}`, index: p, paranoia: 1 };
+        weak ??= { rule: `glob-path:${t}`, index: p, paranoia: 2 };
+        break;
+      }
+    // a system directory spelt with a pattern (`/[e///]tc`, `/e?c`), with at least one literal letter (not `/*`)
+    if (weak === undefined && /^\/[^[?*]*[a-z]|^\/[^[]*\[[^\]]*\][a-z]/.test(tok))
+      for (const t of GLOB_DIRS) if (globMatch(tok, t)) weak = { rule: `glob-path:${t}`, index: p, paranoia: 2 };
   }
   // arithmetic expansion: $((1+1)) $[2+2]
   {
@@ -372,8 +395,11 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   const ps = POWERSHELL.exec(v);
   if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
   // a separator, then (prefix commands and) a command
+  let lead = 0; // offset of the first character that is not a space
+  while (lead < n && (v.charCodeAt(lead) === 32 || v.charCodeAt(lead) === 9)) lead++;
   for (let i = 0; i < n; i++) {
     const c = v.charCodeAt(i);
+    const sepAt = i;
     let after = -1;
     let how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' = 'separator';
     if (c === 59 || c === 124) after = i + 1;
@@ -399,6 +425,10 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     if (hit) {
       if (hit.paranoia === 1) return { ...hit, index: i };
       weak ??= hit;
+    } else if ((c === 59 || c === 124) && sepAt === lead && weak === undefined) {
+      // `;top x`, `|at 2:00`: a value that starts with a separator and a command (paranoia level 2)
+      const w = commandAt(v, after).word;
+      if (UNIQUE.has(w) || WINDOWS.has(w)) weak = { rule: `leading-separator:${w}`, index: i, paranoia: 2 };
     }
   }
   // alias definitions
@@ -422,9 +452,31 @@ export function detectCmdi(s: string): CmdiHit | undefined {
       return { rule: `evasion:command-line:${w0.word}`, index: 0, paranoia: 1 };
   }
   // SQLite CLI dot-commands after a separator (`;.shell id`, newline `.system`)
-  const dot = /(?:^|[;\n|&])\s*\.(?:shell|system|sh|import|output|once|load)\s/.exec(v);
+  const dot = /(?:^|[;\n|&])(?:\s|\\n)*\.(?:shell|system|sh|import|output|once|load)\s/.exec(s);
   if (dot) weak ??= { rule: 'sqlite-dot-command', index: dot.index, paranoia: 2 };
   return weak;
+}
+
+/**
+ * Shell syntax that has no use outside a shell, counted from paranoia level 2 (compare CRS 932130,
+ * 932270, 932330, 932340): parameter expansion with an operator (`${x#y}`, `${x:-y}`), tilde
+ * expansion of the directory stack (`~+`, `~-1`; a bare `~0` at level 3, prose writes `~5`),
+ * csh history (`!-1`), a backslash before a command word (`\ls` skips aliases), and a redirection
+ * into a system directory at the start of a value (`>/tmp/x`). `s` is the value, `v` its canonical form.
+ */
+function shellSyntax(s: string, v: string): CmdiHit | undefined {
+  const pe = s.indexOf('${');
+  if (pe !== -1 && /^\$\{[a-z_][a-z0-9_]{0,31}(?:#|%|:[-=?+]|\/\/?|\^|,)/.test(s.slice(pe, pe + 40))) return { rule: 'parameter-expansion', index: pe, paranoia: 2 };
+  if (s.charCodeAt(0) === 126 /* ~ */ && /^~[+-]?\d*$/.test(s) && s.length <= 6)
+    return { rule: 'tilde-expansion', index: 0, paranoia: s.length > 1 && (s.charCodeAt(1) === 43 || s.charCodeAt(1) === 45) ? 2 : 3 };
+  const h = s.indexOf('!-');
+  if (h !== -1 && s.charCodeAt(h + 2) >= 48 && s.charCodeAt(h + 2) <= 57) return { rule: 'history-expansion', index: h, paranoia: 2 };
+  if (s.charCodeAt(0) === 92 && isLetter(s.charCodeAt(1))) {
+    const w = commandAt(v, 0).word;
+    if (UNIQUE.has(w) || WINDOWS.has(w)) return { rule: `escaped-command:${w}`, index: 0, paranoia: 2 };
+  }
+  if (s.charCodeAt(0) === 62 && /^>{1,2}\s*\/(?:tmp|etc|dev|var|bin|usr|root|home)\//.test(s)) return { rule: 'redirection', index: 0, paranoia: 2 };
+  return undefined;
 }
 
 /**
@@ -506,6 +558,8 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
     return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
   }
   if (arg === 'option') return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
+  // `ansible all -m ping`, `git log -p`: an option after one to three arguments (paranoia level 2)
+  if (arg === 'other' && /^(?:\s+[^\s-]\S{0,31}){1,3}\s+-{1,2}[a-z]/.test(v.slice(end, end + 120))) return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
   if (arg === 'path' && v.charCodeAt(end) === 32) {
     // `cat /etc/x`, `ls /var/www/`, `find /etc -name x`, `cd /;cd etc`: a wordy command with a system
     // directory argument, or followed by a second command

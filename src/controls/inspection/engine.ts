@@ -122,12 +122,12 @@ function classesOf(s: string): number {
 const LFI_DOT_WORDS =
   /\.\.|0x|\.(?:env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpass|my\.cnf|netrc|ini|conf|sys\b|bat|properties|docker|kube|aws|ssh|svn|hg)|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|wp-config|web-inf|meta-inf/;
 /** Script in a value without markup characters: a DOM global with a member, or UTF-7 markup. */
-const XSS_WORDS = /document\.|window\.|\+ad[w4]/;
+const XSS_WORDS = /document|window\.|\+ad[w4]|!entity|-->|\u2044/;
 /** Classes of prose: words, numbers, spaces, dots, commas, hyphens, underscores, `@`. */
 const PROSE_CLASSES = SPACE | DOT | DASH | UNDERSCORE | AT;
 /** SQL keyword pairs possible without SQL punctuation (the words-only part of the SQLi gate). */
 const PROSE_SQL =
-  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b/;
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob)|xor|set\s+@)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$/;
 /** What may follow a dot in a file name an LFI names without a slash (`.htaccess`, `.env`, `..`). */
 const DOT_NEXT = [
   '.',
@@ -299,7 +299,7 @@ const RUNNERS: readonly Runner[] = [
   },
   {
     name: 'xss',
-    needs: ANGLE | COLON | EQ | PAREN | QUOTE | BRACKET | DOT | SPACE,
+    needs: ANGLE | COLON | EQ | PAREN | QUOTE | BRACKET | DOT | SPACE | SLASH | DASH | OTHER,
     names: true,
     run(s, _n, mask) {
       // with none of these characters only a DOM global (`window.location`) can be script
@@ -309,7 +309,7 @@ const RUNNERS: readonly Runner[] = [
   },
   {
     name: 'cmdi',
-    needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE,
+    needs: SEP | DOLLAR | SLASH | PAREN | DASH | BRACE | SPACE | EQ | QUOTE | TILDE,
     names: true,
     run: (s, _n, mask) => ((mask & SHELL_META) === 0 ? detectCmdiWords(s) : detectCmdi(s)),
   },
@@ -355,6 +355,7 @@ export class Scan {
   values = 0;
 
   private readonly cmdi: boolean;
+  private readonly xss: boolean;
   private readonly plainNameCheck: ((s: string) => { rule: string; paranoia: number } | undefined) | undefined;
 
   constructor(opts: EngineOptions, runners: readonly Runner[], exclusions: readonly CompiledExclusion[]) {
@@ -363,6 +364,7 @@ export class Scan {
     this.exclusions = exclusions;
     this.plainNameCheck = opts.enabled.has('sqli') ? detectSqliName : undefined;
     this.cmdi = runners.some((r) => r.name === 'cmdi');
+    this.xss = runners.some((r) => r.name === 'xss');
   }
 
   /** True once the anomaly score has reached the threshold. */
@@ -393,6 +395,11 @@ export class Scan {
       if (s.length >= 4 && this.plainNameCheck !== undefined && NAME_WORDS.has(s.startsWith('information_schema') ? 'information_schema' : s)) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
+      }
+      // a DOM global as a parameter or cookie name (`window.location=`): script from paranoia level 2
+      if (this.opts.paranoia >= 2 && this.xss && (mask & DOT) !== 0 && (s.indexOf('document.') !== -1 || s.indexOf('window.') !== -1)) {
+        const h = detectXss(s);
+        if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('xss', h.rule, h.paranoia, location(), s, h.index);
       }
       return false;
     }

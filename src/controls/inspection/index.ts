@@ -24,7 +24,7 @@ import type { Verdict } from '../../pipeline/verdict.ts';
 import { deny } from '../../pipeline/verdict.ts';
 import { BodyLimitError, BodyParseError, type PathStack, walkJson, walkMultipart, walkUrlEncoded, walkXml } from './body.ts';
 import { type CompiledExclusion, DETECTORS, type DetectorName, Engine, type Scan } from './engine.ts';
-import { detectRestrictedPath } from './lfi.ts';
+import { detectRestrictedPath, detectRestrictedUpload } from './lfi.ts';
 import { normalize, percentDecode } from './normalize.ts';
 
 const exclusionSchema = z.strictObject({
@@ -149,6 +149,8 @@ export const inspectionSchema = z.strictObject({
 export type InspectionConfig = z.output<typeof inspectionSchema>;
 
 const CONTROL = 'inspection';
+/** Headers that name an uploaded file (compare CRS 932180): checked against restricted upload names. */
+const UPLOAD_NAME_HEADERS = new Set(['x-filename', 'x_filename', 'x.filename', 'x-file-name']);
 
 /** JSON Pointer (RFC 6901) of a path stack. */
 function pointer(path: PathStack): string {
@@ -302,6 +304,10 @@ export const inspectionControl = defineControl({
           if (one.length > L.header_value_bytes)
             return deny(tooLarge('A header value', L.header_value_bytes, `header:${name}`), 'low', { location: `header:${name}` });
           if (scan.inspect(headerText(one), false, () => `header:${name}`)) return undefined;
+          if (UPLOAD_NAME_HEADERS.has(name)) {
+            const u = detectRestrictedUpload(one.toLowerCase());
+            if (u && scan.add('lfi', u.rule, u.paranoia, `header:${name}`, one)) return undefined;
+          }
         }
       }
       // cookies (RFC 6265 §4.2.1)

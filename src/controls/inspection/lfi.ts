@@ -144,6 +144,29 @@ export function detectRestrictedPath(path: string): LfiHit | undefined {
   return undefined;
 }
 
+/** Server-side files an upload must not be named after: the server would run or trust them (paranoia level 1). */
+const UPLOAD_EXECUTABLE = /^\.(?:htaccess|htpasswd|htdigest|user\.ini)$|^web\.config$|\.(?:php\d?|phtml|phar|asp|aspx|jsp|jspx|cgi|shtml)$/;
+/** Configuration and system file names (procfs entries too) an upload name should not be (paranoia level 2). */
+const UPLOAD_CONFIG =
+  /^(?:wp-config|settings|config|configuration|local_?settings|database|secrets?|credentials?|parameters|appsettings|application|aws(?:-key)?|compose|docker-compose)(?:[-._][a-z0-9]+){0,3}\.(?:txt|ini|json|ya?ml|xml|toml|py|rb|pl|js|conf|cnf|env|properties|bak|old)$|^(?:acpi|asound|buddyinfo|cgroups|cmdline|cpuinfo|meminfo|environ|boot\.ini|composer\.(?:json|lock)|auth\.json|bower\.json|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts)$/;
+
+/**
+ * Restricted upload file names (compare CRS 932180, which reads `X-Filename`-style headers): dot-files
+ * (`.boto`, `.bashrc`), server-executed files (`settings.php`, `.htaccess`, `web.config`) and
+ * configuration or system file names (`config.yml`, `wp-config_php.txt`, `acpi`). `name` is the
+ * header value, lower-cased; whitespace is ignored and only the last path segment counts.
+ */
+export function detectRestrictedUpload(name: string): LfiHit | undefined {
+  let b = name.replace(/\s+/g, '');
+  const slash = Math.max(b.lastIndexOf('/'), b.lastIndexOf('\\'));
+  if (slash !== -1) b = b.slice(slash + 1);
+  if (b.length < 2) return undefined;
+  if (UPLOAD_EXECUTABLE.test(b)) return { rule: 'restricted-upload', index: 0, paranoia: 1 };
+  if (b.charCodeAt(0) === 46 && b !== '..') return { rule: 'restricted-upload:dot-file', index: 0, paranoia: 1 };
+  if (UPLOAD_CONFIG.test(b)) return { rule: 'restricted-upload:config', index: 0, paranoia: 2 };
+  return undefined;
+}
+
 /** Every entry of {@link SENSITIVE} contains one of these (a directory followed by a separator, or a file name). */
 const ANCHOR =
   /(?:etc|proc|var|usr|root|home|sys|windows|winnt|system32|inetpub|web-inf|meta-inf|\.ssh|\.git|\.svn|\.hg|\.aws|\.docker|\.kube)[/\\]|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|\.(?:bash|zsh|mysql|psql)_history|\.bash(?:rc|_profile)|\.ht(?:access|passwd)|\.env|\.gitconfig|\.npmrc|\.pgpass|\.my\.cnf|\.netrc|wp-config|web\.config|boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|php\.ini|my\.ini|httpd\.conf|apache2\.conf|nginx\.conf|application\.properties/;

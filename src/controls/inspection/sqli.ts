@@ -409,9 +409,10 @@ function isOpChar(c: number): boolean {
 /**
  * Tokenises `s` (already lower-cased). `quote` (`'` or `"`) says the input starts inside a string
  * closed by that quote. Linear in `s`; tokens beyond {@link MAX_STREAM} are only scanned for
- * attack-function calls when `full` is true.
+ * attack-function calls when `full` is true. `backslash` false treats `\` as an ordinary character
+ * (a backslash the application strips or doubles does not escape the attacker's quote).
  */
-export function fingerprint(s: string, quote: '' | "'" | '"' | '`', full = false): Fingerprint {
+export function fingerprint(s: string, quote: '' | "'" | '"' | '`', full = false, backslash = true): Fingerprint {
   let types = '';
   const words: string[] = [];
   const spaced: boolean[] = [];
@@ -433,7 +434,7 @@ export function fingerprint(s: string, quote: '' | "'" | '"' | '`', full = false
     const q = quote.charCodeAt(0);
     while (i < n) {
       const c = s.charCodeAt(i);
-      if (c === 92) i += 2;
+      if (c === 92 && backslash) i += 2;
       else if (c === q) {
         if (s.charCodeAt(i + 1) === q) i += 2;
         else break;
@@ -457,7 +458,7 @@ export function fingerprint(s: string, quote: '' | "'" | '"' | '`', full = false
       let j = i + 1;
       while (j < n) {
         const d = s.charCodeAt(j);
-        if (d === 92) j += 2;
+        if (d === 92 && backslash) j += 2;
         else if (d === c) {
           if (s.charCodeAt(j + 1) === c) j += 2;
           else break;
@@ -700,6 +701,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
         if (!CODE_WORDS.has(name)) return { rule: `function:${name}`, paranoia: 1 };
         if (!spacedCall) return { rule: `function:${name}`, paranoia: 1 };
       } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) weak ??= { rule: `function:${name}`, paranoia: 2 };
+      // `in (0,1)`, `in ('a','b')`, `in (select`: a SQL list (CRS 942120, PL2)
+      if (name === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak ??= { rule: 'in-list', paranoia: 2 };
       continue;
     }
     if (ty === 'o' && word === '::' && (CAST_TYPES.has(w1) || w1 === 'double') && k > 0 && /[)s1n]/.test(t[k - 1] as string))
@@ -807,6 +810,11 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
         if (k > 0 && t[k - 1] === ';') return { rule: 'set-variable', paranoia: 1 };
         weak ??= { rule: 'set-variable', paranoia: 2 };
       }
+      // `;SET @OLD_SQL_MODE`: a session variable named at the end of a value (CRS 942210, PL2)
+      if (word === 'set' && t1 === 'v' && next(k1) >= m && (k === 0 || t[k - 1] === ';') && (w[k1] as string).startsWith('@'))
+        weak ??= { rule: 'set-variable', paranoia: 2 };
+      // `) when 234 then`: a CASE branch after the application's parenthesis (CRS 942300, PL2)
+      if (word === 'when' && (k === 0 || t[k - 1] === ')') && /[1sn]/.test(t1) && w[next(k1)] === 'then') weak ??= { rule: 'case-when', paranoia: 2 };
       if (word === 'case' && w1 === 'when') {
         for (let j = k1; j < Math.min(m, k + 10); j++) {
           if (t[j] === 'k' && w[j] === 'then') {
@@ -820,6 +828,9 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
         if ((w[k - 1] === '`' || w1 === '`') && k <= 2) return { rule: 'alias-from', paranoia: 1 };
         if (t[k - 1] === ')' || w[k - 1] === '`' || w1 === '`') weak ??= { rule: 'alias-from', paranoia: 2 };
       }
+      // `) as user from`, `; as not from`: an alias after a break-out (CRS 942360/942362, PL2)
+      if (word === 'as' && k > 0 && (t[k - 1] === ')' || t[k - 1] === ';') && /[nko]/.test(t1) && w[next(k1)] === 'from')
+        weak ??= { rule: 'alias-from', paranoia: 2 };
       if (word === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak ??= { rule: 'in-list', paranoia: 2 };
       continue;
     }
@@ -836,7 +847,11 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       continue;
     }
     if (ty === 'n' && ATTACK_WORDS.has(word)) return { rule: `attack-name:${word}`, paranoia: 1 };
-    if (ty === '1' && word.startsWith('0x') && word.length >= 4 && k > 0 && /[,o(&]/.test(t[k - 1] as string)) weak ??= { rule: 'hex-literal', paranoia: 2 };
+    // a whole hex literal (`0x414243`), not a token fragment that happens to start with 0x (`-0x0lsoto…`)
+    if (ty === '1' && word.startsWith('0x') && word.length >= 4 && /^0x[0-9a-f]+$/.test(word) && k > 0 && /[,o(&]/.test(t[k - 1] as string))
+      weak ??= { rule: 'hex-literal', paranoia: 2 };
+    // `xor` is no English word: a logic operator between operands (CRS 942120, PL2)
+    if (ty === '&' && word === 'xor' && k > 0 && /[1s)]/.test(t[k - 1] as string) && /[1sn(vf]/.test(t1)) weak ??= { rule: 'operator:xor', paranoia: 2 };
     // `) like (`: closing the application's parenthesis and comparing
     if (ty === ')' && k === 0 && t1 === 'o' && /^[a-z]/.test(w1) && /[(s1]/.test(t[next(k1)] ?? '')) return { rule: 'parenthesis-breakout', paranoia: 1 };
     // operators between literals: 1!=2, 42 like 42, 'a' not regexp 'b' (tautology probes)
@@ -869,10 +884,10 @@ function afterAssignment(s: string): string | undefined {
 }
 
 const SPECIAL_RE = /['"`;()=<>#|&@*/:!?^~{}[\]$%]|--/;
-const WORD_HINT = /[a-z]_[a-z]|0x[0-9a-f]/;
+const WORD_HINT = /[a-z]_[a-z]|0x[0-9a-f]|^(?:xor|rlike|regexp)$/;
 /** Keyword pairs that can make SQL out of words alone (`union select`, `order by 1`, `drop table`). */
 const STATEMENT_HINT =
-  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob))\b|^\d\S*\s+(?:or|and|xor)\b|[a-z]_[a-z]|0x[0-9a-f]/;
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob)|xor|rlike|regexp)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$|[a-z]_[a-z]|0x[0-9a-f]/;
 const CATALOGUE_RE = new RegExp(CATALOGUES.map((c) => c.replace(/[.$@]/g, (m) => `\\${m}`)).join('|'));
 
 /** Catalogue and attack names in a plain parameter or member name (`information_schema`, `xp_dirtree`). */
@@ -882,6 +897,66 @@ export function detectSqliName(s: string): SqliHit | undefined {
   if (CATALOGUE_WORDS.has(s)) return { rule: `catalogue:${s}`, fingerprint: '', paranoia: 2 };
   if (MAGIC_NUMBERS.has(s)) return { rule: 'magic-number', fingerprint: '', paranoia: 2 };
   return undefined;
+}
+
+/** Function names a probe ends with (`sin (`, `version=(`, `if !(`): {@link SQL_SPECIFIC}, {@link COMMON_FUNCTIONS} and these. */
+const PROBE_FUNCTIONS = new Set('if password floor day month length ln user values version quarter time in'.split(' '));
+/** SQL word operators (CRS 942120). */
+const WORD_OPERATORS = new Set(['like', 'rlike', 'regexp', 'glob', 'sounds', 'xor', 'ilike', 'similar']);
+
+/**
+ * Probes and fragments that count from paranoia level 2 or 3 only (compare CRS 942120, 942151,
+ * 942260, 942360, 942390, 942400, 942410, 942490, 942510, 942520, 942522 at PL2): pieces of SQL
+ * that ordinary text holds less rarely than the level-1 evidence. `plain` is the numeric-context
+ * stream of `s`. Linear: fixed look-backs plus at most two more tokenisation passes.
+ */
+function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia: number } | undefined {
+  let weak: { rule: string; paranoia: number } | undefined;
+  const fp = plain.fp;
+  const t = plain.types;
+  // `sin (`, `version=(`, `length||!!$(`: a function name, a few non-word characters and a parenthesis that ends the value
+  let e = s.length - 1;
+  while (e > 0 && s.charCodeAt(e) === 32) e--;
+  if (s.charCodeAt(e) === 40 && s.charCodeAt(e - 1) !== 58 /* `:(` is a frown */) {
+    let j = e - 1;
+    while (j >= 0 && e - j <= 8 && !isWordChar(s.charCodeAt(j))) j--;
+    const end = j + 1;
+    while (j >= 0 && isWordChar(s.charCodeAt(j)) && s.charCodeAt(j) !== 46) j--;
+    const name = s.slice(j + 1, end);
+    if (j < 0 || !isWordChar(s.charCodeAt(j)))
+      if (SQL_SPECIFIC.has(name) || COMMON_FUNCTIONS.has(name) || PROBE_FUNCTIONS.has(name)) return { rule: `function-probe:${name}`, paranoia: 2 };
+  }
+  // `or 88`, `xor 5-`: a value that starts with a logic operator and a number
+  if (/^&[(]*1(?:o|c|$)/.test(fp) && t.length <= 3) return { rule: 'logic-probe', paranoia: 2 };
+  // `and '5'x`: a value that starts with a logic operator and a string
+  if (/^&[(]*s/.test(fp)) return { rule: 'logic-string', paranoia: 2 };
+  // `x like '`: a word operator before a quote that ends the value
+  const last = s.charCodeAt(e);
+  if ((last === 39 || last === 34) && t.length >= 2 && t[t.length - 1] === 's' && t[t.length - 2] === 'o') {
+    const op = plain.words[t.length - 2] as string;
+    if (WORD_OPERATORS.has(op) && s.slice(0, e).trimEnd().endsWith(op)) return { rule: 'operator-quote', paranoia: 2 };
+  }
+  for (const q of ["'", '"', '`'] as const) {
+    if (s.indexOf(q) === -1) continue;
+    // `\' and(`, `\"or"1`: a backslash the application strips or doubles does not escape the quote (CRS 942522)
+    if (q !== '`' && s.indexOf(`\\${q}`) !== -1) {
+      const r = fingerprint(s, q, false, false);
+      if (/^s[)]*&$/.test(r.fp) || QUOTED_SHAPES.some((re) => re.test(r.fp))) return { rule: `${q}:backslash-breakout`, paranoia: 2 };
+    }
+    const r = fingerprint(s, q);
+    // `x'+email--`, `id'is not-id--`: a quote, an operator, and a comment that ends the value (CRS 942520)
+    if (q !== '`' && /^s[)]*o/.test(r.fp) && r.fp.endsWith('c')) return { rule: `${q}:operator-comment`, paranoia: 2 };
+    // `` ` REGEXP ``: a back-quoted name and a word operator (CRS 942360)
+    if (q === '`' && /^n[)]*o/.test(r.fp) && WORD_OPERATORS.has(r.words[r.fp.indexOf('o')] ?? '')) return { rule: '`:operator', paranoia: 2 };
+  }
+  // paranoia level 3: whole values that are a single SQL operator (`xor`, `!=`, `<=>`, `&&`), a back-quoted
+  // name, a quote then an operator and a number (CRS 942120, 942490, 942510), `execute x`, `order by`
+  if ((t === 'o' || t === '&') && (WORD_OPERATORS.has(plain.words[0] as string) || /^(?:!=|<=>|==|>=|<=|<>|&&|\|\|)$/.test(plain.words[0] as string)))
+    weak = { rule: 'operator', paranoia: 3 };
+  else if (/^`[^`]{1,64}`$/.test(s)) weak = { rule: 'back-quoted-name', paranoia: 3 };
+  else if (/^["'`](?:[<>=*+%-]{1,2}\s*\d|\d+\s*[*+/%<>=-])/.test(s)) weak = { rule: 'quote-probe', paranoia: 3 };
+  else if (t === 'B' || (t === 'En' && (plain.words[0] === 'exec' || plain.words[0] === 'execute'))) weak = { rule: `fragment:${plain.words[0]}`, paranoia: 3 };
+  return weak;
 }
 
 function detectIn(s: string, top: boolean): SqliHit | undefined {
@@ -946,8 +1021,12 @@ export function detectSqli(s: string, wordsOnly?: boolean): SqliHit | undefined 
     if (CATALOGUE_WORDS.has(s) || ATTACK_WORDS.has(s) || MAGIC_NUMBERS.has(s)) return detectSqliName(s);
     return undefined;
   }
-  const hit = detectIn(s, true);
+  let hit = detectIn(s, true);
   if (hit?.paranoia === 1) return hit;
+  if (hit === undefined || hit.paranoia > 2) {
+    const pr = probeEvidence(s, fingerprint(s, ''));
+    if (pr && (hit === undefined || pr.paranoia < hit.paranoia)) hit = { rule: pr.rule, fingerprint: '', paranoia: pr.paranoia };
+  }
   const rest = afterAssignment(s);
   if (rest !== undefined) {
     const h2 = detectIn(rest, false);

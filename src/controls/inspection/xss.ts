@@ -112,6 +112,8 @@ export function detectXss(s0: string): XssHit | undefined {
   // UTF-7 (`+ADw-script+AD4-`) and the US-ASCII high-bit trick (`¼script¾`): legacy charsets that turn these into markup
   if (s.indexOf('+ad') !== -1) s = s.replace(/\+ad([w4ic])-?/g, (_m, c: string) => (c === 'w' ? '<' : c === '4' ? '>' : c === 'i' ? '"' : "'"));
   if (s.indexOf('\u00bc') !== -1 && s.indexOf('\u00be') !== -1) s = s.replaceAll('\u00bc', '<').replaceAll('\u00be', '>');
+  // the same after NFKC, which spells ¼ and ¾ as 1⁄4 and 3⁄4 (U+2044 fraction slash)
+  if (s.indexOf('1\u20444') !== -1 && s.indexOf('3\u20444') !== -1) s = s.replaceAll('1\u20444', '<').replaceAll('3\u20444', '>');
   const n = s.length;
   let weak: XssHit | undefined;
   let lt = s.indexOf('<');
@@ -140,6 +142,12 @@ export function detectXss(s0: string): XssHit | undefined {
       if (DANGEROUS_TAGS.has(bare)) return { rule: `tag:${bare}`, index: lt, paranoia: 1 };
       if (name === 'xi:include' || (bare.length > 6 && DANGEROUS_TAGS.has(bare.slice(0, 6)) && bare.startsWith('import')))
         return { rule: `tag:${name}`, index: lt, paranoia: 1 };
+      // `<noscript#`, `<svg!x`: a dangerous element name followed by a character that is not a letter or digit (CRS 941320, PL2)
+      if (weak === undefined || weak.paranoia > 2) {
+        let a = 0;
+        while (a < bare.length && (isAlpha(bare.charCodeAt(a)) || (bare.charCodeAt(a) >= 48 && bare.charCodeAt(a) <= 57))) a++;
+        if (a > 0 && a < bare.length && DANGEROUS_TAGS.has(bare.slice(0, a))) weak = { rule: `tag-prefix:${bare.slice(0, a)}`, index: lt, paranoia: 2 };
+      }
       // attributes until '>' (or end of input: an unterminated tag still counts)
       let k = j;
       let tagHasAttr = false;
@@ -203,7 +211,8 @@ export function detectXss(s0: string): XssHit | undefined {
   // `<f o r m`: a tag name spelt with spaces
   if (lt0(s) && SPACED_TAG.test(s)) {
     const m = SPACED_TAG.exec(s) as RegExpExecArray;
-    if (DANGEROUS_TAGS.has((m[1] as string).replaceAll(' ', ''))) return { rule: 'spaced-tag', index: m.index, paranoia: 1 };
+    const name = (m[1] as string).replaceAll(' ', '');
+    if (DANGEROUS_TAGS.has(name) || SPACED_ONLY.has(name)) return { rule: 'spaced-tag', index: m.index, paranoia: 1 };
   }
   // markup declarations outside a tag: `!ENTITY % x SYSTEM`
   const ent = s.indexOf('!entity');
@@ -214,6 +223,19 @@ export function detectXss(s0: string): XssHit | undefined {
     const q = s.indexOf(css);
     if (q !== -1 && (css !== 'expression(' || /(?:^|[\s;:{"'])expression\(/.test(s.slice(Math.max(0, q - 1), q + 11))))
       return { rule: 'css-script', index: q, paranoia: 1 };
+  }
+  // `url(javascript`: a CSS URL with a script scheme, colon or not (CRS 941140)
+  for (let q = s.indexOf('url('); q !== -1; q = s.indexOf('url(', q + 4)) {
+    if (/^url\(\s*['"]?\s*(?:java|vb)script/.test(s.slice(q, q + 24))) return { rule: 'css-script', index: q, paranoia: 1 };
+  }
+  // ES module import of named bindings: `import { a, b } from "./x.js"` (CRS 941390 domain, PL2)
+  const imp = s.indexOf('import');
+  if (imp !== -1 && (weak === undefined || weak.paranoia > 2) && /^import\s*\{[^}]{0,200}\}\s*from\s*['"`]/.test(s.slice(imp, imp + 260)))
+    weak = { rule: 'js-import', index: imp, paranoia: 2 };
+  // `-->`: closing an HTML comment to break out of it (CRS 941181; paranoia level 3: Markdown arrows look the same)
+  if (weak === undefined) {
+    const cc = s.indexOf('-->');
+    if (cc !== -1) weak = { rule: 'comment-close', index: cc, paranoia: 3 };
   }
   let p = s.indexOf('script');
   if (p !== -1) {
@@ -253,6 +275,8 @@ export function detectXss(s0: string): XssHit | undefined {
 }
 
 const SPACED_TAG = /<((?:[a-z] ){2,9}[a-z])\b/;
+/** Elements that only count spelt with spaces (`<d i a l o g`): spelling a harmless tag that way is still deliberate. */
+const SPACED_ONLY = new Set(['dialog', 'img', 'body', 'input', 'div', 'table', 'video', 'audio']);
 function lt0(s: string): boolean {
   return s.indexOf('<') !== -1;
 }
@@ -272,6 +296,8 @@ function jsEvidence(s: string): XssHit | undefined {
   if (c.indexOf(' ') !== -1 && (c.indexOf(' .') !== -1 || c.indexOf('. ') !== -1)) c = c.replace(/\s*\.\s*/g, '.');
   const m = JS_STRONG.exec(c);
   if (m) {
+    // comments or spaces inside a member access (`document/*x*/./*y*/cookie`) are deliberate obfuscation
+    const obfuscated = c !== s && !JS_STRONG.test(s);
     // prose says "alert (for staff)" and "confirm (yes/no)": a space before the parenthesis is not a call
     const call = /^(?:alert|prompt|confirm)\s+\(/.test(m[0]);
     // a bare `document.cookie` (a page title, a path segment) is only a mention; with an assignment,
@@ -279,7 +305,7 @@ function jsEvidence(s: string): XssHit | undefined {
     const bare =
       /^(?:document|window)\.[a-z]+$/.test(m[0]) &&
       !/[=(+;,]/.test(c.slice(Math.max(0, m.index - 3), m.index) + c.slice(m.index + m[0].length, m.index + m[0].length + 3));
-    return { rule: 'script-sink', index: m.index, paranoia: call || bare ? 2 : 1 };
+    return { rule: 'script-sink', index: m.index, paranoia: call || (bare && !obfuscated) ? 2 : 1 };
   }
   if (s.length > 5 && (s.indexOf('(') !== -1 || s.indexOf('=') !== -1 || s.indexOf('`') !== -1)) {
     const m2 = JS_SINKS.exec(s);

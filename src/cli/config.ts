@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ConfigError, formatIssue, loadConfigFile } from '../config/load.ts';
 import { configJsonSchema } from '../config/schema.ts';
-import { compileConfig } from '../gateway/compile.ts';
+import { compileConfig, prepareConfig } from '../gateway/compile.ts';
 import { MemoryStore } from '../state/memory.ts';
 
 /** Validates and compiles a file; returns the issues as printable lines (empty when valid). */
@@ -11,9 +11,10 @@ export async function checkConfigFile(file: string): Promise<string[]> {
     const l = await loadConfigFile(file);
     const { dirname, resolve } = await import('node:path');
     const store = new MemoryStore();
-    const compiled = await compileConfig(l.config, {
+    const configDir = dirname(resolve(file));
+    const compiled = await compileConfig(prepareConfig(l.config, configDir), {
       file,
-      configDir: dirname(resolve(file)),
+      configDir,
       locate: l.locate,
       store,
       emit: () => {},

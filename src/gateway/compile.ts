@@ -6,6 +6,8 @@
  */
 import type { BlockList } from 'node:net';
 import { CONTROLS } from '../controls/index.ts';
+import { prepareNetwork } from '../controls/network/wiring.ts';
+import { prepareTransport } from '../controls/transport/wiring.ts';
 import type { ApiConfig, RampartConfig } from '../config/schema.ts';
 import { ConfigError, type ConfigIssue, type Locator, pathString, zodIssues } from '../config/load.ts';
 import type { ControlDefinition, ControlEnv, ControlInstance } from '../pipeline/control.ts';
@@ -117,6 +119,15 @@ async function compileApi(api: ApiConfig, index: number, env: CompileEnv, issues
     controls: instances,
     defaultMaxBodyBytes: (limits ? limits.body_bytes : undefined) ?? DEFAULT_BODY_CAP,
   };
+}
+
+/**
+ * Applies the gateway-wide settings that act as a floor for every API (the listener's mutual-TLS
+ * `tls.client_auth`, the top-level `network` lists) to each API's controls. Pure; run it before
+ * {@link compileConfig} wherever a configuration is compiled (serve, reload, config check).
+ */
+export function prepareConfig(config: RampartConfig, configDir: string): RampartConfig {
+  return prepareNetwork(prepareTransport(config, configDir));
 }
 
 /**

@@ -207,6 +207,14 @@ describe('rampart config', () => {
     assert.match(missing.stderr, /env\.yaml:4:\d+: apis\[0\]\.upstream\.targets\[0\]: environment variable RAMPART_TEST_UPSTREAM is not set/);
   });
 
+  test('check applies gateway-wide settings too: a missing top-level list file is an error', () => {
+    const file = join(tmp, 'badnet.yaml');
+    writeFileSync(file, 'network:\n  deny_files: [/nonexistent/rampart-list.txt]\napis:\n  - name: a\n    upstream:\n      targets: [http://127.0.0.1:1]\n');
+    const r = spawnSync(process.execPath, [CLI, 'config', 'check', file], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /top-level network: IP list file "\/nonexistent\/rampart-list\.txt" cannot be read/);
+  });
+
   test('schema prints a JSON Schema of the configuration', () => {
     const r = spawnSync(process.execPath, [CLI, 'config', 'schema'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(r.status, 0);

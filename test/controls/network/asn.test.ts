@@ -66,7 +66,10 @@ describe('the shipped ASN table', () => {
   });
   it('holds every line of the files (one overlapping range cut short) with deduplicated org names', () => {
     const { v4, v6 } = defaultAsnFiles();
-    const lines = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').length;
+    const lines = (f: string) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '').length;
     assert.equal(table.stats.v4Ranges + table.stats.v6Ranges, lines(v4) + lines(v6));
     assert.equal(table.stats.trimmed, 1);
     assert.ok(table.stats.orgs < table.stats.v4Ranges / 2);

@@ -428,7 +428,7 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     } else if ((c === 59 || c === 124) && sepAt === lead && weak === undefined) {
       // `;top x`, `|at 2:00`: a value that starts with a separator and a command (paranoia level 2)
       const w = commandAt(v, after).word;
-      if (UNIQUE.has(w) || WINDOWS.has(w)) weak = { rule: `leading-separator:${w}`, index: i, paranoia: 2 };
+      if ((UNIQUE.has(w) || WINDOWS.has(w)) && w !== 'set') weak = { rule: `leading-separator:${w}`, index: i, paranoia: 2 };
     }
   }
   // alias definitions

@@ -127,7 +127,7 @@ const XSS_WORDS = /document|window\.|\+ad[w4]|!entity|-->|\u2044/;
 const PROSE_CLASSES = SPACE | DOT | DASH | UNDERSCORE | AT;
 /** SQL keyword pairs possible without SQL punctuation (the words-only part of the SQLi gate). */
 const PROSE_SQL =
-  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob)|xor|set\s+@)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$/;
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob)|xor|set\s+@)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$|^\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|^\S+\s+(?:and|or)$/;
 /** What may follow a dot in a file name an LFI names without a slash (`.htaccess`, `.env`, `..`). */
 const DOT_NEXT = [
   '.',
@@ -407,6 +407,12 @@ export class Scan {
       if (s.length >= 4 && s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
+      }
+      if (this.opts.paranoia >= 2 && this.plainNameCheck !== undefined) {
+        // `xunionselectfrom`: statement keywords glued together (level 2); a bare `xor`/`rlike`/`regexp` (level 3)
+        if (s.length >= 11 && s.indexOf('union') !== -1 && /union(?:all|distinct)?select/.test(s))
+          return this.record('sqli', 'glued-union-select', 2, location(), s, s.indexOf('union'));
+        if (this.opts.paranoia >= 3 && (s === 'xor' || s === 'rlike' || s === 'regexp')) return this.record('sqli', 'operator', 3, location(), s, 0);
       }
       if (mask === 0) return false;
     }

@@ -670,6 +670,11 @@ export interface SqliHit {
   paranoia: number;
 }
 
+/** Of two pieces of evidence, the one at the lower paranoia level (the first on a tie). */
+function lower<T extends { paranoia: number }>(a: T | undefined, b: T): T {
+  return a === undefined || b.paranoia < a.paranoia ? b : a;
+}
+
 /**
  * Token-sequence evidence over a plain-context stream (compare CRS 942xxx). Returns the rule name
  * and paranoia level of the first (lowest-level) match.
@@ -700,9 +705,9 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if (SQL_SPECIFIC.has(name)) {
         if (!CODE_WORDS.has(name)) return { rule: `function:${name}`, paranoia: 1 };
         if (!spacedCall) return { rule: `function:${name}`, paranoia: 1 };
-      } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) weak ??= { rule: `function:${name}`, paranoia: 2 };
+      } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) weak = lower(weak, { rule: `function:${name}`, paranoia: 2 });
       // `in (0,1)`, `in ('a','b')`, `in (select`: a SQL list (CRS 942120, PL2)
-      if (name === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak ??= { rule: 'in-list', paranoia: 2 };
+      if (name === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak = lower(weak, { rule: 'in-list', paranoia: 2 });
       continue;
     }
     if (ty === 'o' && word === '::' && (CAST_TYPES.has(w1) || w1 === 'double') && k > 0 && /[)s1n]/.test(t[k - 1] as string))
@@ -724,6 +729,13 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     }
     if (ty === 'c' && word === '/*' && !f.spaced[k] && k > 0 && /[EUB&k]/.test(t[k - 1] as string)) return { rule: 'comment-obfuscation', paranoia: 1 };
     if (ty === 'c' && word === '/*' && k1 < m && /[EUB&]/.test(t1) && !f.spaced[k1]) return { rule: 'comment-obfuscation', paranoia: 1 };
+    // `9999 or /* hint */ true`: a comment between a logic operator and its operand (CRS 942500 domain, PL2)
+    if (ty === 'c' && word === '/*' && k > 0 && t[k - 1] === '&' && /[1sn(]/.test(t1)) weak = lower(weak, { rule: 'comment-obfuscation', paranoia: 2 });
+    // "from `db`.`table` limit": a back-quoted table name between `from` and a clause keyword (CRS 942380, PL2)
+    if (ty === 'k' && word === 'from' && t1 === 'n' && w1 === '`' && /^n{0,3}(?:B|k)/.test(t.slice(k1 + 1, k1 + 5))) {
+      const j = k1 + 1 + t.slice(k1 + 1, k1 + 5).search(/[Bk]/);
+      if (t[j] === 'B' || w[j] === 'where') weak = lower(weak, { rule: 'from-quoted-name', paranoia: 2 });
+    }
     if (ty === 'U') {
       const k2 = t1 === '(' ? next(k1) : k1;
       if (t[k2] === 'E') return { rule: 'union-select', paranoia: 1 };
@@ -737,7 +749,7 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
           if (t1 === 'o' && w1 === '*') return { rule: 'select-star', paranoia: 1 };
           if (t1 === 'f' || t1 === 'v' || t1 === '1' || (t1 === 'n' && ATTACK_WORDS.has(w1)) || (t1 === '(' && t2 === 'E'))
             return { rule: 'select-expression', paranoia: 1 };
-          if (t1 === '(' && w2 === 'case') weak ??= { rule: 'select-expression', paranoia: 2 };
+          if (t1 === '(' && w2 === 'case') weak = lower(weak, { rule: 'select-expression', paranoia: 2 });
           // select <columns> from <table> (where|limit|order|;|--|end)
           for (let j = k1; j < Math.min(m, k + 12); j++) {
             if (t[j] === 'k' && w[j] === 'from') {
@@ -775,9 +787,9 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
           if ((t1 === 'k' || t1 === 'n' || t1 === 'f') && DDL_OBJECTS.has(w1.trim()) && (word !== 'create' || t2 === 'n' || t2 === 'f')) {
             if (word !== 'create' || /[(]/.test(t.slice(k2, k2 + 3)) || w[k2 + 1] === 'as' || w[k2 + 1] === 'returns')
               return { rule: `ddl:${word}-${w1.trim()}`, paranoia: 1 };
-            weak ??= { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 };
+            weak = lower(weak, { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 });
           }
-          if (word === 'drop' && t1 === 'n' && (t2 === ';' || t2 === 'c' || k2 >= m)) weak ??= { rule: 'ddl:drop', paranoia: 2 };
+          if (word === 'drop' && t1 === 'n' && (t2 === ';' || t2 === 'c' || k2 >= m)) weak = lower(weak, { rule: 'ddl:drop', paranoia: 2 });
           break;
         case 'update':
           if (t1 === 'n' && w2 === 'set') return { rule: 'update-set', paranoia: 1 };
@@ -786,7 +798,7 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
         case 'execute':
           if (/^(?:xp_|sp_|master\.|immediate)/.test(w1) || w1 === 'immediate' || t1 === 'v' || t1 === '(' || (t1 === 'f' && /^(?:xp_|sp_)/.test(w1)))
             return { rule: `exec:${w1.slice(0, 16)}`, paranoia: 1 };
-          if (t1 === 'n' && (t2 === 'n' || k2 >= m)) weak ??= { rule: 'exec', paranoia: 2 };
+          if (t1 === 'n' && (t2 === 'n' || k2 >= m)) weak = lower(weak, { rule: 'exec', paranoia: 2 });
           break;
         case 'waitfor':
           if (w1 === 'delay' || w1 === 'time') return { rule: 'waitfor-delay', paranoia: 1 };
@@ -808,17 +820,17 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if (word === 'procedure' && w1 === 'analyse') return { rule: 'procedure-analyse', paranoia: 1 };
       if (word === 'set' && t1 === 'v' && t[next(k1)] === 'o') {
         if (k > 0 && t[k - 1] === ';') return { rule: 'set-variable', paranoia: 1 };
-        weak ??= { rule: 'set-variable', paranoia: 2 };
+        weak = lower(weak, { rule: 'set-variable', paranoia: 2 });
       }
       // `;SET @OLD_SQL_MODE`: a session variable named at the end of a value (CRS 942210, PL2)
-      if (word === 'set' && t1 === 'v' && next(k1) >= m && (k === 0 || t[k - 1] === ';') && (w[k1] as string).startsWith('@'))
-        weak ??= { rule: 'set-variable', paranoia: 2 };
+      if (word === 'set' && t1 === 'v' && next(k1) >= m && (k === 0 || t[k - 1] === ';') && (w[k1] as string).startsWith('@') && (w[k1] as string).length > 1)
+        weak = lower(weak, { rule: 'set-variable', paranoia: 2 });
       // `) when 234 then`: a CASE branch after the application's parenthesis (CRS 942300, PL2)
-      if (word === 'when' && (k === 0 || t[k - 1] === ')') && /[1sn]/.test(t1) && w[next(k1)] === 'then') weak ??= { rule: 'case-when', paranoia: 2 };
+      if (word === 'when' && (k === 0 || t[k - 1] === ')') && /[1sn]/.test(t1) && w[next(k1)] === 'then') weak = lower(weak, { rule: 'case-when', paranoia: 2 });
       if (word === 'case' && w1 === 'when') {
         for (let j = k1; j < Math.min(m, k + 10); j++) {
           if (t[j] === 'k' && w[j] === 'then') {
-            weak ??= { rule: 'case-when', paranoia: /[o(f1]/.test(t.slice(k1, j)) || k === 0 || /[(,o&Ek]/.test(t[k - 1] as string) ? 1 : 2 };
+            weak = lower(weak, { rule: 'case-when', paranoia: /[o(f1]/.test(t.slice(k1, j)) || k === 0 || /[(,o&Ek]/.test(t[k - 1] as string) ? 1 : 2 });
             if ((weak as { paranoia: number }).paranoia === 1) return weak;
             break;
           }
@@ -826,12 +838,12 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       }
       if (word === 'as' && k > 0 && /[)n]/.test(t[k - 1] as string) && t1 === 'n' && w[next(k1)] === 'from') {
         if ((w[k - 1] === '`' || w1 === '`') && k <= 2) return { rule: 'alias-from', paranoia: 1 };
-        if (t[k - 1] === ')' || w[k - 1] === '`' || w1 === '`') weak ??= { rule: 'alias-from', paranoia: 2 };
+        if (t[k - 1] === ')' || w[k - 1] === '`' || w1 === '`') weak = lower(weak, { rule: 'alias-from', paranoia: 2 });
       }
       // `) as user from`, `; as not from`: an alias after a break-out (CRS 942360/942362, PL2)
       if (word === 'as' && k > 0 && (t[k - 1] === ')' || t[k - 1] === ';') && /[nko]/.test(t1) && w[next(k1)] === 'from')
-        weak ??= { rule: 'alias-from', paranoia: 2 };
-      if (word === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak ??= { rule: 'in-list', paranoia: 2 };
+        weak = lower(weak, { rule: 'alias-from', paranoia: 2 });
+      if (word === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak = lower(weak, { rule: 'in-list', paranoia: 2 });
       continue;
     }
     if (ty === 'B') {
@@ -841,17 +853,17 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if ((word === 'order by' || word === 'group by') && (t1 === 'n' || t1 === '1')) {
         const t2 = t[next(k1)];
         if (t2 === ';' || t2 === 'c' || t2 === 'B') return { rule: word.replace(' ', '-'), paranoia: 1 };
-        weak ??= { rule: word.replace(' ', '-'), paranoia: 2 };
+        weak = lower(weak, { rule: word.replace(' ', '-'), paranoia: 2 });
       }
-      if (word === 'limit' && t1 === '1' && t[next(k1)] === ',') weak ??= { rule: 'limit', paranoia: 2 };
+      if (word === 'limit' && t1 === '1' && t[next(k1)] === ',') weak = lower(weak, { rule: 'limit', paranoia: 2 });
       continue;
     }
     if (ty === 'n' && ATTACK_WORDS.has(word)) return { rule: `attack-name:${word}`, paranoia: 1 };
     // a whole hex literal (`0x414243`), not a token fragment that happens to start with 0x (`-0x0lsoto…`)
     if (ty === '1' && word.startsWith('0x') && word.length >= 4 && /^0x[0-9a-f]+$/.test(word) && k > 0 && /[,o(&]/.test(t[k - 1] as string))
-      weak ??= { rule: 'hex-literal', paranoia: 2 };
+      weak = lower(weak, { rule: 'hex-literal', paranoia: 2 });
     // `xor` is no English word: a logic operator between operands (CRS 942120, PL2)
-    if (ty === '&' && word === 'xor' && k > 0 && /[1s)]/.test(t[k - 1] as string) && /[1sn(vf]/.test(t1)) weak ??= { rule: 'operator:xor', paranoia: 2 };
+    if (ty === '&' && word === 'xor' && k > 0 && /[1s)]/.test(t[k - 1] as string) && /[1sn(vf]/.test(t1)) weak = lower(weak, { rule: 'operator:xor', paranoia: 2 });
     // `) like (`: closing the application's parenthesis and comparing
     if (ty === ')' && k === 0 && t1 === 'o' && /^[a-z]/.test(w1) && /[(s1]/.test(t[next(k1)] ?? '')) return { rule: 'parenthesis-breakout', paranoia: 1 };
     // operators between literals: 1!=2, 42 like 42, 'a' not regexp 'b' (tautology probes)
@@ -861,12 +873,14 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       /[1s]/.test(t[k - 1] as string) &&
       (t1 === '1' || t1 === 's' || (t1 === 'o' && t[next(k1)] !== undefined && /[1s]/.test(t[next(k1)] as string)))
     ) {
-      if (/^(?:like|rlike|regexp|is|not|sounds|glob|<=>|!=|<>|==|ilike|similar)$/.test(word)) weak ??= { rule: `operator:${word}`, paranoia: 2 };
+      // word operators from level 2; `1!=2`, `a<>b` also read as maths and code, so from level 3
+      if (/^(?:like|rlike|regexp|is|not|sounds|glob|ilike|similar)$/.test(word)) weak = lower(weak, { rule: `operator:${word}`, paranoia: 2 });
+      else if (/^(?:<=>|!=|<>|==)$/.test(word)) weak = lower(weak, { rule: `operator:${word}`, paranoia: 3 });
     }
     if (ty === '&' && (k === 0 || t[k - 1] === ')' || t[k - 1] === '1' || t[k - 1] === 's' || t[k - 1] === 'n')) {
       // chained conditions: `and x = 1`, `|| c == '`, `&& (l=!0)`, `xor 2 <`
       const k2 = t1 === '(' ? next(k1) : k1;
-      if (/[n1sv]/.test(t[k2] ?? '') && t[next(k2)] === 'o') weak ??= { rule: 'chained-condition', paranoia: 2 };
+      if (/[n1sv]/.test(t[k2] ?? '') && t[next(k2)] === 'o') weak = lower(weak, { rule: 'chained-condition', paranoia: 2 });
     }
   }
   return weak;
@@ -887,7 +901,7 @@ const SPECIAL_RE = /['"`;()=<>#|&@*/:!?^~{}[\]$%]|--/;
 const WORD_HINT = /[a-z]_[a-z]|0x[0-9a-f]|^(?:xor|rlike|regexp)$/;
 /** Keyword pairs that can make SQL out of words alone (`union select`, `order by 1`, `drop table`). */
 const STATEMENT_HINT =
-  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob)|xor|rlike|regexp)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$|[a-z]_[a-z]|0x[0-9a-f]/;
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob)|xor|rlike|regexp)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$|^\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|^\S+\s+(?:and|or)$|[a-z]_[a-z]|0x[0-9a-f]/;
 const CATALOGUE_RE = new RegExp(CATALOGUES.map((c) => c.replace(/[.$@]/g, (m) => `\\${m}`)).join('|'));
 
 /** Catalogue and attack names in a plain parameter or member name (`information_schema`, `xp_dirtree`). */
@@ -919,7 +933,7 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
   while (e > 0 && s.charCodeAt(e) === 32) e--;
   if (s.charCodeAt(e) === 40 && s.charCodeAt(e - 1) !== 58 /* `:(` is a frown */) {
     let j = e - 1;
-    while (j >= 0 && e - j <= 8 && !isWordChar(s.charCodeAt(j))) j--;
+    while (j >= 0 && e - j <= 8 && (!isWordChar(s.charCodeAt(j)) || s.charCodeAt(j) === 46 || s.charCodeAt(j) === 36)) j--;
     const end = j + 1;
     while (j >= 0 && isWordChar(s.charCodeAt(j)) && s.charCodeAt(j) !== 46) j--;
     const name = s.slice(j + 1, end);
@@ -930,6 +944,10 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
   if (/^&[(]*1(?:o|c|$)/.test(fp) && t.length <= 3) return { rule: 'logic-probe', paranoia: 2 };
   // `and '5'x`: a value that starts with a logic operator and a string
   if (/^&[(]*s/.test(fp)) return { rule: 'logic-string', paranoia: 2 };
+  // `/3 and(`, `= ( select`: a logic operator or a sub-query opened at the end of the value
+  if (/[1sn)]&[(]+$/.test(fp) || /\([(]*E$/.test(fp)) return { rule: 'open-expression', paranoia: 2 };
+  // `1 like 42`, `1 is not 2`: a comparison of two numbers with a word operator
+  if (/^1o+1$/.test(fp) && WORD_OPERATORS.has(plain.words[1] as string)) return { rule: `operator:${plain.words[1]}`, paranoia: 2 };
   // `x like '`: a word operator before a quote that ends the value
   const last = s.charCodeAt(e);
   if ((last === 39 || last === 34) && t.length >= 2 && t[t.length - 1] === 's' && t[t.length - 2] === 'o') {
@@ -944,6 +962,9 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
       if (/^s[)]*&$/.test(r.fp) || QUOTED_SHAPES.some((re) => re.test(r.fp))) return { rule: `${q}:backslash-breakout`, paranoia: 2 };
     }
     const r = fingerprint(s, q);
+    // `" UNION A`, `' union/`: a quote then a set operator (CRS 942361, PL2); `' * from`: a quote, an operator and a clause
+    if (q !== '`' && ((/^s[)]*U[no]?$/.test(r.fp) && r.spaced[r.types.indexOf('U')] === true) || (/^s[)]*o[(]*k/.test(r.fp) && /^(?:from|where)$/.test(r.words[r.fp.indexOf('k')] ?? ''))))
+      return { rule: `${q}:quote-${r.fp.includes('U') ? 'union' : 'clause'}`, paranoia: 2 };
     // `x'+email--`, `id'is not-id--`: a quote, an operator, and a comment that ends the value (CRS 942520)
     if (q !== '`' && /^s[)]*o/.test(r.fp) && r.fp.endsWith('c')) return { rule: `${q}:operator-comment`, paranoia: 2 };
     // `` ` REGEXP ``: a back-quoted name and a word operator (CRS 942360)
@@ -955,7 +976,8 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
     weak = { rule: 'operator', paranoia: 3 };
   else if (/^`[^`]{1,64}`$/.test(s)) weak = { rule: 'back-quoted-name', paranoia: 3 };
   else if (/^["'`](?:[<>=*+%-]{1,2}\s*\d|\d+\s*[*+/%<>=-])/.test(s)) weak = { rule: 'quote-probe', paranoia: 3 };
-  else if (t === 'B' || (t === 'En' && (plain.words[0] === 'exec' || plain.words[0] === 'execute'))) weak = { rule: `fragment:${plain.words[0]}`, paranoia: 3 };
+  else if (/^B1?$/.test(t) || (t === 'En' && (plain.words[0] === 'exec' || plain.words[0] === 'execute'))) weak = { rule: `fragment:${plain.words[0]}`, paranoia: 3 };
+  else if (/[1n]&$/.test(fp) && t.length <= 4) weak = { rule: 'trailing-logic', paranoia: 3 };
   return weak;
 }
 
@@ -988,7 +1010,7 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
         // `id'is notes`: a word operator then a bareword needs more SQL after it
         if (
           re === SON &&
-          /^[a-z]/.test(r.words[r.fp.indexOf('o')] ?? '') &&
+          /^(?:[a-z]|!$)/.test(r.words[r.fp.indexOf('o')] ?? '') &&
           r.fp[r.fp.indexOf('o') + 1] === 'n' &&
           !/^[c&o;]/.test(r.fp.slice(r.fp.indexOf('o') + 2))
         )

@@ -193,12 +193,15 @@ export class RequestHandler {
       });
     };
     let bodyStream: Readable | undefined;
+    /** Aborts the upstream exchange of the direct path (set once it is on a connection). */
+    let cancelUpstream: ((reason: unknown) => void) | undefined;
     res.once('close', () => {
       // writableEnded, not writableFinished: the latter can still be false on a completed
       // keep-alive response whose bytes sit in the socket buffer.
       const aborted = !res.writableEnded;
       if (aborted) {
         ac.abort();
+        cancelUpstream?.(ac.signal.reason);
         if (bodyStream !== undefined && !bodyStream.readableEnded) bodyStream.destroy();
       }
       finish(aborted);
@@ -328,9 +331,88 @@ export class RequestHandler {
     }
     let t: Target = first;
     const upStart = performance.now();
-    let up: Dispatcher.ResponseData;
+    /** Sends the response head: hop-by-hop fields stripped, stage headers and the request id added. */
+    const writeHead = (statusCode: number, respHeaders: Record<string, string | string[] | undefined>): Record<string, string | string[]> => {
+      status = statusCode;
+      const out: Record<string, string | string[]> = {};
+      for (const k in respHeaders) {
+        const v = respHeaders[k];
+        if (v !== undefined) out[k] = v;
+      }
+      for (const [k, v] of ctx.responseHeaders) out[k] = v;
+      out['x-request-id'] = id;
+      res.writeHead(statusCode, out);
+      return out;
+    };
+    const upstreamAnswered = (): void => {
+      api.upstream.success(t);
+      ctx.timings.upstream = performance.now() - upStart;
+      observeUpstream(metrics, api.name, ctx.timings.upstream / 1000);
+    };
+    // No response stage: the upstream response streams straight into `res` (no body stream,
+    // no pipe). Resolves once the head is sent; a failure before it rejects (same handling as
+    // below), one after it cuts the response off.
+    const direct = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        let started = false;
+        let counting = false;
+        t.pool.dispatch(
+          {
+            path: t.basePath + upstreamPath + query,
+            method: method as Dispatcher.HttpMethod,
+            headers,
+            body: reqBody,
+            headersTimeout: timeouts.headers_ms,
+            bodyTimeout: timeouts.body_idle_ms,
+          },
+          {
+            onRequestStart(c) {
+              cancelUpstream = (reason) => c.abort(reason as Error);
+              if (ac.signal.aborted) c.abort(ac.signal.reason as Error);
+            },
+            onResponseStart(_c, statusCode, h) {
+              if (statusCode < 200) return;
+              started = true;
+              upstreamAnswered();
+              const respHeaders = h as Record<string, string | string[] | undefined>;
+              stripHopByHop(respHeaders);
+              const declared = writeHead(statusCode, respHeaders)['content-length'];
+              if (method === 'HEAD' || NO_BODY_STATUS.has(statusCode)) {
+                /* no body */
+              } else if (typeof declared === 'string' && declared !== '') bytesOut = Number(declared);
+              else counting = true;
+              resolve();
+            },
+            onResponseData(c, chunk) {
+              if (counting) bytesOut += chunk.length;
+              if (!res.write(chunk)) {
+                c.pause();
+                res.once('drain', () => c.resume());
+              }
+            },
+            onResponseEnd() {
+              res.end();
+            },
+            onResponseError(_c, err: Error & { code?: string }) {
+              if (!started) {
+                reject(err);
+                return;
+              }
+              res.destroy();
+              if (!ac.signal.aborted)
+                emit({ control: 'proxy', reason: 'response-aborted', action: 'abort', severity: 'medium', details: { error: err.code ?? err.message } });
+            },
+          },
+        );
+      });
+    const isDirect = api.responseStages.length === 0;
+    let up: Dispatcher.ResponseData | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
+        if (isDirect) {
+          await direct();
+          return;
+        }
         up = await t.pool.request({
           path: t.basePath + upstreamPath + query,
           method: method as Dispatcher.HttpMethod,
@@ -369,9 +451,7 @@ export class RequestHandler {
         return;
       }
     }
-    api.upstream.success(t);
-    ctx.timings.upstream = performance.now() - upStart;
-    observeUpstream(metrics, api.name, ctx.timings.upstream / 1000);
+    upstreamAnswered();
 
     // 5. Response stages, then send.
     const respHeaders = up.headers as Record<string, string | string[] | undefined>;
@@ -414,15 +494,7 @@ export class RequestHandler {
         return;
       }
     }
-    status = state.status;
-    const out: Record<string, string | string[]> = {};
-    for (const k in state.headers) {
-      const v = state.headers[k];
-      if (v !== undefined) out[k] = v;
-    }
-    for (const [k, v] of ctx.responseHeaders) out[k] = v;
-    out['x-request-id'] = id;
-    res.writeHead(state.status, out);
+    const out = writeHead(state.status, state.headers);
     if (method === 'HEAD' || NO_BODY_STATUS.has(state.status)) {
       up.body.resume();
       res.end();

@@ -20,7 +20,7 @@ import type { RequestOutcome } from '../pipeline/stage.ts';
 import type { Rejection } from '../pipeline/verdict.ts';
 import { deriveForwarded, normalizeIp, stripHopByHop, upstreamRequestHeaders } from '../proxy/headers.ts';
 import type { Target } from '../proxy/upstream.ts';
-import { countRequest, type GatewayMetrics, observeUpstream } from '../telemetry/metrics.ts';
+import { countRequest, type GatewayMetrics, observeUpstream, trackInFlight } from '../telemetry/metrics.ts';
 import { type BodyMeter, BodyLimitExceeded, bodyTooLarge, meteredBody, RequestBody, UpstreamResponse } from './body.ts';
 import type { CompiledApi, CompiledConfig } from './compile.ts';
 
@@ -123,7 +123,7 @@ export class RequestHandler {
     const startedAt = performance.now();
     gen.inFlight++;
     this.inFlight++;
-    metrics.inFlight.inc();
+    trackInFlight(1);
 
     const tls = this.deps.tlsInfo?.(req);
     const scheme = tls ? 'https' : 'http';
@@ -161,7 +161,7 @@ export class RequestHandler {
       finished = true;
       gen.inFlight--;
       this.inFlight--;
-      metrics.inFlight.dec();
+      trackInFlight(-1);
       if (gen.retired && gen.inFlight === 0) gen.onIdle?.();
       const st = status || res.statusCode;
       const latency = performance.now() - startedAt;

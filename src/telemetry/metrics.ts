@@ -18,7 +18,7 @@ export interface GatewayMetrics {
   events: client.Counter<'control' | 'reason'>;
   /** Configuration reloads by result (`ok`, `error`). */
   reloads: client.Counter<'result'>;
-  /** Requests in flight. */
+  /** Requests in flight (set from {@link trackInFlight} when scraped). */
   inFlight: client.Gauge;
 }
 
@@ -39,9 +39,23 @@ export function gatewayMetrics(): GatewayMetrics {
     }),
     events: new client.Counter({ name: 'rampart_security_events_total', help: 'Security events by control and reason.', labelNames: ['control', 'reason'] }),
     reloads: new client.Counter({ name: 'rampart_config_reloads_total', help: 'Configuration reloads by result.', labelNames: ['result'] }),
-    inFlight: new client.Gauge({ name: 'rampart_requests_in_flight', help: 'Requests in flight.' }),
+    inFlight: new client.Gauge({
+      name: 'rampart_requests_in_flight',
+      help: 'Requests in flight.',
+      collect() {
+        this.set(inFlightNow);
+      },
+    }),
   };
   return metrics;
+}
+
+/** Requests in flight in this process; read into the gauge at scrape time (no per-request gauge update). */
+let inFlightNow = 0;
+
+/** Adds `delta` (+1 when a request starts, -1 when it ends) to the in-flight gauge. */
+export function trackInFlight(delta: number): void {
+  inFlightNow += delta;
 }
 
 const requestChildren = new Map<string, client.Counter.Internal>();

@@ -91,6 +91,9 @@ const GLOB_TARGETS = words(
 /** System directories a glob-spelt path may name on its own (paranoia level 2). */
 const GLOB_DIRS = words('/etc /bin /sbin /usr /tmp /dev /proc /var /root');
 
+/** SQLite CLI dot-commands after a separator (also after a literal `\n`). */
+const DOT_COMMAND = /(?:^|[;\n|&])(?:\s|\\n)*\.(?:shell|system|sh|import|output|once|load)\s/;
+
 /** A detected command injection. */
 export interface CmdiHit {
   rule: string;
@@ -452,7 +455,7 @@ export function detectCmdi(s: string): CmdiHit | undefined {
       return { rule: `evasion:command-line:${w0.word}`, index: 0, paranoia: 1 };
   }
   // SQLite CLI dot-commands after a separator (`;.shell id`, newline `.system`)
-  const dot = /(?:^|[;\n|&])(?:\s|\\n)*\.(?:shell|system|sh|import|output|once|load)\s/.exec(s);
+  const dot = DOT_COMMAND.exec(s) ?? (v !== s ? DOT_COMMAND.exec(v) : null);
   if (dot) weak ??= { rule: 'sqlite-dot-command', index: dot.index, paranoia: 2 };
   return weak;
 }

@@ -127,7 +127,10 @@ const XSS_WORDS = /document|window\.|\+ad[w4]|!entity|-->|\u2044/;
 const PROSE_CLASSES = SPACE | DOT | DASH | UNDERSCORE | AT;
 /** SQL keyword pairs possible without SQL punctuation (the words-only part of the SQLi gate). */
 const PROSE_SQL =
-  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob)|xor|set\s+@)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$|^\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|^\S+\s+(?:and|or)$/;
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob)|xor|set\s+@)\b/;
+/** Whole-value shapes of the words-only SQL gate (anchored, tried on values of at most 48 characters). */
+const PROSE_SQL_WHOLE =
+  /^(?:\d\S*\s+(?:or|and|xor)\b|(?:or|and)\s+\d|exec(?:ute)?\s+\w+$|(?:order|group)\s+by$|\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|\S+\s+(?:and|or)$)/;
 /** What may follow a dot in a file name an LFI names without a slash (`.htaccess`, `.env`, `..`). */
 const DOT_NEXT = [
   '.',
@@ -191,7 +194,7 @@ function proseTrigger(s: string, mask: number): boolean {
       for (const x of DOT_PREV) if (p >= x.length && s.startsWith(x, p - x.length)) return true;
     }
   }
-  return (mask & SPACE) !== 0 && PROSE_SQL.test(s);
+  return (mask & SPACE) !== 0 && ((s.length <= 48 && PROSE_SQL_WHOLE.test(s)) || PROSE_SQL.test(s));
 }
 /** Characters of a plain URL without spaces, quotes, brackets or shell separators. */
 const URL_CLASSES = COLON | SLASH | DOT | DASH | UNDERSCORE | QMARK | EQ | TILDE | HASH;
@@ -277,7 +280,8 @@ interface Runner {
   names: boolean;
   /** Runs on plain http(s) URLs (values of only URL characters). */
   url?: boolean;
-  run(s: string, isName: boolean, mask: number): { rule: string; index: number; paranoia: number } | undefined;
+  /** `paranoia` is the configured level: evidence above it need not be looked for. */
+  run(s: string, isName: boolean, mask: number, paranoia: number): { rule: string; index: number; paranoia: number } | undefined;
 }
 
 const RUNNERS: readonly Runner[] = [
@@ -285,7 +289,7 @@ const RUNNERS: readonly Runner[] = [
     name: 'sqli',
     needs: QUOTE | PAREN | SEP | EQ | ANGLE | HASH | STAR | AT | DASH | SLASH | SPACE | UNDERSCORE | COLON | OTHER,
     names: true,
-    run(s, _n, mask) {
+    run(s, _n, mask, paranoia) {
       // with none of the characters that build SQL syntax, only keyword sequences can match (a cheap gate)
       const words =
         (mask & SQL_SPECIAL) === 0 &&
@@ -293,7 +297,7 @@ const RUNNERS: readonly Runner[] = [
         ((mask & SLASH) === 0 || s.indexOf('/*') === -1) &&
         ((mask & AT) === 0 || s.indexOf('@@') === -1) &&
         ((mask & COLON) === 0 || s.indexOf('::') === -1);
-      const h = detectSqli(s, words);
+      const h = detectSqli(s, words, paranoia);
       return h && { rule: h.rule, index: 0, paranoia: h.paranoia };
     },
   },
@@ -433,7 +437,7 @@ export class Scan {
     const urlOnly = (mask & ~URL_CLASSES) === 0 && (mask & COLON) !== 0 && (s.startsWith('https://') || s.startsWith('http://'));
     for (const r of this.runners) {
       if ((mask & r.needs) === 0 || (isName && !r.names) || (urlOnly && !r.url)) continue;
-      const h = r.run(s, isName, mask);
+      const h = r.run(s, isName, mask, this.opts.paranoia);
       if (h === undefined || h.paranoia > this.opts.paranoia) continue;
       if (this.record(r.name, h.rule, h.paranoia, location(), s, h.index)) return true;
     }

@@ -1026,10 +1026,11 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
 }
 
 /**
- * Detects SQL injection in a normalised (lower-case, decoded) value.
+ * Detects SQL injection in a normalised (lower-case, decoded) value. `paranoia` (1-4, default 4)
+ * skips the evidence that only counts above it (the level-2/3 probes cost a second tokenisation).
  * @returns the first matching evidence at the lowest paranoia level found, or `undefined`.
  */
-export function detectSqli(s: string, wordsOnly?: boolean): SqliHit | undefined {
+export function detectSqli(s: string, wordsOnly?: boolean, paranoia = 4): SqliHit | undefined {
   if (s.length < 2) return undefined;
   const cat = CATALOGUE_RE.exec(s);
   if (cat) return { rule: `catalogue:${cat[0]}`, fingerprint: '', paranoia: 1 };
@@ -1045,7 +1046,7 @@ export function detectSqli(s: string, wordsOnly?: boolean): SqliHit | undefined 
   }
   let hit = detectIn(s, true);
   if (hit?.paranoia === 1) return hit;
-  if (hit === undefined || hit.paranoia > 2) {
+  if (paranoia >= 2 && (hit === undefined || hit.paranoia > 2)) {
     const pr = probeEvidence(s, fingerprint(s, ''));
     if (pr && (hit === undefined || pr.paranoia < hit.paranoia)) hit = { rule: pr.rule, fingerprint: '', paranoia: pr.paranoia };
   }

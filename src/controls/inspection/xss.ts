@@ -258,6 +258,8 @@ export function detectXss(s0: string): XssHit | undefined {
         while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
         if (s.charCodeAt(k) === 61 && (EVENT_NAMES.has(s.slice(p + 2, j)) || (j - p > 12 && prev !== 32)))
           return { rule: 'attribute-breakout', index: p, paranoia: 1 };
+        // a long vendor event name after a space (`onwebkitplaybacktargetavailabilitychanged=`): level 2
+        if (s.charCodeAt(k) === 61 && j - p > 20 && (weak === undefined || weak.paranoia > 2)) weak = { rule: 'attribute-breakout', index: p, paranoia: 2 };
       }
     }
     p = s.indexOf('on', p + 2);

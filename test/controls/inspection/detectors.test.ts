@@ -383,6 +383,16 @@ describe('paranoia levels 2 and 3', () => {
     ['`bla`', 'back-quoted-name@3'],
     ['order by', 'fragment:order by@3'],
     ['<=>', 'operator@3'],
+    ['/3 and(', 'open-expression@2'],
+    ['var= @.= ( SELECT', 'open-expression@2'],
+    ['42 like 42', 'operator:like@2'],
+    ['" UNION A', '":quote-union@2'],
+    ["' * from = 1 or '9", "':quote-clause@2"],
+    ['9999 or /* +optimizer hint */ true', 'comment-obfuscation@2'],
+    ['from `db`.`t` limit', 'from-quoted-name@2'],
+    ['day. (', 'function-probe:day@2'],
+    ['Tom and', 'trailing-logic@3'],
+    ['11!=12', 'operator:!=@3'],
   ];
   for (const [attack, want] of sqli) it(`sqli ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(detectSqli, attack), want));
   const xss: [string, string][] = [
@@ -394,6 +404,7 @@ describe('paranoia levels 2 and 3', () => {
     ['$<d i a l o g', 'spaced-tag@1'],
     ['\u00bcscript\u00bealert(1)\u00bc/script\u00be', 'tag:script@1'],
     ['foo!ENTITY % bar SYSTEM', 'markup-declaration@1'],
+    ['  onwebkitplaybacktargetavailabilitychanged= ', 'attribute-breakout@2'],
   ];
   for (const [attack, want] of xss) it(`xss ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(detectXss, attack), want));
   const cmdi: [string, string][] = [
@@ -414,6 +425,7 @@ describe('paranoia levels 2 and 3', () => {
     ['bin/chef', 'shell-binary:chef@1'],
     ['x&bcdboot/r file.txt', 'command:bcdboot@1'],
     ['cat+/ET*/*WD', 'glob-path:/etc/passwd@1'],
+    ["1;.\\'shell whoami", 'sqlite-dot-command@2'],
   ];
   for (const [attack, want] of cmdi) it(`cmdi ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(detectCmdi, attack), want));
   it('restricted upload names (X-Filename)', () => {
@@ -424,6 +436,16 @@ describe('paranoia levels 2 and 3', () => {
     assert.equal(detectRestrictedUpload('acpi')?.paranoia, 2);
     for (const ok of ['report.pdf', 'photo 1.jpg', 'settings-icon.png', 'config', 'invoice-2024.json', 'C:\\Users\\me\\notes.txt'])
       assert.equal(detectRestrictedUpload(ok.toLowerCase()), undefined, ok);
+  });
+  it('statement keywords glued into one word count from paranoia level 2', () => {
+    for (const [pl, want] of [
+      [1, 0],
+      [2, 1],
+    ] as const) {
+      const scan = new Engine({ paranoia: pl, threshold: 5, enabled: new Set(DETECTORS), stopAtThreshold: true, maxHits: 5 }).scan();
+      scan.inspect('Xunionselectfrom', false, () => 'query:test');
+      assert.equal(scan.hits.length, want);
+    }
   });
   it('a DOM global as a parameter or cookie name counts from paranoia level 2', () => {
     for (const [pl, want] of [
@@ -439,6 +461,11 @@ describe('paranoia levels 2 and 3', () => {
   // (Markdown code spans holding a command, `` `make` ``, and `; set` count at level 2 by design: see 'command injection')
   const benign = [
     'Published year (2024)',
+    'Die "Union von Europa"',
+    'page 1 is not 2 pages',
+    'copy from `src` to `dst`',
+    '"! Yes',
+    'he was on holiday= yes',
     'Happy new year :(',
     'and 2 others',
     'I said or 5 things',

@@ -109,7 +109,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
     await store.close();
     throw e;
   }
-  // Access log: one line per request, written in batches (>= 4 KiB, or every 200 ms) so the hot
+  // Access log: one line per request, written in batches (>= 16 KiB, or every 200 ms) so the hot
   // path does not pay a write(2) per request; close() flushes.
   const accessDest = config.access_log ? pino.destination({ dest: 1, sync: false }) : undefined;
   const accessLog = accessDest ? new BatchedAccessLog(accessDest) : undefined;
@@ -262,7 +262,7 @@ function jsonNumber(n: number): string {
  * The access log: one JSON line per request, byte-for-byte what `pino().info({ type: 'access', ... })`
  * wrote (`level` 30, `time` in epoch ms, then the fields in order, `upstream_ms` omitted when
  * undefined), built by hand for the fixed fields and handed to the pino destination in batches
- * (>= 4 KiB, or every 200 ms): generic serialisation and the destination's per-write bookkeeping
+ * (>= 16 KiB, or every 200 ms): generic serialisation and the destination's per-write bookkeeping
  * cost more than the line itself. `close()` hands over what is left (then flush the destination).
  */
 class BatchedAccessLog implements AccessLog {
@@ -282,7 +282,7 @@ class BatchedAccessLog implements AccessLog {
       `,"method":${JSON.stringify(r.method)},"path":${JSON.stringify(r.path)},"status":${jsonNumber(r.status)},"verdict":${JSON.stringify(r.verdict)}` +
       `,"aborted":${r.aborted},"bytes_in":${jsonNumber(r.bytes_in)},"bytes_out":${jsonNumber(r.bytes_out)},"latency_ms":${jsonNumber(r.latency_ms)}` +
       `${r.upstream_ms === undefined ? '' : `,"upstream_ms":${jsonNumber(r.upstream_ms)}`},"client_ip":${JSON.stringify(r.client_ip)}}\n`;
-    if (this.buf.length >= 4096) this.flush();
+    if (this.buf.length >= 16384) this.flush();
   }
 
   private flush(): void {

@@ -17,11 +17,10 @@ import type { Store } from '../state/store.ts';
 import { gatewayMetrics, metricsText } from '../telemetry/metrics.ts';
 import { type AdminRoute, createAdminServer, sendJson } from './admin.ts';
 import type { ControlDefinition } from '../pipeline/control.ts';
-import { type CompiledConfig, compileConfig } from './compile.ts';
+import { type CompiledConfig, compileConfig, prepareConfig } from './compile.ts';
 import { type AccessLog, type AccessRecord, RequestHandler } from './handler.ts';
 import { type ApiListener, createTlsListener, httpApiListener, listen, requestTlsInfo, type TlsListenerSettings, urlOf } from './listeners.ts';
 import { listenerClientAuth, prepareTransport } from '../controls/transport/wiring.ts';
-import { prepareNetwork } from '../controls/network/wiring.ts';
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -90,7 +89,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   };
   const routes = new Map<string, AdminRoute>();
   const compile = (c: RampartConfig, locate?: Locator): Promise<CompiledConfig> =>
-    compileConfig(prepareNetwork(prepareTransport(c, configDir)), {
+    compileConfig(prepareConfig(c, configDir), {
       file,
       configDir,
       locate,

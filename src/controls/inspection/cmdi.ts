@@ -469,7 +469,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
  */
 function shellSyntax(s: string, v: string): CmdiHit | undefined {
   const pe = s.indexOf('${');
-  if (pe !== -1 && /^\$\{[a-z_][a-z0-9_]{0,31}(?:#|%|:[-=?+]|\/\/?|\^|,)/.test(s.slice(pe, pe + 40))) return { rule: 'parameter-expansion', index: pe, paranoia: 2 };
+  if (pe !== -1 && /^\$\{[a-z_][a-z0-9_]{0,31}(?:#|%|:[-=?+]|\/\/?|\^|,)/.test(s.slice(pe, pe + 40)))
+    return { rule: 'parameter-expansion', index: pe, paranoia: 2 };
   if (s.charCodeAt(0) === 126 /* ~ */ && /^~[+-]?\d*$/.test(s) && s.length <= 6)
     return { rule: 'tilde-expansion', index: 0, paranoia: s.length > 1 && (s.charCodeAt(1) === 43 || s.charCodeAt(1) === 45) ? 2 : 3 };
   const h = s.indexOf('!-');
@@ -562,7 +563,8 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   }
   if (arg === 'option') return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
   // `ansible all -m ping`, `git log -p`: an option after one to three arguments (paranoia level 2)
-  if (arg === 'other' && /^(?:\s+[^\s-]\S{0,31}){1,3}\s+-{1,2}[a-z]/.test(v.slice(end, end + 120))) return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
+  if (arg === 'other' && /^(?:\s+[^\s-]\S{0,31}){1,3}\s+-{1,2}[a-z]/.test(v.slice(end, end + 120)))
+    return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
   if (arg === 'path' && v.charCodeAt(end) === 32) {
     // `cat /etc/x`, `ls /var/www/`, `find /etc -name x`, `cd /;cd etc`: a wordy command with a system
     // directory argument, or followed by a second command

@@ -826,7 +826,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if (word === 'set' && t1 === 'v' && next(k1) >= m && (k === 0 || t[k - 1] === ';') && (w[k1] as string).startsWith('@') && (w[k1] as string).length > 1)
         weak = lower(weak, { rule: 'set-variable', paranoia: 2 });
       // `) when 234 then`: a CASE branch after the application's parenthesis (CRS 942300, PL2)
-      if (word === 'when' && (k === 0 || t[k - 1] === ')') && /[1sn]/.test(t1) && w[next(k1)] === 'then') weak = lower(weak, { rule: 'case-when', paranoia: 2 });
+      if (word === 'when' && (k === 0 || t[k - 1] === ')') && /[1sn]/.test(t1) && w[next(k1)] === 'then')
+        weak = lower(weak, { rule: 'case-when', paranoia: 2 });
       if (word === 'case' && w1 === 'when') {
         for (let j = k1; j < Math.min(m, k + 10); j++) {
           if (t[j] === 'k' && w[j] === 'then') {
@@ -863,7 +864,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     if (ty === '1' && word.startsWith('0x') && word.length >= 4 && /^0x[0-9a-f]+$/.test(word) && k > 0 && /[,o(&]/.test(t[k - 1] as string))
       weak = lower(weak, { rule: 'hex-literal', paranoia: 2 });
     // `xor` is no English word: a logic operator between operands (CRS 942120, PL2)
-    if (ty === '&' && word === 'xor' && k > 0 && /[1s)]/.test(t[k - 1] as string) && /[1sn(vf]/.test(t1)) weak = lower(weak, { rule: 'operator:xor', paranoia: 2 });
+    if (ty === '&' && word === 'xor' && k > 0 && /[1s)]/.test(t[k - 1] as string) && /[1sn(vf]/.test(t1))
+      weak = lower(weak, { rule: 'operator:xor', paranoia: 2 });
     // `) like (`: closing the application's parenthesis and comparing
     if (ty === ')' && k === 0 && t1 === 'o' && /^[a-z]/.test(w1) && /[(s1]/.test(t[next(k1)] ?? '')) return { rule: 'parenthesis-breakout', paranoia: 1 };
     // operators between literals: 1!=2, 42 like 42, 'a' not regexp 'b' (tautology probes)
@@ -963,7 +965,11 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
     }
     const r = fingerprint(s, q);
     // `" UNION A`, `' union/`: a quote then a set operator (CRS 942361, PL2); `' * from`: a quote, an operator and a clause
-    if (q !== '`' && ((/^s[)]*U[no]?$/.test(r.fp) && r.spaced[r.types.indexOf('U')] === true) || (/^s[)]*o[(]*k/.test(r.fp) && /^(?:from|where)$/.test(r.words[r.fp.indexOf('k')] ?? ''))))
+    if (
+      q !== '`' &&
+      ((/^s[)]*U[no]?$/.test(r.fp) && r.spaced[r.types.indexOf('U')] === true) ||
+        (/^s[)]*o[(]*k/.test(r.fp) && /^(?:from|where)$/.test(r.words[r.fp.indexOf('k')] ?? '')))
+    )
       return { rule: `${q}:quote-${r.fp.includes('U') ? 'union' : 'clause'}`, paranoia: 2 };
     // `x'+email--`, `id'is not-id--`: a quote, an operator, and a comment that ends the value (CRS 942520)
     if (q !== '`' && /^s[)]*o/.test(r.fp) && r.fp.endsWith('c')) return { rule: `${q}:operator-comment`, paranoia: 2 };
@@ -976,7 +982,8 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
     weak = { rule: 'operator', paranoia: 3 };
   else if (/^`[^`]{1,64}`$/.test(s)) weak = { rule: 'back-quoted-name', paranoia: 3 };
   else if (/^["'`](?:[<>=*+%-]{1,2}\s*\d|\d+\s*[*+/%<>=-])/.test(s)) weak = { rule: 'quote-probe', paranoia: 3 };
-  else if (/^B1?$/.test(t) || (t === 'En' && (plain.words[0] === 'exec' || plain.words[0] === 'execute'))) weak = { rule: `fragment:${plain.words[0]}`, paranoia: 3 };
+  else if (/^B1?$/.test(t) || (t === 'En' && (plain.words[0] === 'exec' || plain.words[0] === 'execute')))
+    weak = { rule: `fragment:${plain.words[0]}`, paranoia: 3 };
   else if (/[1n]&$/.test(fp) && t.length <= 4) weak = { rule: 'trailing-logic', paranoia: 3 };
   return weak;
 }

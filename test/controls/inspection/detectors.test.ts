@@ -374,7 +374,7 @@ describe('paranoia levels 2 and 3', () => {
     ["and '5'orig", 'logic-string@2'],
     ["id'not glob-id--", "':operator-comment@2"],
     ["\\'and", "':backslash-breakout@2"],
-    ['admin@x.io\\\' and( likelihood (id,.0));\'', "':backslash-breakout@2"],
+    ["admin@x.io\\' and( likelihood (id,.0));'", "':backslash-breakout@2"],
     ['` REGEXP ', '`:operator@2'],
     [') when 234 then', 'case-when@2'],
     [') as User from', 'alias-from@2'],

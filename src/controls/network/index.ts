@@ -174,6 +174,8 @@ type Rules = z.output<typeof routeSchema> | NetworkConfig | GatewayNetworkConfig
 /** Compiled list and geofence rules of the API or of one route. */
 interface CompiledRules {
   prefix?: string;
+  /** The route's `path_prefix` as configured (named in events). */
+  label?: string;
   methods?: ReadonlySet<string>;
   allow: WatchedList;
   deny: WatchedList;
@@ -189,23 +191,53 @@ interface CompiledRules {
 const FORBIDDEN_IP = () => new Problem(403, 'ip-denied', 'Forbidden', { detail: 'Requests from this network address are not allowed.' });
 const NOT_ALLOWED_IP = () => new Problem(403, 'ip-not-allowed', 'Forbidden', { detail: 'Requests from this network address are not allowed.' });
 
-/** Decodes the path for route matching (`/%61dmin` is `/admin`); collapses repeated slashes. */
-function matchPath(path: string): string {
+/** ASCII percent-escapes only: the fallback when the whole path is not valid percent-encoded UTF-8. */
+const ASCII_ESCAPE = /%([0-7][0-9a-f])/gi;
+/** Trailing dots and white space of a segment (IIS drops them; many stacks trim spaces and tabs). */
+const SEGMENT_TAIL = /[\s.]+$/;
+
+/**
+ * The canonical form of a request path for route matching, so that every spelling a backend
+ * treats as the same resource hits the same rule (deny and allow rules alike): percent-decoded
+ * once (RFC 3986 §2.1; ASCII escapes only when the rest is not valid UTF-8), `\` read as `/`
+ * (IIS), lower-cased (case-insensitive backends), each segment cut at its first `;` (RFC 3986
+ * §3.3 path parameters, dropped by Tomcat/Spring: `/admin;x`), trailing dots, spaces and tabs
+ * removed (`/admin.`, `/admin%20`, `/admin%09`), `.`/`..` resolved (RFC 3986 §5.2.4) and empty
+ * segments dropped (`//`). A prefix from the configuration goes through the same function.
+ * @param path the request path, percent-encoded as received (no query).
+ * @returns `/`-separated, never ending in `/` unless it is `/` itself.
+ */
+export function canonicalRoutePath(path: string): string {
   let p = path;
   if (p.includes('%')) {
     try {
       p = decodeURIComponent(p);
     } catch {
-      /* keep it encoded: it matches nothing it should not */
+      p = p.replace(ASCII_ESCAPE, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
     }
   }
-  return p.includes('//') ? p.replace(/\/{2,}/g, '/') : p;
+  if (p.includes('\\')) p = p.replaceAll('\\', '/');
+  p = p.toLowerCase();
+  const out: string[] = [];
+  for (const raw of p.split('/')) {
+    const semi = raw.indexOf(';');
+    const seg = semi === -1 ? raw : raw.slice(0, semi);
+    if (seg === '.') continue;
+    if (seg === '..') {
+      // `/public/..;/admin` is `/admin` to Tomcat
+      out.pop();
+      continue;
+    }
+    const trimmed = seg.replace(SEGMENT_TAIL, '');
+    if (trimmed !== '') out.push(trimmed);
+  }
+  return `/${out.join('/')}`;
 }
 
 function routeMatches(r: CompiledRules, ctx: RequestContext, path: string): boolean {
   if (r.methods && !r.methods.has(ctx.method)) return false;
   const pre = r.prefix as string;
-  return pre === '' || path === pre || path.startsWith(`${pre}/`);
+  return pre === '/' || path === pre || path.startsWith(`${pre}/`);
 }
 
 async function compileRules(rules: Rules, env: ControlEnv): Promise<CompiledRules> {
@@ -242,7 +274,8 @@ async function compileRules(rules: Rules, env: ControlEnv): Promise<CompiledRule
     geo: allowCountries.size > 0 || denyCountries.size > 0,
   };
   if ('path_prefix' in rules) {
-    out.prefix = rules.path_prefix.replace(/\/+$/, '');
+    out.prefix = canonicalRoutePath(rules.path_prefix);
+    out.label = rules.path_prefix;
     if (rules.methods) out.methods = new Set(rules.methods);
   }
   return out;
@@ -382,10 +415,10 @@ export async function createNetwork(cfg: NetworkConfig, env: ControlEnv, clock: 
       const v = check(api, ctx, undefined);
       if (v) return v;
       if (routes.length) {
-        const path = matchPath(ctx.path);
+        const path = canonicalRoutePath(ctx.path);
         for (const r of routes) {
           if (!routeMatches(r, ctx, path)) continue;
-          const rv = check(r, ctx, r.prefix === '' ? '/' : r.prefix);
+          const rv = check(r, ctx, r.label);
           if (rv) return rv;
         }
       }

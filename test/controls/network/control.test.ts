@@ -114,6 +114,8 @@ describe('lists and geofence', () => {
       assert.equal((await b.run(ctxOf('198.51.100.1', { path: '/admin/users' })))?.details?.route, '/admin');
       assert.equal((await b.run(ctxOf('198.51.100.1', { path: '/%61dmin' })))?.problem.code, 'ip-not-allowed');
       assert.equal((await b.run(ctxOf('198.51.100.1', { path: '//admin' })))?.problem.code, 'ip-not-allowed');
+      for (const path of ['/admin;x/x', '/admin%3bx/x', '/ADMIN/x', '/admin%20/x', '/admin%09/x', '/admin./x', '/public/..;/admin'])
+        assert.equal((await b.run(ctxOf('198.51.100.1', { path })))?.details?.route, '/admin', path);
       assert.equal(await b.run(ctxOf('198.51.100.1', { path: '/administrator' })), undefined);
       assert.equal(await b.run(ctxOf('10.1.1.1', { path: '/admin' })), undefined);
       assert.equal((await b.run(ctxOf('203.0.113.9', { path: '/public' })))?.problem.code, 'ip-denied');

@@ -4,6 +4,7 @@
  * drain on SIGTERM, and `--workers N` processes sharing the listening socket.
  */
 import { watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ConfigError } from '../config/load.ts';
@@ -102,6 +103,11 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   if (o.openapi !== undefined) {
     controls.contract = contractZeroConfig(o.openapi);
     if (controls.identity !== undefined) controls.authz = authzZeroConfig(o.openapi);
+    else {
+      process.stderr.write(
+        'rampart serve: warning: --openapi without --issuer: the document is enforced as an allow-list, but its `security` requirements (authentication, scopes) are not; add --issuer and --audience to enforce them\n',
+      );
+    }
   }
   const extra: Record<string, unknown> = {};
   if (o.store !== undefined) extra.state = { store: o.store };
@@ -163,8 +169,14 @@ export function watchFile(file: string, onChange: () => void): void {
     if (timer) clearTimeout(timer);
     timer = setTimeout(onChange, 200);
   };
+  // Watch the directory, not the inode: editors, `sed -i` and Kubernetes ConfigMaps save by
+  // replacing the file, and a watch on the old inode would go quiet after the first save.
+  const dir = dirname(resolve(file));
+  const name = basename(file);
   try {
-    watch(file, { persistent: false }, fire);
+    watch(dir, { persistent: false }, (_event, changed) => {
+      if (changed === null || changed === name || changed === '..data') fire();
+    });
   } catch {
     /* the reload on SIGHUP still works */
   }

@@ -26,6 +26,20 @@ export class Redactor {
     return this.headers.has(name.toLowerCase());
   }
 
+  /**
+   * Whether a detection location (`cookie:sid`, `header:authorization`, `query:api_key`,
+   * `body:/user/password`, `form:token`) holds a credential.
+   */
+  isSecretLocation(location: string): boolean {
+    const colon = location.indexOf(':');
+    const kind = colon === -1 ? location : location.slice(0, colon);
+    if (kind === 'cookie') return true;
+    const rest = colon === -1 ? '' : location.slice(colon + 1);
+    if (kind === 'header') return this.isSecretHeader(rest) || SECRET_NAME.test(rest);
+    const field = rest.slice(rest.lastIndexOf('/') + 1);
+    return field !== '' && SECRET_NAME.test(field);
+  }
+
   /** Redacts the values of secret-named query parameters in a path or URL (`/a?token=x` → `/a?token=[REDACTED]`). */
   path(pathOrUrl: string): string {
     const q = pathOrUrl.indexOf('?');
@@ -65,7 +79,15 @@ export class Redactor {
     if (value === null || typeof value !== 'object') return value;
     if (Array.isArray(value)) return value.map((v) => this.value(v, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const obj = value as Record<string, unknown>;
+    // A detection snippet is a piece of the value found at `location`: when that location is a
+    // credential (a cookie, a secret header, a field named like a secret), the snippet is one too.
+    const secretSnippet = typeof obj.location === 'string' && 'snippet' in obj && this.isSecretLocation(obj.location);
+    for (const [k, v] of Object.entries(obj)) {
+      if (secretSnippet && k === 'snippet') {
+        out[k] = REDACTED;
+        continue;
+      }
       if (this.headers.has(k.toLowerCase()) || (typeof v === 'string' && SECRET_NAME.test(k) && !NON_SECRET_KEYS.has(k))) {
         out[k] = REDACTED;
       } else {

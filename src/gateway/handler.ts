@@ -26,7 +26,10 @@ import type { CompiledApi, CompiledConfig } from './compile.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
-const ENCODED_SLASH_DOT = /%2e%2e|%2f|%5c|\\/i;
+/** Encoded dot-dot, slash, backslash and semicolon: servers that decode them disagree with routing. */
+const ENCODED_SLASH_DOT = /%2e%2e|%2f|%5c|%3b|\\/i;
+/** A Host value: reg-name, IPv4 or [IPv6], optional port (RFC 9110 §7.2, RFC 3986 §3.2.2). */
+const HOST_SYNTAX = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,=%-]+)(:\d{1,5})?$/;
 const NO_BODY_STATUS = new Set([204, 304]);
 /** HTTP/2 request pseudo-header fields (RFC 9113 §8.3.1, RFC 8441 §4): never forwarded as headers. */
 const H2_PSEUDO = [':method', ':scheme', ':authority', ':path', ':protocol'] as const;
@@ -229,12 +232,25 @@ export class RequestHandler {
     }
     const q = target.indexOf('?');
     const path = q === -1 ? target : target.slice(0, q);
-    if (DOT_SEGMENT.test(path) || (path.includes('%') && ENCODED_SLASH_DOT.test(path)) || path.includes('\\')) {
+    // `;` path parameters are refused too: Tomcat, Spring and Jetty strip them (`/admin;x/` is
+    // `/admin/` there), so prefix rules would see another path than the upstream.
+    if (DOT_SEGMENT.test(path) || (path.includes('%') && ENCODED_SLASH_DOT.test(path)) || path.includes('\\') || path.includes(';')) {
       return reject(
         {
           action: 'deny',
           severity: 'medium',
-          problem: new Problem(400, 'path-not-normalized', 'Bad Request', { detail: 'The path contains dot segments or encoded separators.' }),
+          problem: new Problem(400, 'path-not-normalized', 'Bad Request', { detail: 'The path contains dot segments, path parameters or encoded separators.' }),
+        },
+        'gateway',
+      );
+    }
+    // Exactly one well-formed Host (RFC 9112 §3.2: a request with several, or an invalid one, is a 400).
+    if (!hostIsValid(req)) {
+      return reject(
+        {
+          action: 'deny',
+          severity: 'medium',
+          problem: new Problem(400, 'invalid-host', 'Bad Request', { detail: 'The request must carry exactly one valid Host header.' }),
         },
         'gateway',
       );
@@ -540,6 +556,29 @@ export class RequestHandler {
   }
 }
 
+/**
+ * Whether the request has exactly one syntactically valid Host (HTTP/1.1) or authority (HTTP/2).
+ * HTTP/1.0 requests without Host are accepted (the field is optional there).
+ */
+function hostIsValid(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) {
+    const a = req.headers[':authority'] ?? req.headers.host;
+    return typeof a === 'string' && HOST_SYNTAX.test(a);
+  }
+  const raw = req.rawHeaders;
+  let count = 0;
+  let value = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      count++;
+      value = raw[i + 1] as string;
+    }
+  }
+  if (count === 0) return req.httpVersionMajor === 1 && req.httpVersionMinor === 0;
+  return count === 1 && HOST_SYNTAX.test(value);
+}
+
 /** Drops an upstream body; its destroy error (AbortError) must not become an unhandled 'error'. */
 function discard(body: Readable): void {
   body.on('error', () => {});
@@ -573,7 +612,12 @@ export function sendProblem(res: ServerResponse, problem: Problem, requestId: st
     'content-type': PROBLEM_CONTENT_TYPE,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-store',
+    // The headers control's defaults, so gateway answers are as safe as proxied ones.
     'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+    'referrer-policy': 'no-referrer',
+    'cross-origin-resource-policy': 'same-origin',
     ...problem.headers,
   };
   if (requestId) headers['x-request-id'] = requestId;

@@ -29,8 +29,11 @@ export function parseAddress(addr: string): { host: string; port: number } {
 export const CLIENT_TIMEOUTS = {
   /** Whole request headers must arrive within this (slowloris). */
   headersMs: 20_000,
-  /** Whole request must arrive within this; 0 disables (large uploads are bounded by size instead). */
-  requestMs: 0,
+  /**
+   * Whole request (headers and body) must arrive within this: a body trickled a byte at a time
+   * is cut off (slow-body DoS). 5 minutes lets a 50 MB upload through at ~170 KB/s.
+   */
+  requestMs: 300_000,
   keepAliveMs: 5_000,
 };
 
@@ -77,11 +80,37 @@ export function createHttpListener(handler: (req: IncomingMessage, res: ServerRe
       keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs,
       noDelay: true,
       joinDuplicateHeaders: false,
+      // Host is checked by the handler, which answers problem details instead of Node's bare 400.
+      requireHostHeader: false,
     },
     handler,
   );
   server.on('clientError', onClientError(emit));
+  server.on('connect', refuseConnect(emit));
   return server;
+}
+
+/**
+ * CONNECT (tunnels) is never proxied: answer 405 problem details and one event, then close.
+ * Without a listener Node would drop the connection silently.
+ */
+export function refuseConnect(emit: (e: EventInput) => void) {
+  return (req: IncomingMessage, socket: import('node:stream').Duplex): void => {
+    const problem = new Problem(405, 'method-not-allowed', 'Method Not Allowed', { detail: 'CONNECT is not supported.' });
+    emit({
+      control: 'gateway',
+      reason: problem.code,
+      action: 'deny',
+      severity: 'medium',
+      status: 405,
+      method: 'CONNECT',
+      client_ip: normalizeIp(req.socket.remoteAddress),
+    });
+    const body = JSON.stringify(problem.toBody());
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nconnection: close\r\n\r\n${body}`,
+    );
+  };
 }
 
 /** Listens on `addr`; resolves with the bound address (port 0 picks one). */
@@ -255,6 +284,7 @@ export async function createTlsListener(
         keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs,
         noDelay: true,
         joinDuplicateHeaders: false,
+        requireHostHeader: false,
       },
       handler,
     );
@@ -265,6 +295,7 @@ export async function createTlsListener(
     socket.once('close', () => sockets.delete(socket));
   });
   server.on('clientError', onClientError(emit));
+  server.on('connect', refuseConnect(emit));
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     const code = err.code ?? 'ERR_TLS';
     if (code !== 'ECONNRESET' && code !== 'EPIPE') {

@@ -35,6 +35,15 @@ const REBUILT = new Set([
   'client-cert-chain',
 ]);
 
+/**
+ * Header names in the gateway's namespace (`x-rampart-*`, `rampart-*`: forwarded identity,
+ * passports). A client never sets them: they are dropped before any control runs, whether or not
+ * the control that writes them is configured.
+ */
+export function isReserved(name: string): boolean {
+  return name.startsWith('x-rampart-') || name.startsWith('rampart-');
+}
+
 /** Names listed in a `Connection` header value (lower case). */
 export function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
@@ -77,6 +86,19 @@ function contains(bl: BlockList, ip: string): boolean {
   return bl.check(ip, v === 6 ? 'ipv6' : 'ipv4');
 }
 
+/** A host[:port] value believed from a trusted proxy's `X-Forwarded-Host`. */
+const FORWARDED_HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(:\d{1,5})?$/;
+
+/** `1.2.3.4:5555` → `1.2.3.4`, `[::1]:80` → `::1`; a bare address is returned unchanged. */
+export function stripPort(a: string): string {
+  if (a.startsWith('[')) {
+    const end = a.indexOf(']');
+    return end === -1 ? a : a.slice(1, end);
+  }
+  const colon = a.indexOf(':');
+  return colon !== -1 && colon === a.lastIndexOf(':') ? a.slice(0, colon) : a;
+}
+
 /** Extracts addresses from `Forwarded: for=...` elements (RFC 7239 §5.2), in order. */
 function forwardedFor(value: string): string[] {
   const out: string[] = [];
@@ -113,7 +135,7 @@ export function deriveForwarded(headers: IncomingHttpHeaders, peerIp: string, sc
   if (trusted === undefined || !contains(trusted, peerIp)) return { clientIp: peerIp, trusted: false, proto: scheme, host };
   const xff = headers['x-forwarded-for'];
   let chain: string[] = [];
-  if (xff !== undefined) chain = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((s) => normalizeIp(s.trim()));
+  if (xff !== undefined) chain = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((s) => normalizeIp(stripPort(s.trim())));
   else if (typeof headers.forwarded === 'string') chain = forwardedFor(headers.forwarded).map(normalizeIp);
   let clientIp = peerIp;
   for (let i = chain.length - 1; i >= 0; i--) {
@@ -125,7 +147,7 @@ export function deriveForwarded(headers: IncomingHttpHeaders, peerIp: string, sc
   const p = headers['x-forwarded-proto'];
   const proto = p === 'https' || p === 'http' ? p : scheme;
   const fh = headers['x-forwarded-host'];
-  return { clientIp, trusted: true, proto, host: typeof fh === 'string' && fh.length > 0 ? fh : host };
+  return { clientIp, trusted: true, proto, host: typeof fh === 'string' && FORWARDED_HOST.test(fh) ? fh : host };
 }
 
 /**
@@ -143,7 +165,7 @@ export function upstreamRequestHeaders(
   const out: Record<string, string | string[]> = {};
   const named = connectionTokens(headers.connection);
   for (const k in headers) {
-    if (HOP_BY_HOP.has(k) || REBUILT.has(k)) continue;
+    if (HOP_BY_HOP.has(k) || REBUILT.has(k) || isReserved(k)) continue;
     const v = headers[k];
     if (v !== undefined) out[k] = v;
   }

@@ -30,3 +30,14 @@ test('paths keep non-secret parameters and redact secret ones, percent-encoded n
   assert.equal(r.path('/a?q=1'), '/a?q=1');
   assert.equal(r.path('/a'), '/a');
 });
+
+test('detection snippets found in credentials are redacted, others kept', () => {
+  const r = new Redactor();
+  const ev = (location: string) => r.value({ detector: 'sqli', location, snippet: "secretsid' or '1'='1" }) as { snippet: string };
+  for (const loc of ['cookie:sid', 'header:authorization', 'header:x-api-key', 'query:api_key', 'body:/user/password', 'form:token', 'query:session_id']) {
+    assert.equal(ev(loc).snippet, REDACTED, loc);
+  }
+  for (const loc of ['query:q', 'body:/comment', 'path', 'header:user-agent']) {
+    assert.equal(ev(loc).snippet, "secretsid' or '1'='1", loc);
+  }
+});

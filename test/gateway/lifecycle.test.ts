@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -23,6 +23,20 @@ describe('trusted proxies', () => {
       await httpRequestText(`${gw.url}/a/%2e%2e/b`, { headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.1.2.3' } });
       const ev = gw.events.find((e) => e.reason === 'path-not-normalized');
       assert.equal(ev?.client_ip, '203.0.113.9');
+    } finally {
+      await gw.close(100);
+      await up.close();
+    }
+  });
+
+  test('X-Forwarded-For entries with ports are understood (ip:port, [v6]:port)', async () => {
+    const up = await echoUpstream();
+    const gw = await startTestGateway({ trusted_proxies: ['127.0.0.1/32'], apis: [{ name: 'a', upstream: { targets: [up.url] } }] });
+    try {
+      await httpRequestText(`${gw.url}/a/%2e%2e/b`, { headers: { 'x-forwarded-for': '198.51.100.7:5555' } });
+      await httpRequestText(`${gw.url}/a/%2e%2e/c`, { headers: { 'x-forwarded-for': '[2001:db8::1]:80' } });
+      const ips = gw.events.filter((e) => e.reason === 'path-not-normalized').map((e) => e.client_ip);
+      assert.deepEqual(ips, ['198.51.100.7', '2001:db8::1']);
     } finally {
       await gw.close(100);
       await up.close();
@@ -80,8 +94,17 @@ describe('reload', () => {
       writeFileSync(file, cfg(up2.url));
       await p.waitForLog('configuration reloaded');
       assert.equal(await (await fetch(`${url}/`)).text(), 'two');
-      p.child.kill('SIGHUP');
+      // Editors and `sed -i` save by replacing the file (a new inode): reload must keep working.
+      writeFileSync(`${file}.tmp`, cfg(up.url));
+      renameSync(`${file}.tmp`, file);
       await p.waitForLog('configuration reloaded', 20_000, 2);
+      assert.equal(await (await fetch(`${url}/`)).text(), 'one');
+      writeFileSync(`${file}.tmp`, cfg(up2.url));
+      renameSync(`${file}.tmp`, file);
+      await p.waitForLog('configuration reloaded', 20_000, 3);
+      assert.equal(await (await fetch(`${url}/`)).text(), 'two');
+      p.child.kill('SIGHUP');
+      await p.waitForLog('configuration reloaded', 20_000, 4);
       assert.equal(await (await fetch(`${url}/`)).text(), 'two');
     } finally {
       await p.stop();

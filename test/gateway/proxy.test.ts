@@ -129,6 +129,56 @@ describe('proxy', () => {
     assert.match(text, /^HTTP\/1\.1 400 /);
   });
 
+  test('reserved identity headers sent by a client never reach the upstream, whatever controls run', async () => {
+    const r = await httpRequestText(`${gw.url}/x`, {
+      headers: { 'x-rampart-subject': 'admin', 'x-rampart-scopes': 'admin', 'x-rampart-auth-method': 'mtls', 'rampart-passport': 'forged', 'x-other': 'kept' },
+    });
+    const j = JSON.parse(r.body) as { headers: Record<string, string> };
+    assert.equal(j.headers['x-rampart-subject'], undefined);
+    assert.equal(j.headers['x-rampart-scopes'], undefined);
+    assert.equal(j.headers['x-rampart-auth-method'], undefined);
+    assert.equal(j.headers['rampart-passport'], undefined);
+    assert.equal(j.headers['x-other'], 'kept');
+  });
+
+  test('path parameters (;) are refused raw and encoded: Tomcat-style servers strip them', async () => {
+    for (const p of ['/admin;x/x', '/admin%3bx/x', '/admin%3Bx/x']) {
+      const text = await raw(port, `GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.match(text, /^HTTP\/1\.1 400 /, p);
+      assert.match(text, /path-not-normalized/, p);
+    }
+  });
+
+  test('two Host headers, an invalid Host, or none on HTTP/1.1 are 400 problem details', async () => {
+    const two = await raw(port, 'GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n');
+    assert.match(two, /^HTTP\/1\.1 400 /);
+    assert.match(two, /invalid-host/);
+    const bad = await raw(port, 'GET /a HTTP/1.1\r\nHost: evil.com/x?y\r\nConnection: close\r\n\r\n');
+    assert.match(bad, /invalid-host/);
+    const none = await raw(port, 'GET /a HTTP/1.1\r\nConnection: close\r\n\r\n');
+    assert.match(none, /^HTTP\/1\.1 400 /);
+    assert.match(none, /application\/problem\+json/);
+    const http10 = await raw(port, 'GET /a HTTP/1.0\r\n\r\n');
+    assert.match(http10, /^HTTP\/1\.1 200 /);
+  });
+
+  test('CONNECT is refused with 405 problem details and an event', async () => {
+    const before = gw.events.length;
+    const text = await raw(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 405 /);
+    assert.match(text, /application\/problem\+json/);
+    assert.ok(gw.events.slice(before).some((e) => e.reason === 'method-not-allowed'));
+  });
+
+  test('problem responses carry the security headers too', async () => {
+    const r = await fetch(`${gw.url}/p`, { method: 'POST', body: Buffer.alloc(2048) });
+    assert.equal(r.status, 413);
+    assert.equal(r.headers.get('x-frame-options'), 'DENY');
+    assert.equal(r.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
+    assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  });
+
   test('dot segments in the path are refused', async () => {
     const text = await raw(port, 'GET /a/../admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.match(text, /^HTTP\/1\.1 400 /);

@@ -85,7 +85,7 @@ What the gateway stops (with $TOKEN from alice-app, user 1002):
   curl -si "${G}/users?limit=50" -H "Authorization: Bearer $TOKEN"      # 403: bulk extraction (DLP caps records)
   curl -si ${G}/users -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
        -d "{\\"name\\":\\"x' OR '1'='1\\",\\"email\\":\\"eve@example.com\\"}"   # 403: SQL injection
-  for i in $(seq 300); do curl -s -o /dev/null -w '%{http_code}\\n' ${G}/users/1002 -H "Authorization: Bearer $TOKEN"; done | sort | uniq -c   # 429s
+  seq 300 | xargs -P 20 -I{} curl -s -o /dev/null -w '%{http_code}\\n' ${G}/users/1002 -H "Authorization: Bearer $TOKEN" | sort | uniq -c   # 429s (limit 50/s)
 
 Try:
   curl -s ${G}/health

@@ -47,6 +47,9 @@ export function gatewayMetrics(): GatewayMetrics {
       },
     }),
   };
+  // Export both results from the start (0), so dashboards and alerts see the series before the first reload.
+  metrics.reloads.inc({ result: 'ok' }, 0);
+  metrics.reloads.inc({ result: 'error' }, 0);
   return metrics;
 }
 

@@ -202,6 +202,8 @@ describe('admin listener', () => {
       assert.match(m, /rampart_requests_total\{api="m",status="200",verdict="allow"\} \d+/);
       assert.match(m, /rampart_request_duration_seconds_bucket/);
       assert.match(m, /rampart_upstream_duration_seconds_bucket/);
+      // Exported before the first reload, so alerts on reload errors see the series.
+      assert.match(m, /rampart_config_reloads_total\{result="error"\} \d+/);
       await waitForStatus(`${gw.adminUrl}/healthz`);
     } finally {
       await gw.close(100);

@@ -88,6 +88,15 @@ export const inspectionSchema = z.strictObject({
       'upgrade-insecure-requests',
     ]),
   cookies: z.boolean().default(true),
+  /**
+   * Headers whose values are credentials: a detection there never carries a snippet (lower-case
+   * names; any header whose name looks secret, e.g. `x-session-id`, is treated the same).
+   */
+  secret_headers: z
+    .array(z.string().toLowerCase())
+    .default(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token', 'x-access-token', 'x-csrf-token', 'x-xsrf-token', 'dpop']),
+  /** Extra field names (query, form, JSON member; lower-case, exact) whose values are never shown in snippets. */
+  secret_fields: z.array(z.string().toLowerCase()).default([]),
   limits: z
     .strictObject({
       /** Query parameters per request. */
@@ -185,6 +194,17 @@ function headerText(v: string): string {
   return v;
 }
 
+/**
+ * Field and header names that usually carry a credential or session secret (OWASP Logging Cheat
+ * Sheet: never log session ids, access tokens, passwords, keys). Matched on the lower-cased name;
+ * `author`/`authors` excepted.
+ */
+const SECRET_NAME =
+  /token|secret|passw(?:or)?d|passphrase|pwd|auth(?!ors?(?:$|[^a-z]))|credential|session|signature|api[-_.]?key|access[-_.]?key|private[-_.]?key|(?:^|[^a-z])key(?:$|[^a-z])|(?:^|[^a-z])sig(?:$|[^a-z])|(?:^|[^a-z])sid(?:$|[^a-z])|jwt|bearer|cookie|csrf|xsrf|otp|nonce|cvv|ssn/;
+
+/** The snippet placeholder for a detection at a secret location. */
+export const REDACTED = '[REDACTED]';
+
 function tooLarge(what: string, limit: number, location: string): Problem {
   return new Problem(400, 'parameter-limit-exceeded', 'Request Parameter Too Large', {
     detail: `${what} exceeds ${limit} at ${location}.`,
@@ -233,6 +253,32 @@ export const inspectionControl = defineControl({
     const headerNames = cfg.headers.filter((x) => x !== '*');
     const skipHeaders = new Set(cfg.skip_headers);
     const L = cfg.limits;
+    const secretHeaders = new Set(cfg.secret_headers);
+    const secretFields = new Set(cfg.secret_fields);
+    const secretName = (name: string): boolean => {
+      const n = name.toLowerCase();
+      return secretFields.has(n) || SECRET_NAME.test(n);
+    };
+
+    /**
+     * Whether a detection location holds a secret, so that its snippet must not leave the gateway:
+     * every cookie, credential headers, and query/body fields with a secret-looking name (any
+     * member on the JSON Pointer, so `/auth/value` counts).
+     */
+    function secretLocation(loc: string): boolean {
+      const colon = loc.indexOf(':');
+      const kind = loc.slice(0, colon);
+      const rest = loc.slice(colon + 1);
+      if (kind === 'cookie') return true;
+      if (kind === 'header') return secretHeaders.has(rest) || secretName(rest);
+      if (kind === 'query') return secretName(rest);
+      if (kind === 'body') {
+        for (const seg of rest.split('/')) if (seg !== '' && secretName(seg.replaceAll('~1', '/').replaceAll('~0', '~'))) return true;
+        return false;
+      }
+      return false;
+    }
+    const snippetFor = (d: { location: string; snippet: string }): string => (secretLocation(d.location) ? REDACTED : d.snippet);
 
     function routeExclusions(ctx: RequestContext): CompiledExclusion[] {
       if (exclusions.length === 0) return [];
@@ -444,7 +490,7 @@ export const inspectionControl = defineControl({
             details: {
               detector: d.detector,
               location: d.location,
-              snippet: d.snippet,
+              snippet: snippetFor(d),
               rule: d.rule,
               paranoia_level: d.paranoia,
               anomaly_score: scan.score,
@@ -468,12 +514,12 @@ export const inspectionControl = defineControl({
         {
           detector: first.detector,
           location: first.location,
-          snippet: first.snippet,
+          snippet: snippetFor(first),
           rule: first.rule,
           anomaly_score: scan.score,
           threshold: cfg.anomaly_threshold,
           paranoia_level: cfg.paranoia_level,
-          detections: scan.hits.map((d) => ({ detector: d.detector, location: d.location, rule: d.rule, snippet: d.snippet })),
+          detections: scan.hits.map((d) => ({ detector: d.detector, location: d.location, rule: d.rule, snippet: snippetFor(d) })),
         },
       );
     }

@@ -55,8 +55,12 @@ export interface JsonLimits {
   maxArray: number;
   /** UTF-16 code units per string (names and values). */
   maxString: number;
-  /** Largest absolute value of a number literal. */
+  /** Largest absolute value of a number literal (`Infinity`: no magnitude limit). */
   maxNumber: number;
+  /** Digits of a number literal's mantissa, integer and fraction parts together (a 64-bit integer has up to 20). */
+  maxNumberDigits: number;
+  /** Largest absolute exponent written in a number literal (`e±N`; 308 is the IEEE 754 binary64 range). */
+  maxNumberExponent: number;
   duplicateKeys: 'reject' | 'allow';
   /** Member names refused anywhere (prototype pollution). */
   forbiddenKeys: ReadonlySet<string>;
@@ -161,25 +165,46 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
   const num = (): void => {
     const start = i;
     if (text.charCodeAt(i) === 45) i++;
+    const intStart = i;
     const d0 = text.charCodeAt(i);
     if (d0 === 48) i++;
     else if (d0 >= 49 && d0 <= 57) while (i < n && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
     else fail('invalid number');
+    let digits = i - intStart;
     if (text.charCodeAt(i) === 46) {
       i++;
       const f = i;
       while (i < n && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
       if (i === f) fail('invalid number');
+      digits += i - f;
     }
     const e = text.charCodeAt(i);
+    let exp = 0;
     if (e === 101 || e === 69) {
       i++;
-      if (text.charCodeAt(i) === 43 || text.charCodeAt(i) === 45) i++;
+      const sign = text.charCodeAt(i);
+      if (sign === 45 || sign === 43) i++;
       const f = i;
       while (i < n && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
       if (i === f) fail('invalid number');
+      // more than 6 digits is out of any range: do not parse it
+      exp = i - f > 6 ? Number.POSITIVE_INFINITY : Number(text.slice(f, i));
     }
+    if (digits > limits.maxNumberDigits)
+      throw new BodyLimitError(
+        'json-number-out-of-range',
+        'max_number_digits',
+        `A JSON number has more than ${limits.maxNumberDigits} digits at offset ${start}.`,
+      );
+    if (exp > limits.maxNumberExponent)
+      throw new BodyLimitError(
+        'json-number-out-of-range',
+        'max_number_exponent',
+        `A JSON number's exponent exceeds ${limits.maxNumberExponent} in magnitude at offset ${start}.`,
+      );
     const v = Math.abs(Number(text.slice(start, i)));
+    if (!Number.isFinite(v))
+      throw new BodyLimitError('json-number-out-of-range', 'finite', `A JSON number is not finite as a 64-bit float (RFC 8259 §6) at offset ${start}.`);
     if (!(v <= limits.maxNumber))
       throw new BodyLimitError('json-limit-exceeded', 'max_number', `A JSON number exceeds ${limits.maxNumber} in magnitude at offset ${start}.`);
   };

@@ -11,7 +11,7 @@
  *
  * Rejections: 403 `injection-detected` (naming detector and location); 400 `body-malformed`
  * (naming the parser error); 400 `invalid-encoding` (malformed UTF-8, overlong forms); 400
- * structural codes (`json-limit-exceeded`, `prototype-pollution`, `duplicate-key`,
+ * structural codes (`json-limit-exceeded`, `json-number-out-of-range`, `prototype-pollution`, `duplicate-key`,
  * `xml-dtd-refused`, `xml-limit-exceeded`, `form-limit-exceeded`, `multipart-limit-exceeded`,
  * `parameter-limit-exceeded`); 415 `unsupported-charset`.
  * OWASP API Security Top 10 2023 API4/API7/API8; OWASP CRS 4 (anomaly scoring, paranoia levels).
@@ -123,7 +123,12 @@ export const inspectionSchema = z.strictObject({
           max_keys: z.number().int().positive().default(1000),
           max_array: z.number().int().positive().default(10000),
           max_string: z.number().int().positive().default(1_000_000),
-          max_number: z.number().positive().default(Number.MAX_SAFE_INTEGER),
+          /** Largest absolute value of a number (none by default: 64-bit IDs are common in APIs). */
+          max_number: z.number().positive().optional(),
+          /** Digits of a number's mantissa, integer and fraction together (20 holds every 64-bit integer). */
+          max_number_digits: z.number().int().positive().default(40),
+          /** Largest |exponent| written in a number (`1e400` is refused; IEEE 754 binary64 reaches 308). */
+          max_number_exponent: z.number().int().nonnegative().default(308),
           duplicate_keys: z.enum(['reject', 'allow']).default('reject'),
           forbidden_keys: z.array(z.string()).default(['__proto__', 'constructor', 'prototype']),
         })
@@ -238,7 +243,9 @@ export const inspectionControl = defineControl({
       maxKeys: cfg.body.json.max_keys,
       maxArray: cfg.body.json.max_array,
       maxString: cfg.body.json.max_string,
-      maxNumber: cfg.body.json.max_number,
+      maxNumber: cfg.body.json.max_number ?? Number.POSITIVE_INFINITY,
+      maxNumberDigits: cfg.body.json.max_number_digits,
+      maxNumberExponent: cfg.body.json.max_number_exponent,
       duplicateKeys: cfg.body.json.duplicate_keys,
       forbiddenKeys: new Set(cfg.body.json.forbidden_keys),
     };
@@ -453,7 +460,9 @@ export const inspectionControl = defineControl({
                 ? 'Duplicate Member Name'
                 : e.code === 'xml-dtd-refused'
                   ? 'XML Declarations Refused'
-                  : 'Body Structure Limit Exceeded';
+                  : e.code === 'json-number-out-of-range'
+                    ? 'JSON Number Out of Range'
+                    : 'Body Structure Limit Exceeded';
           return deny(
             new Problem(400, e.code, title, { detail: e.message, extensions: { limit: e.limit } }),
             e.code === 'prototype-pollution' || e.code === 'xml-dtd-refused' ? 'high' : 'low',

@@ -153,6 +153,35 @@ describe('inspection control', () => {
     assert.equal(m.v?.problem.extensions.parser, 'multipart');
   });
 
+  it('accepts 64-bit integer IDs and sane decimals, refuses huge exponents and non-finite numbers (json-number-out-of-range)', async () => {
+    const s = await stageFor();
+    const code = async (body: string) => {
+      const v = (await run(s, json(body))).v;
+      return [v?.problem.status, v?.problem.code, v?.problem.extensions.limit, v?.problem.title];
+    };
+    const ok = [undefined, undefined, undefined, undefined];
+    assert.deepEqual(await code('{"id":18446744073709551615}'), ok);
+    assert.deepEqual(await code('{"id":-9223372036854775808}'), ok);
+    assert.deepEqual(await code('{"id":99999999999999999999}'), ok);
+    assert.deepEqual(await code('[9007199254740993, 1.7976931348623157e308, 2.2250738585072014e-308, 3.14159265358979323846, 1E+308, 2.5e-308]'), ok);
+    const range = (limit: string) => [400, 'json-number-out-of-range', limit, 'JSON Number Out of Range'];
+    assert.deepEqual(await code('{"n":1e400}'), range('max_number_exponent'));
+    assert.deepEqual(await code('{"n":-1E-400}'), range('max_number_exponent'));
+    assert.deepEqual(await code('{"n":1e99999999999}'), range('max_number_exponent'));
+    assert.deepEqual(await code('{"n":9e308}'), range('finite'));
+    assert.deepEqual(await code(`{"n":${'1'.repeat(41)}}`), range('max_number_digits'));
+    assert.deepEqual(await code(`{"n":0.${'1'.repeat(40)}}`), range('max_number_digits'));
+    const v = (await run(s, json('{"n":1e400}'))).v;
+    assert.equal(v?.problem.detail, "A JSON number's exponent exceeds 308 in magnitude at offset 5.");
+    // still configurable
+    const strict = await stageFor({ body: { json: { max_number: Number.MAX_SAFE_INTEGER, max_number_digits: 20, max_number_exponent: 10 } } });
+    const c2 = async (body: string) => (await run(strict, json(body))).v?.problem.extensions.limit;
+    assert.equal(await c2('[18446744073709551615]'), 'max_number');
+    assert.equal(await c2('[9007199254740991]'), undefined);
+    assert.equal(await c2(`[${'1'.repeat(21)}]`), 'max_number_digits');
+    assert.equal(await c2('[1e11]'), 'max_number_exponent');
+  });
+
   it('enforces JSON structural limits', async () => {
     const s = await stageFor({ body: { json: { max_depth: 4, max_keys: 3, max_array: 3, max_string: 12, max_number: 1000 } } });
     const code = async (body: string) => {

@@ -115,7 +115,12 @@ export const inspectionSchema = z.strictObject({
     .strictObject({
       /** Bytes read for inspection (capped by the API's body limit); larger bodies get 413. */
       max_bytes: z.number().int().positive().optional(),
-      /** Inspect bodies of unknown or missing content type as text (when valid UTF-8). */
+      /**
+       * Also inspect chunked bodies, and bodies longer than the limit (413), of unknown or missing
+       * content type. Without it such bodies are inspected only when their Content-Length fits
+       * `max_bytes`: as JSON when they parse as JSON, else as one text leaf (`body:`); invalid
+       * UTF-8 is skipped.
+       */
       inspect_unknown: z.boolean().default(false),
       json: z
         .strictObject({
@@ -192,6 +197,16 @@ function bodyKind(ct: string | undefined): { kind: BodyKind; charset: string | u
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Whether the first non-white-space character (RFC 8259 §2 `ws`) opens a JSON object or array. */
+function looksLikeJson(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10 || c === 13) continue;
+    return c === 123 || c === 91;
+  }
+  return false;
+}
 
 /** Node's HTTP parser hands header values over as latin1; re-read them as the UTF-8 clients send. */
 function headerText(v: string): string {
@@ -392,8 +407,15 @@ export const inspectionControl = defineControl({
       const cl = h['content-length'];
       if ((cl === undefined || cl === '0') && h['transfer-encoding'] === undefined) return undefined;
       const { kind, charset } = bodyKind(h['content-type']);
-      if (kind === 'unknown' && !cfg.body.inspect_unknown) return undefined;
       const max = Math.min(cfg.body.max_bytes ?? ctx.maxBodyBytes, ctx.maxBodyBytes);
+      if (kind === 'unknown' && !cfg.body.inspect_unknown) {
+        // Many backends parse JSON whatever the declared type: a body of missing or unknown type is
+        // read when its declared length fits the inspection limit. Chunked or larger bodies of
+        // unknown type (uploads) keep streaming untouched.
+        if (cl === undefined || h['transfer-encoding'] !== undefined) return undefined;
+        const len = Number(cl);
+        if (!(len > 0 && len <= max)) return undefined;
+      }
       const buf = await ctx.body.read(max);
       if (buf.length === 0) return undefined;
       const visit = (v: string, isName: boolean, path: PathStack): boolean => scan.inspect(v, isName, () => `body:${pointer(path)}`);
@@ -422,6 +444,7 @@ export const inspectionControl = defineControl({
           try {
             dec = new TextDecoder(charset);
           } catch {
+            if (kind === 'unknown') return undefined; // opaque bytes in an unknown charset: nothing to inspect
             return deny(
               new Problem(415, 'unsupported-charset', 'Unsupported Media Type', { detail: `The charset "${charset.slice(0, 40)}" is not supported.` }),
               'low',
@@ -434,7 +457,16 @@ export const inspectionControl = defineControl({
         if (kind === 'json') walkJson(text, jsonLimits, visit);
         else if (kind === 'xml') walkXml(text, xmlLimits, visit);
         else if (kind === 'form') walkUrlEncoded(text, formLimits.maxFields, formLimits.maxFieldBytes, true, visit);
-        else scan.inspect(text, false, () => 'body:');
+        else if (!looksLikeJson(text)) scan.inspect(text, false, () => 'body:');
+        else {
+          // text/plain or unknown type holding JSON: inspect it as JSON when it parses, else as one text leaf
+          try {
+            walkJson(text, jsonLimits, visit);
+          } catch (e) {
+            if (!(e instanceof BodyParseError)) throw e;
+            scan.inspect(text, false, () => 'body:');
+          }
+        }
       } catch (e) {
         if (e instanceof BodyParseError) {
           if (e.kind === 'utf-8')

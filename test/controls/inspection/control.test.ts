@@ -132,10 +132,16 @@ describe('inspection control', () => {
     );
   });
 
-  it('does not read bodies of content types it does not inspect', async () => {
-    const r = await run(await stageFor(), { body: Buffer.from([0xff, 0xd8, 0xff]), headers: { 'content-type': 'image/jpeg' } });
+  it('reads a body of unknown type only when its declared length fits the limit; binary ones pass', async () => {
+    const jpeg = { body: Buffer.from([0xff, 0xd8, 0xff]), headers: { 'content-type': 'image/jpeg' } };
+    const r = await run(await stageFor(), jpeg);
     assert.equal(r.v, undefined);
-    assert.equal(r.reads, 0);
+    assert.equal(r.reads, 1);
+    const big = await run(await stageFor({ body: { max_bytes: 2 } }), jpeg);
+    assert.equal(big.v, undefined);
+    assert.equal(big.reads, 0);
+    const odd = await run(await stageFor(), { body: 'plain words', headers: { 'content-type': 'application/octet-stream; charset=x-unknown' } });
+    assert.deepEqual([odd.v, odd.reads], [undefined, 1]);
   });
 
   it('rejects unparsable bodies with 400 naming the parser error', async () => {

@@ -66,10 +66,13 @@ describe('inspection of bodies of missing or unknown content type, through a rea
   it('streams a chunked body of unknown type without buffering it for inspection', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const u = new URL(gw.url);
-      const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/upload', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = request(
+        { host: u.hostname, port: u.port, method: 'POST', path: '/upload', headers: { 'content-type': 'application/octet-stream' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', reject);
       req.write(Buffer.alloc(64 * 1024, 0x61));
       req.end(Buffer.alloc(64 * 1024, 0x62));

@@ -8,7 +8,18 @@ import { after, before, describe, it } from 'node:test';
 import { canonicalRoutePath } from '../../../src/controls/network/index.ts';
 import { httpRequestText, startTestGateway, startUpstream, type TestGateway, type TestUpstream } from '../../helpers/gateway.ts';
 
-const SPELLINGS = ['/admin;x/x', '/admin%3bx/x', '/admin%3Bx/x', '/ADMIN/x', '/admin%20/x', '/admin%09/x', '/admin./x', '/Admin..%20/x', '/public/..;/admin/x', '/admin\\x'];
+const SPELLINGS = [
+  '/admin;x/x',
+  '/admin%3bx/x',
+  '/admin%3Bx/x',
+  '/ADMIN/x',
+  '/admin%20/x',
+  '/admin%09/x',
+  '/admin./x',
+  '/Admin..%20/x',
+  '/public/..;/admin/x',
+  '/admin\\x',
+];
 
 describe('canonicalRoutePath', () => {
   it('maps every spelling of /admin/x to /admin/x', () => {

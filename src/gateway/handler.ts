@@ -219,6 +219,15 @@ export class RequestHandler {
       bytesOut = sendProblem(res, r.problem, id, !req.complete);
     };
 
+    /** A stage threw something other than a Problem: 500 problem details and one `internal-error` event. */
+    const stageFailed = (control: string, what: 'request' | 'response', e: unknown): void => {
+      verdict = 'error';
+      status = 500;
+      emit({ control, reason: 'internal-error', action: 'error', severity: 'high', status: 500, details: { message: (e as Error)?.message } });
+      const problem = new Problem(500, 'internal-error', 'Internal Server Error', { detail: `The gateway failed to process the ${what}.` });
+      bytesOut = sendProblem(res, problem, id, !req.complete);
+    };
+
     // 1. Request-target checks: origin-form only, no dot segments (routing and the upstream must agree on the path).
     if (target[0] !== '/') {
       return reject(
@@ -294,22 +303,7 @@ export class RequestHandler {
       } catch (e) {
         if (e instanceof Problem) r = { action: 'deny', problem: e, severity: e.status >= 500 ? 'high' : 'medium' };
         else {
-          verdict = 'error';
-          emit({
-            control: stage.control,
-            reason: 'internal-error',
-            action: 'error',
-            severity: 'high',
-            status: 500,
-            details: { message: (e as Error)?.message },
-          });
-          status = 500;
-          bytesOut = sendProblem(
-            res,
-            new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the request.' }),
-            id,
-            !req.complete,
-          );
+          stageFailed(stage.control, 'request', e);
           return;
         }
       }
@@ -482,22 +476,7 @@ export class RequestHandler {
         if (e instanceof Problem) r = { action: 'deny', problem: e, severity: 'high' };
         else {
           discard(up.body);
-          verdict = 'error';
-          status = 500;
-          emit({
-            control: stage.control,
-            reason: 'internal-error',
-            action: 'error',
-            severity: 'high',
-            status: 500,
-            details: { message: (e as Error)?.message },
-          });
-          bytesOut = sendProblem(
-            res,
-            new Problem(500, 'internal-error', 'Internal Server Error', { detail: 'The gateway failed to process the response.' }),
-            id,
-            !req.complete,
-          );
+          stageFailed(stage.control, 'response', e);
           return;
         }
       }

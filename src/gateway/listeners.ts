@@ -69,22 +69,25 @@ export function onClientError(emit: (e: EventInput) => void) {
   };
 }
 
+/**
+ * HTTP/1.1 server options shared by the plain and the HTTPS listener: strict parser (no request
+ * smuggling), bounded headers, client timeouts. Host is checked by the handler, which answers
+ * problem details instead of Node's bare 400.
+ */
+const HTTP1_OPTIONS = {
+  insecureHTTPParser: false,
+  maxHeaderSize: 64 * 1024,
+  headersTimeout: CLIENT_TIMEOUTS.headersMs,
+  requestTimeout: CLIENT_TIMEOUTS.requestMs,
+  keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs,
+  noDelay: true,
+  joinDuplicateHeaders: false,
+  requireHostHeader: false,
+} as const;
+
 /** Creates the plain HTTP/1.1 API server (strict parser, bounded headers and timeouts). */
 export function createHttpListener(handler: (req: IncomingMessage, res: ServerResponse) => void, emit: (e: EventInput) => void): Server {
-  const server = createServer(
-    {
-      insecureHTTPParser: false,
-      maxHeaderSize: 64 * 1024,
-      headersTimeout: CLIENT_TIMEOUTS.headersMs,
-      requestTimeout: CLIENT_TIMEOUTS.requestMs,
-      keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs,
-      noDelay: true,
-      joinDuplicateHeaders: false,
-      // Host is checked by the handler, which answers problem details instead of Node's bare 400.
-      requireHostHeader: false,
-    },
-    handler,
-  );
+  const server = createServer(HTTP1_OPTIONS, handler);
   server.on('clientError', onClientError(emit));
   server.on('connect', refuseConnect(emit));
   return server;
@@ -273,21 +276,7 @@ export async function createTlsListener(
     });
     server = s;
   } else {
-    server = createHttpsServer(
-      {
-        ...options,
-        ALPNProtocols: ['http/1.1'],
-        insecureHTTPParser: false,
-        maxHeaderSize: 64 * 1024,
-        headersTimeout: CLIENT_TIMEOUTS.headersMs,
-        requestTimeout: CLIENT_TIMEOUTS.requestMs,
-        keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs,
-        noDelay: true,
-        joinDuplicateHeaders: false,
-        requireHostHeader: false,
-      },
-      handler,
-    );
+    server = createHttpsServer({ ...options, ALPNProtocols: ['http/1.1'], ...HTTP1_OPTIONS }, handler);
   }
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     (socket as InfoSocket)[TLS_INFO] = tlsInfoOf(socket);

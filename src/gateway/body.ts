@@ -23,6 +23,32 @@ export class BodyLimitExceeded extends Error {
   }
 }
 
+/**
+ * Marks a response whose request carried `Expect: 100-continue` and has not been told to send its
+ * body yet. The listeners take over Node's automatic `100 Continue` (the `checkContinue` event)
+ * so the pipeline can refuse first: a request denied by any stage (401, 403, 413 on a declared
+ * `Content-Length`, ...) gets its final status without the client ever sending the body
+ * (RFC 9110 §10.1.1). The interim response is sent when the body is first read.
+ */
+export const CONTINUE_PENDING: unique symbol = Symbol('rampart.continuePending');
+
+/** A response that may owe the client a `100 Continue`. */
+export interface ContinueCapable {
+  [CONTINUE_PENDING]?: boolean;
+  writeContinue(): void;
+}
+
+/** Sends the owed `100 Continue`, once; a no-op for requests that did not ask for one. */
+export function sendContinue(res: ContinueCapable): void {
+  if (res[CONTINUE_PENDING] !== true) return;
+  res[CONTINUE_PENDING] = false;
+  try {
+    res.writeContinue();
+  } catch {
+    /* the client went away; reading the body will fail and say so */
+  }
+}
+
 /** Counts request body bytes; `exceeded` is set when the cap was hit. */
 export interface BodyMeter {
   bytes: number;
@@ -47,15 +73,19 @@ export class RequestBody implements BodyAccess {
   private pending: Promise<Buffer> | undefined;
   private readonly req: IncomingMessage;
   private readonly cap: () => number;
+  private readonly beforeRead: (() => void) | undefined;
   readonly meter: BodyMeter;
 
-  constructor(req: IncomingMessage, cap: () => number, meter: BodyMeter) {
+  /** @param beforeRead called once before the first byte is read (sends an owed `100 Continue`). */
+  constructor(req: IncomingMessage, cap: () => number, meter: BodyMeter, beforeRead?: () => void) {
     this.req = req;
     this.cap = cap;
     this.meter = meter;
+    this.beforeRead = beforeRead;
   }
 
   read(maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
+    if (this.pending === undefined) this.beforeRead?.();
     this.pending ??= this.readAll(Math.min(maxBytes, this.cap()));
     return this.pending;
   }

@@ -21,7 +21,7 @@ import type { Rejection } from '../pipeline/verdict.ts';
 import { deriveForwarded, normalizeIp, stripHopByHop, upstreamRequestHeaders } from '../proxy/headers.ts';
 import type { Target } from '../proxy/upstream.ts';
 import { countRequest, type GatewayMetrics, observeUpstream, trackInFlight } from '../telemetry/metrics.ts';
-import { type BodyMeter, BodyLimitExceeded, bodyTooLarge, meteredBody, RequestBody, UpstreamResponse } from './body.ts';
+import { type BodyMeter, BodyLimitExceeded, bodyTooLarge, type ContinueCapable, meteredBody, RequestBody, sendContinue, UpstreamResponse } from './body.ts';
 import type { CompiledApi, CompiledConfig } from './compile.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -274,7 +274,8 @@ export class RequestHandler {
       );
     }
 
-    const body = new RequestBody(req, () => (ctx ? ctx.maxBodyBytes : api!.defaultMaxBodyBytes), meter);
+    const owedContinue = (): void => sendContinue(res as unknown as ContinueCapable);
+    const body = new RequestBody(req, () => (ctx ? ctx.maxBodyBytes : api!.defaultMaxBodyBytes), meter, owedContinue);
     ctx = new RequestContext(
       {
         id,
@@ -323,6 +324,7 @@ export class RequestHandler {
       reqBody = body.buffered;
       headers['content-length'] = String(body.buffered.length);
     } else if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+      owedContinue();
       reqBody = Readable.from(meteredBody(req, cap, meter), { objectMode: false });
     }
     const timeouts = api.config.upstream.timeouts;

@@ -17,6 +17,7 @@ import type { EventInput } from '../events/event.ts';
 import { clientCertificateOf } from '../pki/cert.ts';
 import { loadTlsMaterial, sniContext, type TlsMaterial } from '../pki/sni.ts';
 import { normalizeIp } from '../proxy/headers.ts';
+import { CONTINUE_PENDING, type ContinueCapable } from './body.ts';
 
 /** Splits `host:port` / `[v6]:port`. */
 export function parseAddress(addr: string): { host: string; port: number } {
@@ -88,9 +89,22 @@ const HTTP1_OPTIONS = {
 /** Creates the plain HTTP/1.1 API server (strict parser, bounded headers and timeouts). */
 export function createHttpListener(handler: (req: IncomingMessage, res: ServerResponse) => void, emit: (e: EventInput) => void): Server {
   const server = createServer(HTTP1_OPTIONS, handler);
+  server.on('checkContinue', deferContinue(handler));
   server.on('clientError', onClientError(emit));
   server.on('connect', refuseConnect(emit));
   return server;
+}
+
+/**
+ * `Expect: 100-continue` (RFC 9110 §10.1.1): instead of Node's automatic interim response, the
+ * request goes through the pipeline first and `100 Continue` is sent only when the body is read
+ * (see {@link CONTINUE_PENDING}), so a refused request never makes the client upload its body.
+ */
+export function deferContinue<Req, Res extends object>(handler: (req: Req, res: Res) => void): (req: Req, res: Res) => void {
+  return (req, res) => {
+    (res as ContinueCapable)[CONTINUE_PENDING] = true;
+    handler(req, res);
+  };
 }
 
 /**
@@ -283,6 +297,7 @@ export async function createTlsListener(
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
+  server.on('checkContinue', deferContinue(current.tls.http2 ? h2handler : handler));
   server.on('clientError', onClientError(emit));
   server.on('connect', refuseConnect(emit));
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {

@@ -170,6 +170,38 @@ describe('proxy', () => {
     assert.ok(gw.events.slice(before).some((e) => e.reason === 'method-not-allowed'));
   });
 
+  test('Expect: 100-continue: an over-cap declared length gets 413 without a 100 Continue first', async () => {
+    // RFC 9110 §10.1.1: the server may answer the final status instead of 100; the body is never requested.
+    const text = await raw(port, 'POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 4096\r\nExpect: 100-continue\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 413 /);
+    assert.doesNotMatch(text, /100 Continue/);
+    assert.match(text, /body-too-large/);
+  });
+
+  test('Expect: 100-continue: an accepted request gets 100 Continue, then the body is forwarded', async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1');
+      let out = '';
+      let sent = false;
+      s.on('data', (c) => {
+        out += c.toString();
+        if (!sent && out.includes('100 Continue\r\n\r\n')) {
+          sent = true;
+          s.write('hello');
+        }
+      });
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+      s.setTimeout(3000, () => {
+        s.destroy();
+        resolve(out);
+      });
+      s.write('POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
+    });
+    assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    assert.match(text, /"bytes":5/);
+  });
+
   test('problem responses carry the security headers too', async () => {
     const r = await fetch(`${gw.url}/p`, { method: 'POST', body: Buffer.alloc(2048) });
     assert.equal(r.status, 413);

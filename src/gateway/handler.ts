@@ -239,6 +239,20 @@ export class RequestHandler {
         'gateway',
       );
     }
+    // TRACE/TRACK echo the request, credentials included (cross-site tracing); never proxied.
+    if (method === 'TRACE' || method === 'TRACK') {
+      return reject(
+        {
+          action: 'deny',
+          severity: 'low',
+          problem: new Problem(405, 'method-not-allowed', 'Method Not Allowed', {
+            detail: `${method} is not allowed through the gateway.`,
+            headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+          }),
+        },
+        'gateway',
+      );
+    }
     const q = target.indexOf('?');
     const path = q === -1 ? target : target.slice(0, q);
     // `;` path parameters are refused too: Tomcat, Spring and Jetty strip them (`/admin;x/` is

@@ -36,6 +36,14 @@ const REBUILT = new Set([
 ]);
 
 /**
+ * Request headers that make some frameworks execute another method or path than the request line
+ * says (Express `method-override`, Symfony/IIS `X-Original-URL`, ...). The gateway authorises the
+ * method and path it sees, so the upstream must not be told a different one: they are dropped
+ * (OWASP WSTG-CONF-06; a known access-control bypass, OWASP API5:2023 BFLA).
+ */
+const OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method']);
+
+/**
  * Header names in the gateway's namespace (`x-rampart-*`, `rampart-*`: forwarded identity,
  * passports). A client never sets them: they are dropped before any control runs, whether or not
  * the control that writes them is configured.
@@ -165,7 +173,7 @@ export function upstreamRequestHeaders(
   const out: Record<string, string | string[]> = {};
   const named = connectionTokens(headers.connection);
   for (const k in headers) {
-    if (HOP_BY_HOP.has(k) || REBUILT.has(k) || isReserved(k)) continue;
+    if (HOP_BY_HOP.has(k) || REBUILT.has(k) || OVERRIDES.has(k) || isReserved(k)) continue;
     const v = headers[k];
     if (v !== undefined) out[k] = v;
   }

@@ -202,6 +202,38 @@ describe('proxy', () => {
     assert.match(text, /"bytes":5/);
   });
 
+  test('TRACE is refused with 405 problem details and an event (cross-site tracing); TRACK never parses', async () => {
+    const before = gw.events.length;
+    const text = await raw(port, 'TRACE /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 405 /);
+    assert.match(text, /method-not-allowed/);
+    assert.match(text, /allow: GET, HEAD, POST/i);
+    assert.ok(gw.events.slice(before).some((e) => e.reason === 'method-not-allowed' && e.method === 'TRACE'));
+    // Node's HTTP/1.1 parser does not know TRACK: malformed request, problem details, not proxied.
+    const track = await raw(port, 'TRACK /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    assert.match(track, /^HTTP\/1\.1 400 /);
+    assert.match(track, /application\/problem\+json/);
+  });
+
+  test('method and URL override headers are not forwarded (the upstream runs what the gateway authorised)', async () => {
+    const r = await httpRequestText(`${gw.url}/users/1`, {
+      headers: {
+        'x-http-method-override': 'DELETE',
+        'x-http-method': 'DELETE',
+        'x-method-override': 'DELETE',
+        'x-original-url': '/admin',
+        'x-rewrite-url': '/admin',
+        'x-keep': 'k',
+      },
+    });
+    assert.equal(r.status, 200);
+    const j = JSON.parse(r.body) as { method: string; headers: Record<string, string> };
+    assert.equal(j.method, 'GET');
+    for (const h of ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url'])
+      assert.equal(j.headers[h], undefined, h);
+    assert.equal(j.headers['x-keep'], 'k');
+  });
+
   test('problem responses carry the security headers too', async () => {
     const r = await fetch(`${gw.url}/p`, { method: 'POST', body: Buffer.alloc(2048) });
     assert.equal(r.status, 413);

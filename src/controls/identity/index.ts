@@ -456,6 +456,13 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
   async function authenticate(ctx: RequestContext, pol: AccessPolicy): Promise<{ identity: Identity; via: 'bearer' | KeyLocation } | undefined> {
     const headers = ctx.headers;
     const authz = headers.authorization;
+    // Node keeps the first of repeated Authorization fields; the upstream or another hop may read
+    // the last. Two credentials are ambiguous (RFC 6750 §3.1 `invalid_request`).
+    if (authz !== undefined && countField(ctx.req.rawHeaders ?? [], 'authorization') > 1)
+      throw new IdentityError(400, 'credentials-ambiguous', 'Ambiguous credentials', 'Send one Authorization header field.', {
+        bearerError: 'invalid_request',
+        severity: 'medium',
+      });
     // API keys are looked for where the policy accepts them; when it accepts none, wherever the
     // API takes keys (so that a key sent to the wrong operation is refused clearly).
     let key: string | string[] | undefined;
@@ -633,3 +640,13 @@ export const identityControl = defineControl({
 });
 
 export { identityZeroConfig } from './zero.ts';
+
+/** How many times the field `lowerName` occurs in a raw header list (`[name, value, ...]`). */
+function countField(raw: readonly string[], lowerName: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i] as string;
+    if (k.length === lowerName.length && k.toLowerCase() === lowerName) n++;
+  }
+  return n;
+}

@@ -3,6 +3,7 @@
  * control with tokens from a real oidc-provider; zero-config mode (`--issuer --audience`).
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { sourceOf } from '../../../src/cli/serve.ts';
 import { echoUpstream, startTestGateway, type TestGateway, type TestUpstream } from '../../helpers/gateway.ts';
@@ -56,6 +57,27 @@ describe('identity: end to end through the gateway', () => {
     assert.equal(body.status, 401);
     assert.equal(gw.events.length, 1);
     assert.deepEqual([gw.events[0]?.control, gw.events[0]?.reason, gw.events[0]?.status], ['identity', 'credentials-missing', 401]);
+  });
+
+  it('two Authorization fields (a valid token first): 400 invalid_request, never forwarded', async () => {
+    gw.events.length = 0;
+    const token = await op.token({ scope: 'read' });
+    const port = Number(new URL(gw.url).port);
+    const text = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1');
+      let out = '';
+      s.on('data', (c) => (out += c.toString()));
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+      s.write(`GET /orders/1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer other\r\nConnection: close\r\n\r\n`);
+    });
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /www-authenticate: Bearer realm="orders", error="invalid_request"/i);
+    assert.match(text, /credentials-ambiguous/);
+    assert.deepEqual(
+      gw.events.map((e) => e.reason),
+      ['credentials-ambiguous'],
+    );
   });
 
   it('a forged token: 401 invalid_token, one event whose details never contain the token', async () => {

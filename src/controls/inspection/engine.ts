@@ -8,7 +8,7 @@ import { detectCmdi, detectCmdiWords } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from './misc.ts';
 import { normalize } from './normalize.ts';
-import { detectSqli, detectSqliName } from './sqli.ts';
+import { detectSqli, detectSqliName, SQL_NAMES } from './sqli.ts';
 import { detectSsrf } from './ssrf.ts';
 import { detectXss } from './xss.ts';
 
@@ -130,7 +130,7 @@ const PROSE_SQL =
   /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob)|xor|set\s+@)\b/;
 /** Whole-value shapes of the words-only SQL gate (anchored, tried on values of at most 48 characters). */
 const PROSE_SQL_WHOLE =
-  /^(?:\d\S*\s+(?:or|and|xor)\b|(?:or|and)\s+\d|exec(?:ute)?\s+\w+$|(?:order|group)\s+by$|\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|\S+\s+(?:and|or)$)/;
+  /^(?:\d\S*\s+(?:or|and|xor)\b|(?:or|and)\s+\d|exec(?:ute)?\s+\w+$|(?:order|group)\s+by$|(?:is(?:\s+not)?|like)\s+null$|\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|\S+\s+(?:and|or)$)/;
 /** What may follow a dot in a file name an LFI names without a slash (`.htaccess`, `.env`, `..`). */
 const DOT_NEXT = [
   '.',
@@ -187,7 +187,8 @@ function proseTrigger(s: string, mask: number): boolean {
   if ((mask & UNDERSCORE) !== 0) return true;
   if ((mask & AT) !== 0 && s.indexOf('@@') !== -1) return true;
   if (s.indexOf('0x') !== -1 || s.indexOf('sys') !== -1 || s.indexOf('+ad') !== -1) return true;
-  if ((mask & DASH) !== 0 && (s.indexOf('-inf') !== -1 || s.indexOf('wp-config') !== -1)) return true;
+  if ((mask & DASH) !== 0 && (s.indexOf('-inf') !== -1 || s.indexOf('wp-config') !== -1 || s.indexOf('--alter') !== -1 || s.indexOf('--drop') !== -1))
+    return true;
   if ((mask & DOT) !== 0) {
     for (let p = s.indexOf('.'); p !== -1; p = s.indexOf('.', p + 1)) {
       for (const x of DOT_NEXT) if (s.startsWith(x, p + 1)) return true;
@@ -271,6 +272,8 @@ const NAME_WORDS = new Set([
   '2.2250738585072011e-308',
   '2.2250738585072012e-308',
 ]);
+// SQL type, package and operator names as a whole value (`varchar`, `utl_http`, `xor`): level 2
+for (const w of SQL_NAMES) NAME_WORDS.add(w);
 
 interface Runner {
   name: DetectorName;
@@ -396,7 +399,7 @@ export class Scan {
     }
     if (isName && (mask & ~PLAIN_NAME_CLASSES) === 0) {
       // a plain name can still be a catalogue or procedure name sent as a bare parameter
-      if (s.length >= 4 && this.plainNameCheck !== undefined && NAME_WORDS.has(s.startsWith('information_schema') ? 'information_schema' : s)) {
+      if (s.length >= 3 && this.plainNameCheck !== undefined && NAME_WORDS.has(s.startsWith('information_schema') ? 'information_schema' : s)) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
       }
@@ -408,15 +411,17 @@ export class Scan {
       return false;
     }
     if (mask === 0 || mask === UNDERSCORE || mask === DOT) {
-      if (s.length >= 4 && s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
+      if (s.length >= 3 && s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
       }
       if (this.opts.paranoia >= 2 && this.plainNameCheck !== undefined) {
-        // `xunionselectfrom`: statement keywords glued together (level 2); a bare `xor`/`rlike`/`regexp` (level 3)
+        // `xunionselectfrom`: statement keywords glued together (level 2)
         if (s.length >= 11 && s.indexOf('union') !== -1 && /union(?:all|distinct)?select/.test(s))
           return this.record('sqli', 'glued-union-select', 2, location(), s, s.indexOf('union'));
-        if (this.opts.paranoia >= 3 && (s === 'xor' || s === 'rlike' || s === 'regexp')) return this.record('sqli', 'operator', 3, location(), s, 0);
+        // `1.e.tables`: MySQL scientific notation glued to a name (CRS 942560)
+        if (mask === DOT && s.indexOf('.e.') !== -1 && /\d\.e\.[a-z_]{2,}/.test(s))
+          return this.record('sqli', 'scientific-notation', 2, location(), s, s.indexOf('.e.'));
       }
       if (mask === 0) return false;
     }

@@ -20,7 +20,8 @@
 
 const WORDS = new Map<string, string>();
 for (const w of ['and', 'or', 'xor']) WORDS.set(w, '&');
-for (const w of ['like', 'rlike', 'regexp', 'is', 'not', 'between', 'div', 'mod', 'sounds', 'glob', 'collate', 'escape', 'ilike', 'similar']) WORDS.set(w, 'o');
+for (const w of ['like', 'rlike', 'regexp', 'is', 'not', 'between', 'div', 'mod', 'sounds', 'glob', 'collate', 'escape', 'ilike', 'similar', 'notnull'])
+  WORDS.set(w, 'o');
 for (const w of ['union', 'intersect', 'except', 'minus']) WORDS.set(w, 'U');
 for (const w of [
   'select',
@@ -123,6 +124,7 @@ const ATTACK_FUNCTIONS = new Set([
   'pg_ls_dir',
   'lo_import',
   'lo_export',
+  'lo_get',
   'openrowset',
   'opendatasource',
   'is_srvrolemember',
@@ -182,7 +184,7 @@ const SQL_SPECIFIC = new Set(
     'regexp_replace regexp_instr dbms_xmlgen xmlelement xmlagg xmlquery listagg string_agg array_agg pg_typeof current_database ' +
     'current_schema current_setting version_comment quote_ident quote_literal quote_nullable unistr starts_with compress uncompress ' +
     'uncompressed_length aes_encrypt aes_decrypt des_encrypt des_decrypt encrypt old_password soundex difference patindex charindex ' +
-    'stuff replicate datalength sqlite_version load_extension zeroblob typeof printf randomblob json_each json_tree geometrycollection ' +
+    'stuff replicate datalength sqlite_version sqlite_source_id sqlite_compileoption_get sqlite_compileoption_used load_extension zeroblob typeof printf randomblob json_each json_tree geometrycollection ' +
     'multipoint multilinestring multipolygon linestring polygon st_latfromgeohash st_longfromgeohash st_pointfromgeohash gtid_subset ' +
     'exp pow power rand random trim sin cos tan cot asin acos atan atan2 sqrt ceil ceiling floor abs sign ln log log2 log10 ' +
     'radians degrees truncate round mod pi now hour minute week weekday dayofweek dayofmonth dayofyear datediff date_add date_sub ' +
@@ -464,7 +466,7 @@ export function fingerprint(s: string, quote: '' | "'" | '"' | '`', full = false
           else break;
         } else j++;
       }
-      push('s', s.slice(i + 1, Math.min(j, i + 3)));
+      push('s', s.slice(i + 1, Math.min(j, i + 25)));
       i = j + 1;
       continue;
     }
@@ -817,13 +819,20 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     }
     if (ty === 'k') {
       if (word === 'into' && (w1 === 'outfile' || w1 === 'dumpfile')) return { rule: 'into-outfile', paranoia: 1 };
-      if (word === 'procedure' && w1 === 'analyse') return { rule: 'procedure-analyse', paranoia: 1 };
+      if (word === 'procedure' && w1.trimEnd() === 'analyse') return { rule: 'procedure-analyse', paranoia: 1 };
       if (word === 'set' && t1 === 'v' && t[next(k1)] === 'o') {
         if (k > 0 && t[k - 1] === ';') return { rule: 'set-variable', paranoia: 1 };
         weak = lower(weak, { rule: 'set-variable', paranoia: 2 });
       }
       // `;SET @OLD_SQL_MODE`: a session variable named at the end of a value (CRS 942210, PL2)
-      if (word === 'set' && t1 === 'v' && next(k1) >= m && (k === 0 || t[k - 1] === ';') && (w[k1] as string).startsWith('@') && (w[k1] as string).length > 1)
+      if (
+        word === 'set' &&
+        t1 === 'v' &&
+        next(k1) >= m &&
+        (k === 0 || t[k - 1] === ';' || t[k - 1] === 'o') &&
+        (w[k1] as string).startsWith('@') &&
+        (w[k1] as string).length > 1
+      )
         weak = lower(weak, { rule: 'set-variable', paranoia: 2 });
       // `) when 234 then`: a CASE branch after the application's parenthesis (CRS 942300, PL2)
       if (word === 'when' && (k === 0 || t[k - 1] === ')') && /[1sn]/.test(t1) && w[next(k1)] === 'then')
@@ -875,9 +884,11 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       /[1s]/.test(t[k - 1] as string) &&
       (t1 === '1' || t1 === 's' || (t1 === 'o' && t[next(k1)] !== undefined && /[1s]/.test(t[next(k1)] as string)))
     ) {
-      // word operators from level 2; `1!=2`, `a<>b` also read as maths and code, so from level 3
-      if (/^(?:like|rlike|regexp|is|not|sounds|glob|ilike|similar)$/.test(word)) weak = lower(weak, { rule: `operator:${word}`, paranoia: 2 });
-      else if (/^(?:<=>|!=|<>|==)$/.test(word)) weak = lower(weak, { rule: `operator:${word}`, paranoia: 3 });
+      // word operators from level 2; `1!=2`, `a<>b` also read as maths and code, so from level 3;
+      // a word comparison of two literals that is false (`1 is not 1`, `'1' not regexp '1'`) is no tautology probe
+      if (/^(?:like|rlike|regexp|is|not|sounds|glob|ilike|similar)$/.test(word)) {
+        if (literalComparison(f, k - 1)?.truth !== false) weak = lower(weak, { rule: `operator:${word}`, paranoia: 2 });
+      } else if (/^(?:<=>|!=|<>|==)$/.test(word)) weak = lower(weak, { rule: `operator:${word}`, paranoia: 3 });
     }
     if (ty === '&' && (k === 0 || t[k - 1] === ')' || t[k - 1] === '1' || t[k - 1] === 's' || t[k - 1] === 'n')) {
       // chained conditions: `and x = 1`, `|| c == '`, `&& (l=!0)`, `xor 2 <`
@@ -903,7 +914,7 @@ const SPECIAL_RE = /['"`;()=<>#|&@*/:!?^~{}[\]$%]|--/;
 const WORD_HINT = /[a-z]_[a-z]|0x[0-9a-f]|^(?:xor|rlike|regexp)$/;
 /** Keyword pairs that can make SQL out of words alone (`union select`, `order by 1`, `drop table`). */
 const STATEMENT_HINT =
-  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob)|xor|rlike|regexp)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$|^\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|^\S+\s+(?:and|or)$|[a-z]_[a-z]|0x[0-9a-f]/;
+  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:declare|set)\s+@|(?:or|and|xor)\s+\S+\s*(?:[=<>]|like|rlike|regexp|between|sounds|glob)|xor|rlike|regexp)\b|^\d\S*\s+(?:or|and|xor)\b|^(?:or|and)\s+\d|^exec(?:ute)?\s+\w+$|^(?:order|group)\s+by$|^(?:is(?:\s+not)?|like)\s+null$|^\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|^\S+\s+(?:and|or)$|[a-z]_[a-z]|0x[0-9a-f]/;
 const CATALOGUE_RE = new RegExp(CATALOGUES.map((c) => c.replace(/[.$@]/g, (m) => `\\${m}`)).join('|'));
 
 /** Catalogue and attack names in a plain parameter or member name (`information_schema`, `xp_dirtree`). */
@@ -911,6 +922,7 @@ export function detectSqliName(s: string): SqliHit | undefined {
   for (const cat of CATALOGUES) if (s.includes(cat)) return { rule: `catalogue:${cat}`, fingerprint: '', paranoia: 1 };
   if (ATTACK_WORDS.has(s)) return { rule: `attack-name:${s}`, fingerprint: '', paranoia: 1 };
   if (CATALOGUE_WORDS.has(s)) return { rule: `catalogue:${s}`, fingerprint: '', paranoia: 2 };
+  if (SQL_NAMES.has(s)) return { rule: `sql-name:${s}`, fingerprint: '', paranoia: 2 };
   if (MAGIC_NUMBERS.has(s)) return { rule: 'magic-number', fingerprint: '', paranoia: 2 };
   return undefined;
 }
@@ -918,7 +930,139 @@ export function detectSqliName(s: string): SqliHit | undefined {
 /** Function names a probe ends with (`sin (`, `version=(`, `if !(`): {@link SQL_SPECIFIC}, {@link COMMON_FUNCTIONS} and these. */
 const PROBE_FUNCTIONS = new Set('if password floor day month length ln user values version quarter time in'.split(' '));
 /** SQL word operators (CRS 942120). */
-const WORD_OPERATORS = new Set(['like', 'rlike', 'regexp', 'glob', 'sounds', 'xor', 'ilike', 'similar']);
+const WORD_OPERATORS = new Set(['like', 'rlike', 'regexp', 'glob', 'sounds', 'xor', 'ilike', 'similar', 'notnull']);
+
+/** Comparison operators that are true for equal literals (CRS 942130). */
+const EQUAL_OPS = new Set(['=', '==', '<=>', 'like', 'ilike', 'glob', 'rlike', 'regexp', 'is', 'sounds like']);
+/** Comparison operators that are true for different literals (CRS 942131). */
+const UNEQUAL_OPS = new Set(['!=', '<>', '^', 'is not', 'not like', 'not ilike', 'not glob', 'not rlike', 'not regexp']);
+
+/**
+ * The truth of a comparison of two literals (numbers or strings, compared as text the way MySQL
+ * compares `'1'` and `1`) whose left operand is token `k` of `f`: `1=1`, `11!=1`, `'a' like 'a'`,
+ * `1 is not 2`. `end` is the right operand's token index. Undefined when token `k` does not start
+ * such a comparison or an operand was truncated.
+ */
+function literalComparison(f: Fingerprint, k: number): { truth: boolean; end: number } | undefined {
+  const t = f.types;
+  if (t[k] !== '1' && t[k] !== 's') return undefined;
+  let j = k + 1;
+  let op = '';
+  while (j < t.length && j - k <= 2 && t[j] === 'o') {
+    op += (op === '' ? '' : ' ') + (f.words[j] as string);
+    j++;
+  }
+  if (op === '' || (t[j] !== '1' && t[j] !== 's')) return undefined;
+  const equal = EQUAL_OPS.has(op) ? true : UNEQUAL_OPS.has(op) ? false : undefined;
+  const a = f.words[k] as string;
+  const b = f.words[j] as string;
+  if (equal === undefined || a.length >= 24 || b.length >= 24) return undefined;
+  return { truth: (a === b) === equal, end: j };
+}
+
+/** SQL operators that are a probe when they are the whole value (CRS 942120). */
+const BARE_OPERATORS = new Set(['!=', '<=>', '==', '>=', '<=', '<>', '&&', '||', '>>', '<<', '->', '->>']);
+/** SQL type, package and session names that are a probe when they are the whole value (CRS 942470, 942140). */
+export const SQL_NAMES = new Set(
+  (
+    'varchar nvarchar varchar2 nvarchar2 sql_variant sql_longvarchar utl_http utl_file utl_inaddr utl_smtp utl_tcp dbms_java ' +
+    'dbms_pipe dbms_lock dbms_sql dbms_xmlgen owa_util autonomous_transaction tbcreator schema_name xor rlike regexp notnull isnull'
+  ).split(' '),
+);
+/** `/x or `, `/3 and `: a path-like word, then a logic or comparison word that a character follows (CRS 942210). */
+const SLASH_LOGIC = /^\/\w{1,64};?\s+(?:and|x?or|div|like|between|having|select)[^\w]/;
+/** `or x==`, `div id="`: a value that starts with an operator word, a name and a comparison against a quote (CRS 942210). */
+const OPERATOR_ASSIGN = /^(?:&&|\|\||and|x?or|div|like|between|not)[\s(]+\w{1,64}[\s)]*[!+=]{1,3}\s*\d*["'`()=]/;
+/** `--alter`, `; updatex`: a statement verb glued to a comment, or glued to a name after a statement separator (CRS 942210). */
+const SEPARATOR_VERB = /(?:^|[^\w-])--(?:alter|drop)\b|;\s*update[a-z]{2,}/;
+/** `"' * 123`, `` `>65 ``, `'][0]`, `"2562*23`: a quote, an operator and a number starting the value (CRS 942490, 942370). */
+const QUOTE_NUMBER = /^["'`]\s*(?:\d{1,24}\s*[*+%<>=^]|[*+/%<>=^,;)\]|&}"'`])[^\w]*\d|\^["'`]/;
+/** `6 as" from`, `) AS 'x' FROM`, `1234 as "foobar" from`: an alias after a number, `)` or punctuation, then `from` (CRS 942360/942362). */
+const ALIAS_FROM = /[^a-z_\s.,]\s*\bas\s*(?:["'`][\w\s]{0,64}["'`]?|\w{1,64})\s*\bfrom\b/;
+/** `' alter/`, `'union a`: punctuation then `alter` or `union` starting the value (CRS 942361). */
+const PUNCT_VERB = /^[^\w\s]{1,8}\s*(?:alter|union)\b/;
+/** `div(23,-2)`: MySQL integer division as a call on numbers (CRS 942320). */
+const DIV_CALL = /\bdiv\s*\(\s*[+-]*[\s.\d]{1,32},[+-]*[\s.\d]{1,32}\)/;
+/** `\x27`, `\x23`, `\x3d`: a quote, hash or equals sign spelt as a C escape (CRS 942330). */
+const ESCAPED_QUOTE = /\\x(?:2[37]|3d)/;
+/** `3' ' 1`: empty-string juxtaposition between numbers; `admin'`, `admin "`: the administrator account then a quote (CRS 942180). */
+const AUTH_BYPASS = /\d["'`]\s+["'`]\s+\d|^admin\s*["'`]/;
+/** `1.e.tables`: MySQL scientific notation glued to a name (CRS 942560). */
+const SCIENTIFIC_NAME = /\b\d+\.e\.[a-z_]{2,}/;
+/** `having 1=`, `having 'a'<`: a HAVING clause comparing a literal (CRS 942380). */
+const HAVING_COMPARISON = /\bhaving\s+(?:\d{1,10}|'[^=']{1,10}')\s*[<=>]/;
+/** `\0xf00d`: a hex literal behind a backslash escape (CRS 942450). */
+const ESCAPED_HEX = /\\0x[0-9a-f]{3,}/;
+/** `>foo##'.`: an operator, a name, punctuation and a quote starting the value (CRS 942370). */
+const OPERATOR_WORD_QUOTE = /^[%()*+<>-][\w-]{1,64}[^\s\w"'`]{1,8}["'`][^,]/;
+/** `dr/**\/op`: a statement keyword split by an inline comment (CRS 942440). */
+const SPLIT_KEYWORD = /([a-z]{1,8})\/\*[^*]{0,64}\*\/([a-z]{1,8})/;
+
+/**
+ * Whole-value SQL fragments, paranoia level 2 (CRS 942120, 942130/942131, 942180, 942200,
+ * 942210, 942320, 942330, 942360-942362, 942370, 942380, 942440, 942470, 942490, 942510, 942540,
+ * 942560): values that tokenise to SQL operators, literals and keywords without prose — a bare
+ * operator, a true comparison of literals, a literal list, a clause fragment, a quote then an
+ * operator and a number. `s` is the normalised value, `plain` its numeric-context stream. Linear:
+ * anchored or bounded patterns and walks over the bounded token stream.
+ */
+export function fragmentEvidence(s: string, plain: Fingerprint): string | undefined {
+  const t = plain.types;
+  const w = plain.words;
+  const v = s.trim();
+  if (SQL_NAMES.has(v)) return `sql-name:${v}`;
+  // a single operator, or `is null`, `like null`, `is not null`
+  if ((t === 'o' || t === '&') && (BARE_OPERATORS.has(w[0] as string) || WORD_OPERATORS.has(w[0] as string))) return 'operator';
+  if (/^o{1,2}1$/.test(t) && w[t.length - 1] === 'null' && (w[0] === 'is' || w[0] === 'like')) return `operator:${w[0]}-null`;
+  // `1=1`, `b,1=1`, `42<=>42`, `11!=1`: a comparison of literals that is always true
+  for (let k = 0; k < t.length; k++) {
+    if (k > 0 && !/[,(&;]/.test(t[k - 1] as string)) continue;
+    const c = literalComparison(plain, k);
+    if (c?.truth === true && (c.end + 1 >= t.length || /[),&;c]/.test(t[c.end + 1] as string))) return 'tautology';
+  }
+  // `'admin', '1'`, `VALUES ('a', 'b')`, `'', '', 13`: a list of literals with a string in it
+  if (
+    t.length < MAX_STREAM &&
+    /^(?:f(?=\())?[(]*[s1][)]*(?:,[(]*[s1][)]*)+$/.test(t) &&
+    t.includes('s') &&
+    /^[\s'"(\d]|^values/.test(v) &&
+    (t[0] !== 'f' || (w[0] as string).trimEnd() === 'values')
+  )
+    return 'literal-list';
+  // `order by`, `having 1=`, `from t where x = `, `in (a, b)`
+  if (t === 'B' && (w[0] === 'order by' || w[0] === 'group by')) return `clause:${w[0]}`;
+  if (s.includes('having') && HAVING_COMPARISON.test(s)) return 'having';
+  // `2499999||this.x`, `5&&(`: a number glued to a logic operator and an expression (CRS 942120)
+  if (/^1&[1snf(v]/.test(t) && (w[1] === '||' || w[1] === '&&') && !plain.spaced[1]) return 'number-logic';
+  if (/^knkno/.test(t) && w[0] === 'from' && w[2] === 'where') return 'from-where';
+  if (/^in\s*\([^()]{1,256}\)$/.test(v) && v.includes(',')) return 'in-list';
+  if (SLASH_LOGIC.test(s)) return 'slash-logic';
+  if (OPERATOR_ASSIGN.test(v)) return 'operator-assignment';
+  if ((s.includes('--') || s.includes(';')) && SEPARATOR_VERB.test(s)) return 'separator-verb';
+  if (QUOTE_NUMBER.test(v)) return 'quote-number';
+  if (/^[^\w\s]?["'`]$/.test(v)) return 'bare-quote';
+  if (/^`[^`]{1,64}`$/.test(v)) return 'back-quoted-name';
+  if (s.includes('as') && s.includes('from') && ALIAS_FROM.test(s)) return 'alias-from';
+  if (PUNCT_VERB.test(v)) return 'punctuation-verb';
+  if (s.includes('div') && DIV_CALL.test(s)) return 'div-call';
+  if (s.includes('\\x') && ESCAPED_QUOTE.test(s)) return 'escaped-quote';
+  if (AUTH_BYPASS.test(v)) return 'auth-bypass';
+  if (s.includes('.e.') && SCIENTIFIC_NAME.test(s)) return 'scientific-notation';
+  if (s.includes('\\0x') && ESCAPED_HEX.test(s)) return 'escaped-hex';
+  if (OPERATOR_WORD_QUOTE.test(v)) return 'operator-word-quote';
+  if (s.includes('/*')) {
+    const m = SPLIT_KEYWORD.exec(s);
+    if (m && (WORDS.get(`${m[1]}${m[2]}`) === 'E' || WORDS.get(`${m[1]}${m[2]}`) === 'U')) return 'split-keyword';
+  }
+  // `,varname"`: a comma, a name and a quote that ends the value (CRS 942200)
+  const last = v.charCodeAt(v.length - 1);
+  if (last === 34 || last === 39 || last === 96) {
+    let j = v.length - 2;
+    while (j >= 0 && j > v.length - 66 && isWordChar(v.charCodeAt(j))) j--;
+    if (j >= 0 && j < v.length - 2 && v.charCodeAt(j) === 44) return 'comma-quote';
+  }
+  return undefined;
+}
 
 /**
  * Probes and fragments that count from paranoia level 2 or 3 only (compare CRS 942120, 942151,
@@ -947,7 +1091,7 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
   // `and '5'x`: a value that starts with a logic operator and a string
   if (/^&[(]*s/.test(fp)) return { rule: 'logic-string', paranoia: 2 };
   // `/3 and(`, `= ( select`: a logic operator or a sub-query opened at the end of the value
-  if (/[1sn)]&[(]+$/.test(fp) || /\([(]*E$/.test(fp)) return { rule: 'open-expression', paranoia: 2 };
+  if (/[1sn)]&[(]+$/.test(fp) || /\([(]*E$/.test(fp) || (t.length < MAX_STREAM && /\([(]*E$/.test(t))) return { rule: 'open-expression', paranoia: 2 };
   // `1 like 42`, `1 is not 2`: a comparison of two numbers with a word operator
   if (/^1o+1$/.test(fp) && WORD_OPERATORS.has(plain.words[1] as string)) return { rule: `operator:${plain.words[1]}`, paranoia: 2 };
   // `x like '`: a word operator before a quote that ends the value
@@ -961,8 +1105,12 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
     // `\' and(`, `\"or"1`: a backslash the application strips or doubles does not escape the quote (CRS 942522)
     if (q !== '`' && s.indexOf(`\\${q}`) !== -1) {
       const r = fingerprint(s, q, false, false);
-      if (/^s[)]*&$/.test(r.fp) || QUOTED_SHAPES.some((re) => re.test(r.fp))) return { rule: `${q}:backslash-breakout`, paranoia: 2 };
+      if (/^s[)]*&$|^s1[)]*&[(]*[1sn]|^s[)]*&o\(/.test(r.fp) || QUOTED_SHAPES.some((re) => re.test(r.fp)))
+        return { rule: `${q}:backslash-breakout`, paranoia: 2 };
     }
+    // `` \`or`1 ``: the same with a back-quote (CRS 942522)
+    if (q === '`' && s.indexOf('\\`') !== -1 && /^n[)]*&[(]*[1sn]/.test(fingerprint(s, q, false, false).fp))
+      return { rule: '`:backslash-breakout', paranoia: 2 };
     const r = fingerprint(s, q);
     // `" UNION A`, `' union/`: a quote then a set operator (CRS 942361, PL2); `' * from`: a quote, an operator and a clause
     if (
@@ -973,6 +1121,10 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
       return { rule: `${q}:quote-${r.fp.includes('U') ? 'union' : 'clause'}`, paranoia: 2 };
     // `x'+email--`, `id'is not-id--`: a quote, an operator, and a comment that ends the value (CRS 942520)
     if (q !== '`' && /^s[)]*o/.test(r.fp) && r.fp.endsWith('c')) return { rule: `${q}:operator-comment`, paranoia: 2 };
+    // `a'or?--`: a quote, a logic operator, and a comment that ends the value (CRS 942521)
+    if (q !== '`' && /^s[)]*&/.test(r.fp) && r.fp.endsWith('c')) return { rule: `${q}:logic-comment`, paranoia: 2 };
+    // ``x`;``: a back-quote closed and a statement ended (CRS 942540)
+    if (q === '`' && /^n[)]*;$/.test(r.fp)) return { rule: '`:statement-end', paranoia: 2 };
     // `` ` REGEXP ``: a back-quoted name and a word operator (CRS 942360)
     if (q === '`' && /^n[)]*o/.test(r.fp) && WORD_OPERATORS.has(r.words[r.fp.indexOf('o')] ?? '')) return { rule: '`:operator', paranoia: 2 };
   }
@@ -1041,7 +1193,22 @@ export function detectSqli(s: string, wordsOnly?: boolean, paranoia = 4): SqliHi
   if (s.length < 2) return undefined;
   const cat = CATALOGUE_RE.exec(s);
   if (cat) return { rule: `catalogue:${cat[0]}`, fingerprint: '', paranoia: 1 };
+  if (paranoia >= 2 && s.length <= 32 && SQL_NAMES.has(s.trim())) return { rule: `sql-name:${s.trim()}`, fingerprint: '', paranoia: 2 };
+  // from level 2, `=`, a leading `/`, `\x` escapes and `1.e.` also make fragments worth tokenising (`1=1`, `/x or `)
   const special = wordsOnly === undefined ? SPECIAL_RE.test(s) : !wordsOnly;
+  if (
+    !special &&
+    paranoia >= 2 &&
+    (s.indexOf('=') !== -1 ||
+      s.charCodeAt(0) === 47 ||
+      s.indexOf('\\x') !== -1 ||
+      s.indexOf('.e.') !== -1 ||
+      (s.indexOf(' as') !== -1 && s.indexOf('from') !== -1))
+  ) {
+    const rest = afterAssignment(s);
+    const fr = fragmentEvidence(s, fingerprint(s, '')) ?? (rest !== undefined ? fragmentEvidence(rest, fingerprint(rest, '')) : undefined);
+    if (fr !== undefined) return { rule: `fragment:${fr}`, fingerprint: '', paranoia: 2 };
+  }
   // words, numbers, spaces and dots alone: only statement keyword sequences (or a numeric `1 or 1`) can be SQL
   // a single word (no space) cannot hold a keyword pair
   if (
@@ -1053,11 +1220,19 @@ export function detectSqli(s: string, wordsOnly?: boolean, paranoia = 4): SqliHi
   }
   let hit = detectIn(s, true);
   if (hit?.paranoia === 1) return hit;
-  if (paranoia >= 2 && (hit === undefined || hit.paranoia > 2)) {
-    const pr = probeEvidence(s, fingerprint(s, ''));
-    if (pr && (hit === undefined || pr.paranoia < hit.paranoia)) hit = { rule: pr.rule, fingerprint: '', paranoia: pr.paranoia };
-  }
   const rest = afterAssignment(s);
+  if (paranoia >= 2 && (hit === undefined || hit.paranoia > 2)) {
+    const plain = fingerprint(s, '');
+    const fr = fragmentEvidence(s, plain) ?? (rest !== undefined ? fragmentEvidence(rest, fingerprint(rest, '')) : undefined);
+    const pr = fr !== undefined ? { rule: `fragment:${fr}`, paranoia: 2 } : probeEvidence(s, plain);
+    if (pr && (hit === undefined || pr.paranoia < hit.paranoia)) hit = { rule: pr.rule, fingerprint: '', paranoia: pr.paranoia };
+    // `1´ or ´1´=´x´`: an acute accent some client charsets turn into a quote (CRS 942430 counts it as one)
+    // (normalising decomposes it into a space and a combining acute accent)
+    if ((hit === undefined || hit.paranoia > 2) && (s.indexOf('\u00b4') !== -1 || s.indexOf('\u0301') !== -1)) {
+      const h = detectIn(s.replace(/ ?\u0301|\u00b4/g, "'"), false);
+      if (h) hit = { rule: `acute-accent:${h.rule}`, fingerprint: h.fingerprint, paranoia: 2 };
+    }
+  }
   if (rest !== undefined) {
     const h2 = detectIn(rest, false);
     if (h2 && (hit === undefined || h2.paranoia < hit.paranoia)) return { ...h2, rule: `assignment:${h2.rule}` };

@@ -128,7 +128,9 @@ describe('sqli whole-value fragments (paranoia level 2)', () => {
     for (const v of ['varchar field', 'xor gate', 'utl', 'schema', '1.2.3']) assert.deepEqual(engineHits(v, 2), [], v);
   });
 
-  it('stays linear on long inputs', () => {
+  // A quadratic rule would take minutes on these 100 KB inputs; the test timeout catches that
+  // (no wall-clock assertion: speed belongs in bench/inspection/speed.ts).
+  it('stays linear on long inputs', { timeout: 10_000 }, () => {
     for (const v of [
       '1 as '.repeat(20000),
       `${' '.repeat(100000)}as from`,
@@ -136,9 +138,7 @@ describe('sqli whole-value fragments (paranoia level 2)', () => {
       `in (${','.repeat(100000)}`,
       `\\0x${'0'.repeat(100000)}`,
     ]) {
-      const t0 = performance.now();
       at(v);
-      assert.ok(performance.now() - t0 < 200, `${v.slice(0, 12)}…`);
     }
   });
 });

@@ -4,7 +4,7 @@
  * severity score; the request is blocked once the total reaches the inbound threshold; rules above
  * the configured paranoia level do not run). Detectors are compiled tables, built once.
  */
-import { detectCmdi, detectCmdiWords } from './cmdi.ts';
+import { detectCmdi, detectCmdiBareWord, detectCmdiWords } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from './misc.ts';
 import { normalize } from './normalize.ts';
@@ -418,7 +418,11 @@ export class Scan {
           return this.record('sqli', 'glued-union-select', 2, location(), s, s.indexOf('union'));
         if (this.opts.paranoia >= 3 && (s === 'xor' || s === 'rlike' || s === 'regexp')) return this.record('sqli', 'operator', 3, location(), s, 0);
       }
-      if (mask === 0) return false;
+      if (mask === 0) {
+        // a bare reconnaissance command (`visudo`): paranoia level 2
+        const h = this.cmdi && this.opts.paranoia >= 2 ? detectCmdiBareWord(s) : undefined;
+        return h !== undefined && this.record('cmdi', h.rule, h.paranoia, location(), s, 0);
+      }
     }
     // prose: one combined pattern decides whether any detector but the command-line check can match
     if ((mask & ~PROSE_CLASSES) === 0 && !proseTrigger(s, mask)) {

@@ -4,8 +4,11 @@
  * a value that is itself a command line, shell binaries by path (also spelt with glob patterns:
  * `/???/b??h`, `/etc/pa[s]swd`), `sh -c`, Shellshock function definitions, brace expansion
  * (`{,ifconfig}`), cmd.exe control structures and PowerShell cmdlets, after undoing the usual
- * shell evasions (quotes and backslashes inside words, `${IFS}`, `$@`, empty substitutions, unset
- * variables). Also mail-protocol command injection after CR LF (SMTP RFC 5321 §4.1, IMAP RFC 9051,
+ * shell evasions (quotes and backslashes inside words, `${IFS}`, special parameters `$@ $? $_ $$`,
+ * empty substitutions, unset variables, one-letter glob classes `adduse[r]`). From paranoia level 2
+ * also shell variables that assemble a command (`$c1$c2$c3`, `g=adduser;$g`), sub-command tool
+ * lines (`pip install x`), command lines nested in `k=v` values (`?args=env --version`) and bare
+ * reconnaissance words (`visudo`; compare CRS 932200, 932236-932240). Also mail-protocol command injection after CR LF (SMTP RFC 5321 §4.1, IMAP RFC 9051,
  * POP3 RFC 1939). The command tables are ours (POSIX, GNU, BSD and common tools; cmd.exe and
  * PowerShell). Linear time: one pass to canonicalise, one pass over separators, bounded look-ups.
  */
@@ -356,7 +359,7 @@ const WINDOWS_IF =
   /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|%~?[0-9*]\s*==|\[[^\]\s]{0,32}\]\s*==|\{[^}\s]{0,32}\}\s*==|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\([^()\s]{1,32}\)\s*(?:==|equ\s|neq\s)\s*\()/;
 const MAIL_SMTP = /[\r\n][\s]{0,4}(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
 const MAIL_OTHER =
-  /[\r\n][\s]{0,4}(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b|[a-z]{1,4}\d{1,6}\s+(?:status|check|close|expunge|idle|enable|unselect|namespace|move|getquota|getquotaroot|setquota|getacl|setacl|myrights|listrights|unsubscribe)\b|auth\s+[a-z0-9_-]{1,32}(?:\s+[a-z0-9+/]{8,}={0,2})?\s*$)/;
+  /[\r\n][\s]{0,4}(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b|[a-z]{1,4}\d{1,6}\s+(?:status|check|close|expunge|idle|enable|unselect|namespace|move|getquota|getquotaroot|setquota|getacl|setacl|myrights|listrights|unsubscribe)\b|auth\s+(?:(?:plain|login|cram-md5|digest-md5|xoauth2|oauthbearer|gssapi|ntlm|external|anonymous|scram-sha-[0-9a-z-]{1,12})(?:\s+[a-z0-9+/]{4,}={0,2})?|[a-z0-9_-]{1,32}\s+[a-z0-9+/]{8,}={0,2})\s*$)/;
 
 /**
  * Detects OS command injection in a normalised (decoded, lower-case) value.
@@ -687,8 +690,8 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   const known = UNIQUE.has(word) || WINDOWS.has(word) || PREFIX.has(word);
   if (!known) return undefined;
   const arg = commandArg(v, end);
-  // a versioned name (`python3.10`) is no ordinary word
-  const wordy = versioned !== true && (WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word)));
+  // a versioned name with an argument (`python3.10 x`) is no ordinary word; alone it may name a runtime
+  const wordy = (versioned !== true || arg === 'none') && (WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word)));
   if (how === 'amp') return wordy ? undefined : { rule: `command:${word}`, index: 0, paranoia: 1 };
   if (how === 'markdown') return { rule: `command:${word}`, index: 0, paranoia: wordy ? 2 : 1 };
   // `time`, `then`, `do` alone are words, not commands

@@ -4,8 +4,11 @@
  * a value that is itself a command line, shell binaries by path (also spelt with glob patterns:
  * `/???/b??h`, `/etc/pa[s]swd`), `sh -c`, Shellshock function definitions, brace expansion
  * (`{,ifconfig}`), cmd.exe control structures and PowerShell cmdlets, after undoing the usual
- * shell evasions (quotes and backslashes inside words, `${IFS}`, `$@`, empty substitutions, unset
- * variables). Also mail-protocol command injection after CR LF (SMTP RFC 5321 §4.1, IMAP RFC 9051,
+ * shell evasions (quotes and backslashes inside words, `${IFS}`, special parameters `$@ $? $_ $$`,
+ * empty substitutions, unset variables, one-letter glob classes `adduse[r]`). From paranoia level 2
+ * also shell variables that assemble a command (`$c1$c2$c3`, `g=adduser;$g`), sub-command tool
+ * lines (`pip install x`), command lines nested in `k=v` values (`?args=env --version`) and bare
+ * reconnaissance words (`visudo`; compare CRS 932200, 932236-932240). Also mail-protocol command injection after CR LF (SMTP RFC 5321 §4.1, IMAP RFC 9051,
  * POP3 RFC 1939). The command tables are ours (POSIX, GNU, BSD and common tools; cmd.exe and
  * PowerShell). Linear time: one pass to canonicalise, one pass over separators, bounded look-ups.
  */
@@ -41,6 +44,8 @@ const UNIQUE = new Set(
   tee sleep timeout watch time nice renice ionice taskset stdbuf unbuffer script screen tmux expect
   echo printf yes seq expr bc dc factor date cal hostname hostnamectl domainname dnsdomainname host dig whois ping ping6
   telnet ssh nmcli iwconfig iwlist route arp ip ss perf valgrind
+  flock cpulimit lastlogin trap bsdtar bsdcpio pipx rc aa-disable aa-enforce aa-complain aa-status aa-exec aa-audit
+  aa-genprof aa-logprof aa-unconfined aa-teardown aa-remove-unknown
   `),
 );
 /** Of {@link UNIQUE}, commands that are also ordinary words or product names: they need a separator or command-shaped arguments. */
@@ -54,7 +59,7 @@ const WORDY = new Set(
   screen expect echo printf yes seq expr bc dc factor date cal host dig whois ping telnet ssh route arp ip ss perf apt snap pip
   tar zip dd rsync ftp mount mail alias unset set type at cd mkdir rm cp mv kill
   curl wget git docker kubectl openssl gcc clang cmake gzip unzip tmux nmap sqlite3 psql mongosh scp sftp tftp irb
-  base64 base32 strings od dir rar 7z cpio service mount wipe shred passwd chef
+  base64 base32 strings od dir rar 7z cpio service mount wipe shred passwd chef trap rc pipx flock
   `),
 );
 /** Commands that are suspicious as a whole value even without arguments (reconnaissance): `whoami`, `ifconfig`. */
@@ -63,6 +68,8 @@ const SOLO = new Set(
     'whoami uname ifconfig ipconfig netstat systeminfo tasklist visudo lastlog lastb getent nslookup chef-shell chef-client ansible-console ansible-config ansible-inventory ansible-playbook ansible-galaxy ansible-doc ansible-pull ansible-vault cscli msfconsole rmt-dump rmt-tar lsmod dmesg ss',
   ),
 );
+/** Of {@link SOLO}, commands that are no plausible field or format name either: suspicious as a bare one-word value. */
+const BARE = new Set(words('whoami ifconfig ipconfig netstat systeminfo tasklist visudo nslookup dmesg lsmod'));
 /** Of {@link WORDY}, interpreters and network tools: after a separator, any argument makes them a command. */
 const FETCHERS = new Set(
   words('curl wget nc ncat netcat telnet ftp tftp scp sftp ssh rsync python python2 python3 perl ruby php node bash sh zsh ksh nmap base64 openssl'),
@@ -73,6 +80,36 @@ const PREFIX = new Set(
 );
 /** Of {@link PREFIX}, ordinary words: a command only with an option or path after them. */
 const PREFIX_WORDS = new Set(words('time then do else command builtin exec watch nice'));
+/**
+ * Tools whose first argument is a sub-command (`pip install x`, `chef report nodes`): the pair is a
+ * command line even when the tool name is an ordinary word (paranoia level 2, compare CRS 932236).
+ */
+const SUBCOMMANDS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
+  (
+    [
+      ['pip pip2 pip3 pipx', 'install uninstall download wheel freeze list show inject run runpip upgrade reinstall ensurepath'],
+      ['npm yarn pnpm', 'install uninstall exec run add remove link publish'],
+      ['gem', 'install uninstall build push fetch'],
+      ['apt apt-get aptitude yum dnf zypper apk snap brew', 'install remove purge upgrade reinstall add del'],
+      ['cargo', 'install run build'],
+      ['composer', 'install require exec run-script global'],
+      [
+        'chef',
+        'report exec generate install push update export shell-init env gem verify diff describe-cookbook clean-policy-revisions provision undelete show-policy',
+      ],
+      ['knife', 'node cookbook role bootstrap ssh search exec client environment data vault upload'],
+      ['ansible', 'all localhost'],
+      ['docker kubectl', 'run exec cp attach'],
+    ] as const
+  ).flatMap(([tools, subs]) => words(tools).map((t) => [t, new Set(words(subs))] as const)),
+);
+/** Of {@link WORDY}, command names that are no English word: a value starting with one and a word argument is a command line (paranoia level 2). */
+const JARGON = new Set(words('ls ll rm cp mv ln nl tac wc mkdir rmdir grep egrep fgrep sed awk seq expr chmod chown'));
+/** Interpreters and compilers installed under versioned names (`python3.10`, `gcc7.4`). */
+const VERSIONED = new Set(words('python python2 python3 perl perl5 ruby php php5 php7 php8 lua luajit node tclsh gcc g++ clang cc pip pip2 pip3 bash zsh ksh'));
+/** Script files a command line may name (`rc script.sh`, `perl x.pl`). */
+const SCRIPT_FILE = /^\s+[\w./-]{1,64}\.(?:sh|bash|zsh|ksh|csh|py|pl|rb|php|lua|ps1|bat|cmd|vbs)(?:\s|$)/;
+
 /** cmd.exe built-ins and Windows tools (lower case, without `.exe`). */
 const WINDOWS = new Set(
   words(
@@ -92,7 +129,8 @@ const GLOB_TARGETS = words(
 const GLOB_DIRS = words('/etc /bin /sbin /usr /tmp /dev /proc /var /root');
 
 /** SQLite CLI dot-commands after a separator (also after a literal `\n`). */
-const DOT_COMMAND = /(?:^|[;\n|&])(?:\s|\\n)*\.(?:shell|system|sh|import|output|once|load)\s/;
+const DOT_COMMAND =
+  /(?:^|[;\n|&])(?:\s|\\n){0,8}\.(?:shell|system|sh|import|output|once|load|databases|tables|schema|fullschema|dump|dbinfo|indexes|open|read|backup|restore|clone|save|excel)(?:\s|$)/;
 
 /** A detected command injection. */
 export interface CmdiHit {
@@ -113,7 +151,7 @@ function isLetter(c: number): boolean {
  * `c'a't$IFS/etc/pa\ss*` → `cat /etc/pass*`, `cu$@rl` → `curl`, `pi$()ng` → `ping`, `n$u\c$u` → `nc`.
  * Single pass over the value.
  */
-export function canonical(s: string): string {
+export function canonical(s: string, classes = true): string {
   const n = s.length;
   let out = '';
   let i = 0;
@@ -133,14 +171,24 @@ export function canonical(s: string): string {
         start = i;
         continue;
       }
-      if (d === 64 || d === 42 || d === 45 || d === 33 || (d >= 48 && d <= 57)) {
-        // $@ $* $- $! $1: empty (or opaque) expansions used to split words
+      if (
+        d === 64 ||
+        d === 42 ||
+        d === 45 ||
+        d === 33 ||
+        d === 63 ||
+        d === 35 ||
+        d === 36 ||
+        (d === 95 && i > 0 && isLetter(s.charCodeAt(i - 1))) ||
+        (d >= 48 && d <= 57)
+      ) {
+        // $@ $* $- $! $? $# $$ $1, and `$_` glued after a letter (`c$_at`): special parameters used to split words
         flush(i);
         i += 2;
         start = i;
         continue;
       }
-      if ((d === 40 && s.charCodeAt(i + 2) === 41) || (d === 123 && s.charCodeAt(i + 2) === 125)) {
+      if ((d === 40 && s.charCodeAt(i + 2) === 41) || (d === 123 && s.charCodeAt(i + 2) === 125) || (d === 91 && s.charCodeAt(i + 2) === 93)) {
         flush(i);
         i += 3;
         start = i;
@@ -181,6 +229,13 @@ export function canonical(s: string): string {
         start = i;
         continue;
       }
+    } else if (c === 91 /* [ */ && classes && s.charCodeAt(i + 2) === 93 && i > 0 && isLetter(s.charCodeAt(i - 1)) && isLetter(s.charCodeAt(i + 1))) {
+      // a one-letter glob class glued to a word matches just that letter: `adduse[r]` → `adduser`
+      flush(i);
+      out += s[i + 1];
+      i += 3;
+      start = i;
+      continue;
     } else if ((c === 60 || c === 62) && s.charCodeAt(i + 1) === 40 && s.charCodeAt(i + 2) === 41) {
       flush(i); // <() >() empty process substitutions
       i += 3;
@@ -199,8 +254,9 @@ function isSep(c: number): boolean {
 }
 
 /** Reads the command word at `i` (after whitespace, redirections, `(`/`{` and a directory prefix). */
-function commandAt(v: string, i: number): { word: string; start: number; end: number; path: boolean } {
-  const n = v.length;
+function commandAt(v: string, i: number): { word: string; start: number; end: number; path: boolean; versioned?: boolean } {
+  // both scans are bounded (a command word is short), so callers at every separator stay linear
+  const n = Math.min(v.length, i + 256);
   while (i < n) {
     const c = v.charCodeAt(i);
     if (c === 32 || c === 9 || c === 60 || c === 62 || c === 40 || c === 123 || c === 33) i++;
@@ -220,6 +276,16 @@ function commandAt(v: string, i: number): { word: string; start: number; end: nu
   const path = slash !== -1;
   if (slash !== -1 && slash < word.length - 1) word = word.slice(slash + 1);
   if (word.endsWith('.exe')) word = word.slice(0, -4);
+  // a versioned interpreter or compiler (`python3.10`, `gcc7.4`, `php8.1`): the name without the version
+  if (word.length <= 16 && word.indexOf('.') > 0 && !UNIQUE.has(word) && /[a-z]\d*\.\d/.test(word)) {
+    const m = /^([a-z][a-z+-]*?)(\d*)(?:\.\d+)+$/.exec(word);
+    if (m) {
+      const base = m[1] as string;
+      const major = base + (m[2] as string);
+      if (VERSIONED.has(major)) return { word: major, start: i, end: j, path, versioned: true };
+      if (VERSIONED.has(base)) return { word: base, start: i, end: j, path, versioned: true };
+    }
+  }
   return { word, start: i, end: j, path };
 }
 
@@ -266,7 +332,15 @@ function globMatch(p: string, t: string, pi = 0, ti = 0, budget = { n: 2000 }): 
         let set = p.slice(pi + 1, close);
         const neg = set.startsWith('!') || set.startsWith('^');
         if (neg) set = set.slice(1);
-        const inSet = set.includes(t[ti] as string);
+        const ch = t[ti] as string;
+        let inSet = false;
+        // ranges (`[a-z]`) and single characters
+        for (let k = 0; k < set.length && !inSet; k++) {
+          if (set[k + 1] === '-' && k + 2 < set.length) {
+            inSet = ch >= (set[k] as string) && ch <= (set[k + 2] as string);
+            k += 2;
+          } else inSet = set[k] === ch;
+        }
         if (inSet === neg) return false;
         pi = close + 1;
         ti++;
@@ -282,10 +356,10 @@ function globMatch(p: string, t: string, pi = 0, ti = 0, budget = { n: 2000 }): 
 
 const WINDOWS_FOR = /^for\s+(?:\/[a-z](?:\s+(?:"[^"]{0,64}"|[^\s%/"]{1,64})){0,3}\s+){0,4}%%?[^\s]{1,16}\s+in\s*\(/;
 const WINDOWS_IF =
-  /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\([^()\s]{1,32}\)\s*(?:==|equ\s|neq\s)\s*\()/;
-const MAIL_SMTP = /[\r\n]\s*(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
+  /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|%~?[0-9*]\s*==|\[[^\]\s]{0,32}\]\s*==|\{[^}\s]{0,32}\}\s*==|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\([^()\s]{1,32}\)\s*(?:==|equ\s|neq\s)\s*\()/;
+const MAIL_SMTP = /[\r\n][\s]{0,4}(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
 const MAIL_OTHER =
-  /[\r\n]\s*(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b)/;
+  /[\r\n][\s]{0,4}(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b|[a-z]{1,4}\d{1,6}\s+(?:status|check|close|expunge|idle|enable|unselect|namespace|move|getquota|getquotaroot|setquota|getacl|setacl|myrights|listrights|unsubscribe)\b|auth\s+(?:(?:plain|login|cram-md5|digest-md5|xoauth2|oauthbearer|gssapi|ntlm|external|anonymous|scram-sha-[0-9a-z-]{1,12})(?:\s+[a-z0-9+/]{4,}={0,2})?|[a-z0-9_-]{1,32}\s+[a-z0-9+/]{8,}={0,2})\s*$)/;
 
 /**
  * Detects OS command injection in a normalised (decoded, lower-case) value.
@@ -327,6 +401,9 @@ export function detectCmdi(s: string): CmdiHit | undefined {
       p = v.indexOf(dir, p + dir.length);
     }
   }
+  // a value that is a program in a system binary directory (`/bin/ab`, `/usr/sbin/x`): paranoia level 2
+  if (weak === undefined && v.charCodeAt(0) === 47 && /^\/(?:usr\/(?:local\/)?)?s?bin\/[a-z][\w.+-]{0,31}(?:\s|$)/.test(v.slice(0, 48)))
+    weak = { rule: 'binary-path', index: 0, paranoia: 2 };
   // `sh -c`, `bash -c`: a shell asked to run a string
   {
     let p = v.indexOf(' -c');
@@ -339,12 +416,13 @@ export function detectCmdi(s: string): CmdiHit | undefined {
       p = v.indexOf(' -c', p + 3);
     }
   }
-  // glob-spelt paths: /???/b??h, /etc/pa[s]swd, /et*/pa??wd
-  for (let p = v.indexOf('/'); p !== -1; p = v.indexOf('/', p + 1)) {
-    if (p > 0 && v.charCodeAt(p - 1) !== 32 && !isSep(v.charCodeAt(p - 1)) && v.charCodeAt(p - 1) !== 61 && v.charCodeAt(p - 1) !== 43) continue;
+  // glob-spelt paths: /???/b??h, /etc/pa[s]swd, /et*/pa??wd (with one-letter classes kept)
+  const g = s.indexOf('[') !== -1 && v.indexOf('[') === -1 ? canonical(s, false) : v;
+  for (let p = g.indexOf('/'); p !== -1; p = g.indexOf('/', p + 1)) {
+    if (p > 0 && g.charCodeAt(p - 1) !== 32 && !isSep(g.charCodeAt(p - 1)) && g.charCodeAt(p - 1) !== 61 && g.charCodeAt(p - 1) !== 43) continue;
     let e = p;
-    while (e < n && e - p < 40 && !(v.charCodeAt(e) === 32 || isSep(v.charCodeAt(e)) || v.charCodeAt(e) === 34)) e++;
-    const tok = v.slice(p, e);
+    while (e < g.length && e - p < 40 && !(g.charCodeAt(e) === 32 || isSep(g.charCodeAt(e)) || g.charCodeAt(e) === 34)) e++;
+    const tok = g.slice(p, e);
     if (!/[?*[]/.test(tok)) continue;
     // only wildcards (`/*/*`, a route pattern) count from paranoia level 2; a literal letter (`/???/b??h`) is deliberate
     const literal = /[a-z]/.test(tok.replace(/\[[^\]]*\]/g, ''));
@@ -360,14 +438,21 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   }
   // arithmetic expansion: $((1+1)) $[2+2]
   {
-    const p = v.indexOf('$((') !== -1 ? v.indexOf('$((') : v.indexOf('$[');
-    if (p !== -1 && /^\$(?:\(\(|\[)\s*[\w$]{1,16}\s*[-+*/%^]\s*[\w$]{1,16}\s*(?:\)\)|\])/.test(v.slice(p, p + 48)))
+    // `$((` ... `))` has no use outside a shell: any short arithmetic body (`$((7))`, `$(( 42))`)
+    const pa = v.indexOf('$((');
+    if (pa !== -1 && /^\$\(\([\w\s$+*/%^&|<>=!~?:,()-]{0,40}\)\)/.test(v.slice(pa, pa + 48))) return { rule: 'arithmetic-expansion', index: pa, paranoia: 1 };
+    const p = v.indexOf('$[');
+    if (p !== -1 && /^\$\[\s*[\w$]{1,16}\s*[-+*/%^]\s*[\w$]{1,16}\s*\]/.test(v.slice(p, p + 48)))
       return { rule: 'arithmetic-expansion', index: p, paranoia: 1 };
+    // the obsolete `$[]` form, empty (paranoia level 2; `$[0]` is a JSONPath)
+    const pe = s.indexOf('$[]');
+    if (pe !== -1) weak ??= { rule: 'arithmetic-expansion', index: pe, paranoia: 2 };
   }
   // brace expansion: {,ifconfig}  {cat,/etc/passwd}  c{a,oun}t
-  for (let p = v.indexOf('{'); p !== -1; p = v.indexOf('{', p + 1)) {
-    const e = v.indexOf('}', p);
-    if (e === -1 || e - p > 64) continue;
+  for (let p = v.indexOf('{'), e = -1; p !== -1; p = v.indexOf('{', p + 1)) {
+    if (e < p) e = v.indexOf('}', p); // the first `}` after `p`, found once per run of `{`
+    if (e === -1) break;
+    if (e - p > 64) continue;
     const body = v.slice(p + 1, e);
     if (body.indexOf(',') === -1 || body.indexOf(' ') !== -1) continue;
     let b = p;
@@ -395,6 +480,15 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     if (p > 0 && isLetter(v.charCodeAt(p - 1))) continue;
     if (WINDOWS_IF.test(v.slice(Math.max(0, p - 1), p + 120))) return { rule: 'windows-if', index: p, paranoia: 1 };
   }
+  // quoted operands (`if "%~1" == "/?"`, `if not "a%1" == "a"`): quotes are gone from the canonical form
+  if (weak === undefined && v !== s)
+    for (let p = s.indexOf('if'); p !== -1; p = s.indexOf('if', p + 2)) {
+      if (p > 0 && isLetter(s.charCodeAt(p - 1))) continue;
+      if (WINDOWS_IF.test(s.slice(Math.max(0, p - 1), p + 120))) {
+        weak = { rule: 'windows-if', index: p, paranoia: 2 };
+        break;
+      }
+    }
   const ps = POWERSHELL.exec(v);
   if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
   // a separator, then (prefix commands and) a command
@@ -454,6 +548,7 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     if (w0.word !== commandAt(s, 0).word && UNIQUE.has(w0.word) && !PREFIX_WORDS.has(w0.word) && commandArg(v, w0.end) !== 'none')
       return { rule: `evasion:command-line:${w0.word}`, index: 0, paranoia: 1 };
   }
+  if (weak === undefined) weak = shellVariables(v) ?? nestedCommandLine(v);
   // SQLite CLI dot-commands after a separator (`;.shell id`, newline `.system`)
   const dot = DOT_COMMAND.exec(s) ?? (v !== s ? DOT_COMMAND.exec(v) : null);
   if (dot) weak ??= { rule: 'sqlite-dot-command', index: dot.index, paranoia: 2 };
@@ -461,9 +556,48 @@ export function detectCmdi(s: string): CmdiHit | undefined {
 }
 
 /**
+ * Shell variables used to assemble a command (paranoia level 2; compare CRS 932200, 932240): three
+ * or more variable references glued together (`$c1$c2$c3`), or a variable assigned a command name
+ * that is then expanded (`g=adduser;$g pizza`). `v` is the canonical form.
+ */
+function shellVariables(v: string): CmdiHit | undefined {
+  const d = v.indexOf('$');
+  if (d === -1) return undefined;
+  const glued = /\$[a-z_][a-z0-9_]{0,15}\$[a-z_][a-z0-9_]{0,15}\$[a-z_]/.exec(v);
+  if (glued) return { rule: 'variable-concatenation', index: glued.index, paranoia: 2 };
+  // `name=command` at the start or after a separator, and `$name` later
+  for (let e = v.indexOf('='), hops = 0; e !== -1 && hops < 16; e = v.indexOf('=', e + 1), hops++) {
+    let b = e;
+    while (b > 0 && (isLetter(v.charCodeAt(b - 1)) || v.charCodeAt(b - 1) === 95 || (v.charCodeAt(b - 1) >= 48 && v.charCodeAt(b - 1) <= 57))) b--;
+    if (b === e || (b > 0 && !isSep(v.charCodeAt(b - 1)) && v.charCodeAt(b - 1) !== 32)) continue;
+    const { word, end } = commandAt(v, e + 1);
+    if (end === e + 1 || !UNIQUE.has(word) || WORDY.has(word)) continue;
+    const name = v.slice(b, e);
+    const use = v.indexOf(`$${name}`, end);
+    if (use !== -1 && !isWordCode(v.charCodeAt(use + name.length + 1))) return { rule: `variable-command:${word}`, index: b, paranoia: 2 };
+  }
+  return undefined;
+}
+
+/**
+ * A command line as the value of a parameter nested in the value: `code=ansible-console` in a
+ * header, `https://x/?args=env --version` in a Referer (paranoia level 2; compare CRS 932237, 932239).
+ */
+function nestedCommandLine(v: string): CmdiHit | undefined {
+  for (let e = v.indexOf('='), hops = 0; e !== -1 && hops < 16; e = v.indexOf('=', e + 1), hops++) {
+    let b = e;
+    while (b > 0 && isWordCode(v.charCodeAt(b - 1))) b--;
+    if (b === e || !(b === 0 || v.charCodeAt(b - 1) === 63 || v.charCodeAt(b - 1) === 38)) continue;
+    const h = commandChain(v, e + 1, 'start');
+    if (h) return { rule: `nested-${h.rule}`, index: e + 1, paranoia: 2 };
+  }
+  return undefined;
+}
+
+/**
  * Shell syntax that has no use outside a shell, counted from paranoia level 2 (compare CRS 932130,
  * 932270, 932330, 932340): parameter expansion with an operator (`${x#y}`, `${x:-y}`), tilde
- * expansion of the directory stack (`~+`, `~-1`; a bare `~0` at level 3, prose writes `~5`),
+ * expansion of the directory stack (`~+`, `~-1`, `~0` as a whole value; a bare `~` at level 3),
  * csh history (`!-1`), a backslash before a command word (`\ls` skips aliases), and a redirection
  * into a system directory at the start of a value (`>/tmp/x`). `s` is the value, `v` its canonical form.
  */
@@ -471,8 +605,7 @@ function shellSyntax(s: string, v: string): CmdiHit | undefined {
   const pe = s.indexOf('${');
   if (pe !== -1 && /^\$\{[a-z_][a-z0-9_]{0,31}(?:#|%|:[-=?+]|\/\/?|\^|,)/.test(s.slice(pe, pe + 40)))
     return { rule: 'parameter-expansion', index: pe, paranoia: 2 };
-  if (s.charCodeAt(0) === 126 /* ~ */ && /^~[+-]?\d*$/.test(s) && s.length <= 6)
-    return { rule: 'tilde-expansion', index: 0, paranoia: s.length > 1 && (s.charCodeAt(1) === 43 || s.charCodeAt(1) === 45) ? 2 : 3 };
+  if (s.charCodeAt(0) === 126 /* ~ */ && /^~[+-]?\d*$/.test(s) && s.length <= 6) return { rule: 'tilde-expansion', index: 0, paranoia: s.length > 1 ? 2 : 3 };
   const h = s.indexOf('!-');
   if (h !== -1 && s.charCodeAt(h + 2) >= 48 && s.charCodeAt(h + 2) <= 57) return { rule: 'history-expansion', index: h, paranoia: 2 };
   if (s.charCodeAt(0) === 92 && isLetter(s.charCodeAt(1))) {
@@ -504,12 +637,33 @@ export function detectCmdiWords(s: string): CmdiHit | undefined {
   return commandChain(s, 0, 'start');
 }
 
+/** An option after one to three plain arguments: `ansible all -m ping`, `git log -p`. */
+const OPTION_AFTER_ARGS = /^(?:\s+[^\s-]\S{0,31}){1,3}\s+-{1,2}[a-z]/;
+
+/** Whether the word after `word` (ending at `end`) is one of its sub-commands ({@link SUBCOMMANDS}). */
+function subcommand(v: string, word: string, end: number): boolean {
+  const subs = SUBCOMMANDS.get(word);
+  if (subs === undefined || v.charCodeAt(end) !== 32) return false;
+  let e = end + 1;
+  while (e < v.length && e - end < 32 && v.charCodeAt(e) !== 32 && !isSep(v.charCodeAt(e))) e++;
+  return subs.has(v.slice(end + 1, e));
+}
+
+/**
+ * A value that is one bare word (letters and digits only): a reconnaissance command on its own
+ * (`visudo`, `whoami`, `ifconfig`; the {@link BARE} table), from paranoia level 2 (compare CRS
+ * 932237, 932239). The engine calls this for such values, which skip the other detectors.
+ */
+export function detectCmdiBareWord(s: string): CmdiHit | undefined {
+  return BARE.has(s) ? { rule: `command-line:${s}`, index: 0, paranoia: 2 } : undefined;
+}
+
 /**
  * Reads `[prefix commands] command [argument]` at `at` and decides whether it is an injected
  * command. `how` is what precedes it: a separator, a newline, or the start of the value.
  */
 function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' | 'start'): CmdiHit | undefined {
-  let { word, end, path, start } = commandAt(v, at);
+  let { word, end, path, start, versioned } = commandAt(v, at);
   if (word.length === 0) return undefined;
   const glued = !(start > at);
   let prefixed = '';
@@ -531,12 +685,13 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
       break;
     }
     prefixed = word;
-    ({ word, end, path } = nx);
+    ({ word, end, path, versioned } = nx);
   }
   const known = UNIQUE.has(word) || WINDOWS.has(word) || PREFIX.has(word);
   if (!known) return undefined;
   const arg = commandArg(v, end);
-  const wordy = WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word));
+  // a versioned name with an argument (`python3.10 x`) is no ordinary word; alone it may name a runtime
+  const wordy = (versioned !== true || arg === 'none') && (WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word)));
   if (how === 'amp') return wordy ? undefined : { rule: `command:${word}`, index: 0, paranoia: 1 };
   if (how === 'markdown') return { rule: `command:${word}`, index: 0, paranoia: wordy ? 2 : 1 };
   // `time`, `then`, `do` alone are words, not commands
@@ -549,6 +704,8 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
     if (arg === 'none') return { rule: `command:${word}`, index: 0, paranoia: how === 'subst' || (how === 'separator' && glued) ? 1 : 2 };
     if (prefixed !== '' && prefixed !== 'time') return { rule: `command:${prefixed}-${word}`, index: 0, paranoia: 1 };
     if (FETCHERS.has(word)) return { rule: `command:${word}`, index: 0, paranoia: 1 };
+    // `; ansible all -m ping`, `| pip install x`: command-shaped arguments (paranoia level 2)
+    if (subcommand(v, word, end) || OPTION_AFTER_ARGS.test(v.slice(end, end + 120))) return { rule: `command:${word}`, index: 0, paranoia: 2 };
     return undefined;
   }
   // the whole value starts with a command
@@ -563,7 +720,9 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   }
   if (arg === 'option') return { rule: `command-line:${word}`, index: 0, paranoia: 1 };
   // `ansible all -m ping`, `git log -p`: an option after one to three arguments (paranoia level 2)
-  if (arg === 'other' && /^(?:\s+[^\s-]\S{0,31}){1,3}\s+-{1,2}[a-z]/.test(v.slice(end, end + 120)))
+  if (arg === 'other' && OPTION_AFTER_ARGS.test(v.slice(end, end + 120))) return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
+  // `pip install x`, `chef report nodes`, `ls foo`, `rc script.sh` (paranoia level 2)
+  if (arg === 'other' && (subcommand(v, word, end) || (JARGON.has(word) && isLetter(v.charCodeAt(end + 1))) || SCRIPT_FILE.test(v.slice(end, end + 80))))
     return { rule: `command-line:${word}`, index: 0, paranoia: 2 };
   if (arg === 'path' && v.charCodeAt(end) === 32) {
     // `cat /etc/x`, `ls /var/www/`, `find /etc -name x`, `cd /;cd etc`: a wordy command with a system

@@ -4,7 +4,7 @@
  * severity score; the request is blocked once the total reaches the inbound threshold; rules above
  * the configured paranoia level do not run). Detectors are compiled tables, built once.
  */
-import { detectCmdi, detectCmdiWords } from './cmdi.ts';
+import { detectCmdi, detectCmdiBareWord, detectCmdiWords } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
 import { detectLdap, detectNosql, detectSsti } from './misc.ts';
 import { normalize } from './normalize.ts';
@@ -423,7 +423,11 @@ export class Scan {
         if (mask === DOT && s.indexOf('.e.') !== -1 && /\d\.e\.[a-z_]{2,}/.test(s))
           return this.record('sqli', 'scientific-notation', 2, location(), s, s.indexOf('.e.'));
       }
-      if (mask === 0) return false;
+      if (mask === 0) {
+        // a bare reconnaissance command (`visudo`): paranoia level 2
+        const h = this.cmdi && this.opts.paranoia >= 2 ? detectCmdiBareWord(s) : undefined;
+        return h !== undefined && this.record('cmdi', h.rule, h.paranoia, location(), s, 0);
+      }
     }
     // prose: one combined pattern decides whether any detector but the command-line check can match
     if ((mask & ~PROSE_CLASSES) === 0 && !proseTrigger(s, mask)) {

@@ -416,7 +416,7 @@ describe('paranoia levels 2 and 3', () => {
     ['ansible all -m ping', 'command-line:ansible@2'],
     ['~+', 'tilde-expansion@2'],
     ['~-1', 'tilde-expansion@2'],
-    ['~0', 'tilde-expansion@3'],
+    ['~0', 'tilde-expansion@2'],
     ['!-1!-2', 'history-expansion@2'],
     ['\\ls', 'escaped-command:ls@2'],
     ['>/tmp/curl', 'redirection@2'],

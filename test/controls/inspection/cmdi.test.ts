@@ -88,13 +88,13 @@ describe('command injection: shell grammar (round 3)', () => {
       assert.equal(scan.hits.length, want, `${v}@${pl}`);
     }
   });
-  it('stays linear on long runs of newlines, `<(`, `/bin/` and `{`', () => {
+  // Regression: these took 5-43 s at 100 KB when quadratic. At 400 KB a quadratic scan takes
+  // minutes and a linear one well under a second; the test timeout tells them apart (no
+  // wall-clock assertion: speed belongs in bench/inspection/speed.ts).
+  it('stays linear on long runs of newlines, `<(`, `/bin/` and `{`', { timeout: 10_000 }, () => {
     for (const unit of ['\n', '\r\n', '<(', '/bin/', 'bin/', '{', '${']) {
-      const s = unit.repeat(Math.ceil(100_000 / unit.length));
-      const t = performance.now();
+      const s = unit.repeat(Math.ceil(400_000 / unit.length));
       detectCmdi(s);
-      const ms = performance.now() - t;
-      assert.ok(ms < 500, `${JSON.stringify(unit)}: ${ms.toFixed(0)} ms`);
     }
   });
 });

@@ -120,7 +120,7 @@ function classesOf(s: string): number {
 
 /** File names an LFI can name without a slash or colon (`.htaccess`, `web.config`, `id_rsa`); also `..` and hex-spelt dots. */
 const LFI_DOT_WORDS =
-  /\.\.|0x|\.(?:env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpass|my\.cnf|netrc|ini|conf|sys\b|bat|properties|docker|kube|aws|ssh|svn|hg)|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|wp-config|web-inf|meta-inf/;
+  /\.\.|0x|\.(?:sql\.|env|ht|bash|zsh|mysql_|psql_|git|npmrc|pgpass|my\.cnf|netrc|ini|conf|sys\b|bat|properties|docker|kube|aws|ssh|svn|hg)|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|wp-config|web-inf|meta-inf/;
 /** Script in a value without markup characters: a DOM global with a member, or UTF-7 markup. */
 const XSS_WORDS = /document|window\.|\+ad[w4]|!entity|-->|\u2044/;
 /** Classes of prose: words, numbers, spaces, dots, commas, hyphens, underscores, `@`. */
@@ -134,6 +134,7 @@ const PROSE_SQL_WHOLE =
 /** What may follow a dot in a file name an LFI names without a slash (`.htaccess`, `.env`, `..`). */
 const DOT_NEXT = [
   '.',
+  'sql.',
   'env',
   'ht',
   'bash',

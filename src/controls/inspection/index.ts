@@ -52,12 +52,14 @@ export const inspectionSchema = z.strictObject({
   detectors: z.array(z.enum(DETECTORS)).default([...DETECTORS]),
   /** Request headers inspected besides `Cookie` (lower-case names; `*` = all but `skip_headers`). */
   headers: z.array(z.string().toLowerCase()).default(['*']),
-  /** Headers never inspected when `headers` has `*`: credentials and structured protocol fields. */
+  /**
+   * Headers never inspected when `headers` has `*`: opaque credentials and structured protocol
+   * fields. `Authorization`/`Proxy-Authorization` are inspected by their grammar (see
+   * {@link credentialParts}) unless listed here.
+   */
   skip_headers: z
     .array(z.string().toLowerCase())
     .default([
-      'authorization',
-      'proxy-authorization',
       'cookie',
       'host',
       'content-length',
@@ -206,6 +208,46 @@ function looksLikeJson(text: string): boolean {
     return c === 123 || c === 91;
   }
   return false;
+}
+
+/** Headers that carry `credentials` (RFC 9110 §11.4, §11.6.2, §11.7.2): inspected by {@link credentialParts}. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization']);
+/** RFC 9110 §11.2 `token68`: the alphabet of Bearer (RFC 6750 §2.1), Basic and Negotiate credentials. */
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
+/** RFC 9110 §5.6.2 `token` (an auth-scheme). */
+const AUTH_SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+/** One `auth-param` (RFC 9110 §11.2): a short parameter name, `=`, a quoted-string or a run up to the next comma. */
+const AUTH_PARAM = /^[ \t]*([A-Za-z][A-Za-z0-9_-]{0,63})[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^,"\s]*))[ \t]*(?:,|$)/;
+
+/**
+ * The parts of an `Authorization` value worth inspecting (RFC 9110 §11.4: `auth-scheme [ 1*SP (
+ * token68 / #auth-param ) ]`). A well-formed `token68` credential (Bearer, Basic, Negotiate) has
+ * an alphabet in which no markup, quote, shell or SQL syntax fits: nothing to inspect, and random
+ * token bytes cannot raise false positives. An auth-param list (Digest, OAuth 1.0, AWS SigV4)
+ * yields its parameter values one by one, as query values are inspected (token68-shaped ones, also
+ * after percent-decoding, skipped for the same reason). Anything that fits
+ * neither (a Bearer token with `onload=` in the middle) is not a credential the scheme defines:
+ * the whole value is inspected. The location stays `header:authorization`, whose snippets are
+ * redacted (`secret_headers`), so no credential reaches an event.
+ * @returns the strings to inspect (empty for a well-formed opaque credential).
+ */
+export function credentialParts(v: string): string[] {
+  const t = v.trim();
+  const sp = t.search(/[ \t]/);
+  if (sp === -1) return TOKEN68.test(t) ? [] : [t];
+  if (!AUTH_SCHEME.test(t.slice(0, sp))) return [t];
+  let rest = t.slice(sp).trimStart();
+  if (TOKEN68.test(rest)) return [];
+  const out: string[] = [];
+  for (let guard = 0; rest !== '' && guard < 64; guard++) {
+    const m = AUTH_PARAM.exec(rest);
+    if (m === null) return [t];
+    const value = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] as string);
+    // OAuth 1.0 percent-encodes its values (RFC 5849 §3.5.1): a base64 signature is still a token68
+    if (value !== '' && !TOKEN68.test(value) && !(value.includes('%') && TOKEN68.test(percentDecode(value, false) as string))) out.push(value);
+    rest = rest.slice(m[0].length);
+  }
+  return rest === '' ? out : [t];
 }
 
 /** Node's HTTP parser hands header values over as latin1; re-read them as the UTF-8 clients send. */
@@ -371,7 +413,9 @@ export const inspectionControl = defineControl({
         for (const one of vals) {
           if (one.length > L.header_value_bytes)
             return deny(tooLarge('A header value', L.header_value_bytes, `header:${name}`), 'low', { location: `header:${name}` });
-          if (scan.inspect(headerText(one), false, () => `header:${name}`)) return undefined;
+          if (CREDENTIAL_HEADERS.has(name)) {
+            for (const part of credentialParts(headerText(one))) if (scan.inspect(part, false, () => `header:${name}`)) return undefined;
+          } else if (scan.inspect(headerText(one), false, () => `header:${name}`)) return undefined;
           if (UPLOAD_NAME_HEADERS.has(name)) {
             const u = detectRestrictedUpload(one.toLowerCase());
             if (u && scan.add('lfi', u.rule, u.paranoia, `header:${name}`, one)) return undefined;

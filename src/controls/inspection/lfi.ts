@@ -174,6 +174,9 @@ const ANCHOR =
 /** System directories named at the end of a value (`/sys/class`, `/proc/net`). */
 const SYS_DIR_END = /\/(?:sys\/(?:class|kernel)|proc\/net|etc\/(?:ssh|mysql|httpd|apache2|nginx|security))$/;
 
+/** Archive and split-volume suffixes after `.sql.` (compressed database dumps; CRS lfi-os-files.data). */
+const SQL_DUMP = /^(?:\d{3}|7z|bz2?|ace|arj|cpio|gz|gzip|lha|lz|lzma|pa|pea|r\d\d|rar|rev|tar|taz|tbz2?|tgz|txz|uha|xz|yz1|z|zip|zst)(?![a-z0-9])/;
+
 /** A detected traversal/LFI pattern. */
 export interface LfiHit {
   rule: string;
@@ -191,10 +194,26 @@ export function detectLfi(s: string): LfiHit | undefined {
     let j = p + 2;
     while (s.charCodeAt(j) === 46) j++; // ....// filter evasion
     const c = s.charCodeAt(j);
+    const prev0 = p === 0 ? 47 : s.charCodeAt(p - 1);
+    // `..;` as a whole segment: `;` starts a path parameter (Tomcat, Jetty and Spring read `..;x` as `..`),
+    // also `;..;` where `;` separates segments (CRS 930110 `(?:^|[/;\\])\.{2,3}[/;\\]`)
+    if (c === 59 && j - p <= 3 && (prev0 === 47 || prev0 === 92 || prev0 === 59)) return { rule: 'traversal', index: p, paranoia: 1 };
     const slash = c === 47 || c === 92 || (c === 59 && s.charCodeAt(j + 1) === 47);
     if (slash && (j - p === 2 || s.charCodeAt(j + 1) === 47 || s.charCodeAt(j + 1) === 92)) {
       const prev = p === 0 ? 47 : s.charCodeAt(p - 1);
-      if (j - p > 2 || prev === 47 || prev === 92 || prev === 32 || prev === 61 || prev === 34 || prev === 39 || prev === 58 || prev === 0 || p === 0) {
+      if (
+        j - p > 2 ||
+        prev === 47 ||
+        prev === 92 ||
+        prev === 32 ||
+        prev === 61 ||
+        prev === 34 ||
+        prev === 39 ||
+        prev === 58 ||
+        prev === 59 ||
+        prev === 0 ||
+        p === 0
+      ) {
         return { rule: 'traversal', index: p, paranoia: 1 };
       }
     }
@@ -203,6 +222,9 @@ export function detectLfi(s: string): LfiHit | undefined {
   // hex-spelt dots and slashes (`0x2e0x2e0x2f`, `0x5c0x2e`): an evasion of traversal filters
   const hx = s.indexOf('0x');
   if (hx !== -1 && /(?:0x(?:2e|2f|5c)){2}/.test(s)) return { rule: 'encoded-traversal', index: hx, paranoia: 1 };
+  // compressed or split database dumps (`backup.sql.gz`, `db.sql.zip`, `dump.sql.r00`): CRS lfi-os-files.data
+  const sq = s.indexOf('.sql.');
+  if (sq !== -1 && SQL_DUMP.test(s.slice(sq + 5, sq + 12))) return { rule: 'sensitive-file:sql-dump', index: sq, paranoia: 1 };
   // one regex pass decides whether the needle list can match at all (keeps the common case cheap)
   if (ANCHOR.test(s) || SYS_DIR_END.test(s)) {
     for (const [unix, win] of SENSITIVE_LIST) {

@@ -100,6 +100,39 @@ function scriptUrlAt(s: string, i: number): string | undefined {
   return undefined;
 }
 
+/**
+ * A closing tag in the US-ASCII high-bit spelling (CRS 941310): bytes 0xBC and 0xBE read as `<` and
+ * `>` by a decoder that drops the eighth bit, so `¼/script¾` is `</script>`. The bytes arrive as the
+ * characters U+00BC/U+00BE, their NFKC forms `1⁄4`/`3⁄4`, or JavaScript escapes `\xbc`/`\xbe`. A
+ * closing tag (`¼/name` then `¾` or `>`, or `</name` then `¾`) has no reading outside that trick.
+ * @returns the offset of the tag, or -1. Linear: one forward scan per opener kind.
+ */
+function highBitClosingTag(s0: string): number {
+  const esc = s0.indexOf('\\xb') !== -1;
+  if (!(esc || s0.indexOf('\u00bc') !== -1 || s0.indexOf('\u00be') !== -1 || s0.indexOf('\u2044') !== -1)) return -1;
+  let s = s0;
+  if (esc) s = s.replaceAll('\\xbc', '\u00bc').replaceAll('\\xbe', '\u00be');
+  if (s.indexOf('\u2044') !== -1) s = s.replaceAll('1\u20444', '\u00bc').replaceAll('3\u20444', '\u00be');
+  const closerAfter = (from: number, gt: boolean): boolean => s.indexOf('\u00be', from) !== -1 || (gt && s.indexOf('>', from) !== -1);
+  for (const [open, gt] of [
+    ['\u00bc', true],
+    ['<', false],
+  ] as const) {
+    for (let q = s.indexOf(open); q !== -1; q = s.indexOf(open, q + 1)) {
+      let k = q + 1;
+      while (k < s.length && (s.charCodeAt(k) === 32 || (s.charCodeAt(k) >= 9 && s.charCodeAt(k) <= 13))) k++;
+      if (s.charCodeAt(k) !== 47) continue;
+      k++;
+      while (k < s.length && (s.charCodeAt(k) === 32 || (s.charCodeAt(k) >= 9 && s.charCodeAt(k) <= 13))) k++;
+      if (!isAlpha(s.charCodeAt(k))) continue;
+      // the first candidate decides: a later opener of this kind has no closer if this one has none
+      if (closerAfter(k, gt)) return q;
+      break;
+    }
+  }
+  return -1;
+}
+
 const JS_SINKS =
   /(?:\balert|\bprompt|\bconfirm|\beval|fromcharcode|\bexecscript|\bsettimeout|\bsetinterval|\bfunction)\s*[(`]|document\s*\.\s*(?:cookie|write|domain|location)|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.\s*href)?\s*=|\bconstructor\s*\(|\bimport\s*\(|top\s*\[/;
 
@@ -129,6 +162,13 @@ export function detectXss(s0: string): XssHit | undefined {
         return { rule: 'markup-declaration', index: lt, paranoia: 1 };
     } else if (c === 63 /* <? */) {
       if (s.startsWith('xml-stylesheet', i + 1) || s.startsWith('import', i + 1)) return { rule: 'processing-instruction', index: lt, paranoia: 1 };
+    } else if (c === 32 || c === 9 || c === 10 || c === 13 || c === 12) {
+      // `< x: script`, `< script`: a tag name after spaces, or a namespace prefix set apart by spaces
+      // (XML-aware parsers and legacy filters read it as a tag; CRS 941160, paranoia level 2)
+      if (weak === undefined || weak.paranoia > 2) {
+        const t = spacedTagAt(s, i);
+        if (t !== undefined) weak = { rule: `spaced-tag:${t}`, index: lt, paranoia: 2 };
+      }
     } else if (isAlpha(c) || c === 58) {
       // tag name
       let j = i;
@@ -139,6 +179,11 @@ export function detectXss(s0: string): XssHit | undefined {
       }
       const name = s.slice(i, j);
       const bare = name.includes(':') ? name.slice(name.indexOf(':') + 1) : name;
+      // `<x: script`: a namespace prefix, then spaces before the local name
+      if (bare === '' && name.endsWith(':') && (weak === undefined || weak.paranoia > 2)) {
+        const t = spacedTagAt(s, i);
+        if (t !== undefined) weak = { rule: `spaced-tag:${t}`, index: lt, paranoia: 2 };
+      }
       if (DANGEROUS_TAGS.has(bare)) return { rule: `tag:${bare}`, index: lt, paranoia: 1 };
       if (name === 'xi:include' || (bare.length > 6 && DANGEROUS_TAGS.has(bare.slice(0, 6)) && bare.startsWith('import')))
         return { rule: `tag:${name}`, index: lt, paranoia: 1 };
@@ -208,6 +253,9 @@ export function detectXss(s0: string): XssHit | undefined {
     }
     lt = s.indexOf('<', lt + 1);
   }
+  // `¼/script¾`, `\xbc/test\xbe`: a closing tag in the US-ASCII high-bit spelling (CRS 941310)
+  const hb = highBitClosingTag(s0);
+  if (hb !== -1) return { rule: 'us-ascii-markup', index: hb, paranoia: 1 };
   // `<f o r m`: a tag name spelt with spaces
   if (lt0(s) && SPACED_TAG.test(s)) {
     const m = SPACED_TAG.exec(s) as RegExpExecArray;
@@ -232,12 +280,20 @@ export function detectXss(s0: string): XssHit | undefined {
   const imp = s.indexOf('import');
   if (imp !== -1 && (weak === undefined || weak.paranoia > 2) && /^import\s*\{[^}]{0,200}\}\s*from\s*['"`]/.test(s.slice(imp, imp + 260)))
     weak = { rule: 'js-import', index: imp, paranoia: 2 };
-  // `-->`: closing an HTML comment to break out of it (CRS 941181; paranoia level 3: Markdown arrows look the same)
-  if (weak === undefined) {
+  // `-->`: closing an HTML comment to break out of it (CRS 941181). Level 2 when it opens or ends the
+  // value or comes right before markup (`-->`, `x-->`, `--><b>`); an arrow between words ("a --> b",
+  // Markdown and prose) only at level 3
+  if (weak === undefined || weak.paranoia > 2) {
     const cc = s.indexOf('-->');
-    if (cc !== -1) weak = { rule: 'comment-close', index: cc, paranoia: 3 };
+    if (cc !== -1) {
+      const edge = s.slice(0, cc).trim() === '' || s.slice(cc + 3).trim() === '' || s.charCodeAt(cc + 3) === 60;
+      if (edge || weak === undefined) weak = { rule: 'comment-close', index: cc, paranoia: edge ? 2 : 3 };
+    }
   }
+  // browsers drop tabs and newlines anywhere in a URL (WHATWG URL, "remove all ASCII tab or newline"):
+  // `v&newline;b&tab;script:` is `vbscript:` (CRS 941220)
   let p = s.indexOf('script');
+  if (p === -1 && s.indexOf(':') !== -1 && (s.indexOf('\t') !== -1 || s.indexOf('\n') !== -1 || s.indexOf('\r') !== -1)) p = 0;
   if (p !== -1) {
     // browsers drop tabs and newlines inside a scheme: compare without whitespace and controls
     const compact = s.replace(/[\u0000-\u0020]+/g, '');
@@ -245,21 +301,28 @@ export function detectXss(s0: string): XssHit | undefined {
     if (q !== -1) return { rule: compact.startsWith('vb', q) ? 'vbscript-url' : 'javascript-url', index: Math.max(0, p - 4), paranoia: 1 };
   }
   p = s.indexOf('data:');
-  if (p !== -1 && scriptUrlAt(s, p) !== undefined) return { rule: 'data-url', index: p, paranoia: 1 };
+  if (p !== -1 && (scriptUrlAt(s, p) !== undefined || dataUrlMarkup(s, p))) return { rule: 'data-url', index: p, paranoia: 1 };
   // attribute break-out: a quote (or space/slash) then an event handler and '='
   p = s.indexOf('on');
   while (p !== -1) {
     const prev = p === 0 ? 32 : s.charCodeAt(p - 1);
-    if (prev === 34 || prev === 39 || prev === 32 || prev === 47 || prev === 9 || prev === 10 || prev === 13 || prev === 96 || prev === 59) {
+    const quoteOrSpace = prev === 34 || prev === 39 || prev === 32 || prev === 47 || prev === 9 || prev === 10 || prev === 13 || prev === 96 || prev === 59;
+    if (quoteOrSpace || HANDLER_PREV(prev)) {
       let j = p + 2;
       while (j < n && isAlpha(s.charCodeAt(j))) j++;
-      if (j - p >= 5) {
+      const len = j - p - 2;
+      if (len >= 3) {
         let k = j;
         while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
-        if (s.charCodeAt(k) === 61 && (EVENT_NAMES.has(s.slice(p + 2, j)) || (j - p > 12 && prev !== 32)))
+        if (quoteOrSpace && s.charCodeAt(k) === 61 && (EVENT_NAMES.has(s.slice(p + 2, j)) || (len > 10 && prev !== 32)))
           return { rule: 'attribute-breakout', index: p, paranoia: 1 };
-        // a long vendor event name after a space (`onwebkitplaybacktargetavailabilitychanged=`): level 2
-        if (s.charCodeAt(k) === 61 && j - p > 20 && (weak === undefined || weak.paranoia > 2)) weak = { rule: 'attribute-breakout', index: p, paranoia: 2 };
+        // CRS 941120 (paranoia level 2 here): `on` + 3-50 letters after a separator, digit or '=' and then
+        // `=` and a value (`5onabcd=x` in a signature header, `  onabcdefgh= `): any name, since browsers
+        // keep adding events; a bare trailing `=` (base64 padding) or `==` is not an assignment
+        if (len <= 50 && (weak === undefined || weak.paranoia > 2)) {
+          while (k < n && HANDLER_GAP(s.charCodeAt(k))) k++;
+          if (s.charCodeAt(k) === 61 && k + 1 < n && s.charCodeAt(k + 1) !== 61) weak = { rule: 'attribute-breakout', index: p, paranoia: 2 };
+        }
       }
     }
     p = s.indexOf('on', p + 2);
@@ -273,7 +336,128 @@ export function detectXss(s0: string): XssHit | undefined {
   // script outside markup: DOM sinks and globals, JS obfuscation (CRS 941180, 941360, 941370, 941390, 941400)
   const js = jsEvidence(s);
   if (js) return js;
+  if (weak === undefined || weak.paranoia > 2) {
+    const qa = quoteThenMemberAssignment(s);
+    if (qa !== -1) weak = { rule: 'quote-member-assignment', index: qa, paranoia: 2 };
+  }
   return weak;
+}
+
+/** Characters that may precede an event-handler name in CRS 941120: whitespace, quotes, `(`, `,`, `/`, digits, `;`, `=`. */
+function HANDLER_PREV(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 34 || c === 39 || c === 40 || c === 44 || (c >= 47 && c <= 57) || c === 59 || c === 61 || c === 96;
+}
+/** Characters CRS 941120 allows between a handler name and its `=`. */
+function HANDLER_GAP(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 40 || c === 44 || c === 59;
+}
+
+/** Elements worth reporting when their name is set apart by spaces (`< script`, `<x: script`). */
+const SPACED_STRONG = new Set([
+  'script',
+  'iframe',
+  'frame',
+  'frameset',
+  'object',
+  'embed',
+  'applet',
+  'svg',
+  'math',
+  'base',
+  'meta',
+  'style',
+  'form',
+  'xml',
+  'portal',
+  'template',
+]);
+
+/**
+ * The dangerous element named at offset `i` (just after `<`) when spaces set it apart: `< script`,
+ * `< x: script`, `<x: script` (namespace prefix). `undefined` when there is no such name, or when
+ * the name runs on into more letters or digits.
+ */
+function spacedTagAt(s: string, i: number): string | undefined {
+  const n = s.length;
+  const ws = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13 || c === 12;
+  const word = (c: number): boolean => isAlpha(c) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46;
+  let k = i;
+  while (k < n && ws(s.charCodeAt(k))) k++;
+  let w0 = k;
+  while (k < n && word(s.charCodeAt(k)) && k - w0 < 32) k++;
+  let w1 = k;
+  while (k < n && ws(s.charCodeAt(k))) k++;
+  if (s.charCodeAt(k) === 58 /* : */ && w1 > w0 && isAlpha(s.charCodeAt(w0))) {
+    k++;
+    while (k < n && ws(s.charCodeAt(k))) k++;
+    w0 = k;
+    while (k < n && word(s.charCodeAt(k)) && k - w0 < 32) k++;
+    w1 = k;
+  }
+  const name = s.slice(w0, w1);
+  return SPACED_STRONG.has(name) ? name : undefined;
+}
+
+/**
+ * Whether the `data:` URL at offset `p` carries markup (`data:,<x>`, `data: text/html , <b>`): an
+ * empty or `type/subtype` media type, then a comma, then a tag (CRS 941170's `data:.*,.*<.*\w.*>`,
+ * narrowed to a real media type so that prose such as "data: a, <b>" is not one).
+ */
+function dataUrlMarkup(s: string, p: number): boolean {
+  const comma = s.indexOf(',', p + 5);
+  if (comma === -1 || comma - p > 120) return false;
+  const mt = s.slice(p + 5, comma).trim();
+  if (mt !== '' && !/^[a-z]+\/[a-z0-9.+-]+\s*(?:;[^,]*)?$/.test(mt)) return false;
+  const lt = s.indexOf('<', comma + 1);
+  if (lt === -1) return false;
+  const c = s.charCodeAt(lt + 1);
+  return (isAlpha(c) || c === 33 || c === 47 || c === 63) && s.indexOf('>', lt + 2) !== -1;
+}
+
+/** Identifier characters of JavaScript (ASCII subset): letters, digits, `_`, `$`. */
+function isIdent(c: number): boolean {
+  return isAlpha(c) || (c >= 48 && c <= 57) || c === 95 || c === 36;
+}
+
+/**
+ * A string break-out followed by a property assignment (CRS 941340, the IE8 XSS filter rule, at
+ * paranoia level 2): a quote, spaces, then a non-word character or the `in` operator, and later a
+ * member assignment `a.b =` (not `==`): `'  in foo.bar=`, `"-x.y=1`. CRS accepts any `.` followed
+ * by any `=`, which matches every `key="a.b", k=v` list (Digest credentials, `Forwarded`, JSON);
+ * here the dot must join two identifiers right before the `=`.
+ * @returns the quote's offset or -1. Linear: one backward walk per `=` (each walk stops at the
+ *   previous non-identifier character) and one forward pass over the quotes.
+ */
+function quoteThenMemberAssignment(s: string): number {
+  if (s.indexOf('.') === -1 || (s.indexOf("'") === -1 && s.indexOf('"') === -1)) return -1;
+  const n = s.length;
+  // the last `ident.ident =` (by the offset of its dot)
+  let dot = -1;
+  for (let e = s.indexOf('='); e !== -1; e = s.indexOf('=', e + 1)) {
+    if (s.charCodeAt(e + 1) === 61 || s.charCodeAt(e - 1) === 61) continue;
+    let k = e - 1;
+    while (k >= 0 && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9)) k--;
+    const prop = k;
+    while (k >= 0 && isIdent(s.charCodeAt(k))) k--;
+    if (k === prop || s.charCodeAt(k) !== 46 || !isIdent(s.charCodeAt(k - 1))) continue;
+    dot = k;
+  }
+  if (dot === -1) return -1;
+  for (let q = 0; q < dot; q++) {
+    const c = s.charCodeAt(q);
+    if (c !== 34 && c !== 39) continue;
+    let k = q + 1;
+    while (k < n && s.charCodeAt(k) === 32) k++;
+    let start: number;
+    if (s.startsWith('in', k)) start = k + 2;
+    else {
+      const d = s.charCodeAt(k);
+      if (isIdent(d) || d === 126 || d === 58 || d === 39 || d === 32 || d === 36) continue;
+      start = k + 1;
+    }
+    return dot >= start + 1 ? q : -1;
+  }
+  return -1;
 }
 
 const SPACED_TAG = /<((?:[a-z] ){2,9}[a-z])\b/;
@@ -285,7 +469,7 @@ function lt0(s: string): boolean {
 
 /** JavaScript sinks that are script even without markup (a DOM global, then a member or call). */
 const JS_STRONG =
-  /\b(?:document\.(?:cookie|domain|write(?:ln)?\s*\(|location|body\.appendchild|createelement\s*\(|documentelement)|window\.(?:location|open\s*\(|name\b|eval)|(?:self|top|parent|frames|globalthis|window|this)\s*\[\s*['"`[(]|(?:alert|prompt|confirm|eval|atob|btoa|settimeout|setinterval|execscript|fromcharcode)\s*[(`]|new\s+function\s*\(|\.call\s*`|\.(?:constructor|__proto__)\s*[([])/;
+  /\b(?:document\.(?:cookie|domain|write(?:ln)?\s*\(|location|body\.appendchild|createelement\s*\(|documentelement|queryselector(?:all)?\s*\(|getelements?by[a-z]{2,9}\s*\()|window\.(?:location|open\s*\(|name\b|eval)|(?:self|top|parent|frames|globalthis|window|this|document)\s*(?:\)\s*)?\[\s*['"`[(]|(?:alert|prompt|confirm|eval|atob|btoa|settimeout|setinterval|execscript|fromcharcode)\s*[(`]|new\s+function\s*\(|\.call\s*`|\.(?:constructor|__proto__)\s*[([])/;
 
 /** Script evidence outside markup. JS comments (`document/*x*\/.cookie`) are removed first. */
 function jsEvidence(s: string): XssHit | undefined {
@@ -318,7 +502,7 @@ function jsEvidence(s: string): XssHit | undefined {
 
 /** DOM event handler names (without `on`), HTML Living Standard §8.1.8.2 and common vendor ones. */
 const EVENT_NAMES = new Set(
-  'abort afterprint animationend animationiteration animationstart auxclick beforecopy beforecut beforeinput beforepaste beforeprint beforeunload begin blur canplay canplaythrough change click close contextmenu copy cuechange cut dblclick drag dragend dragenter dragleave dragover dragstart drop durationchange emptied end ended error focus focusin focusout formdata hashchange input invalid keydown keypress keyup load loadeddata loadedmetadata loadstart message mousedown mouseenter mouseleave mousemove mouseout mouseover mouseup mousewheel offline online pagehide pageshow paste pause play playing pointerdown pointerenter pointerleave pointermove pointerout pointerover pointerrawupdate pointerup popstate progress ratechange readystatechange repeat reset resize scroll scrollend search securitypolicyviolation seeked seeking select selectionchange selectstart show stalled storage submit suspend timeupdate toggle touchend touchmove touchstart transitioncancel transitionend transitionrun transitionstart unload volumechange waiting webkitanimationend webkittransitionend wheel activate beforeactivate focusout bounce finish start'.split(
+  'abort afterprint animationend animationiteration animationstart auxclick beforecopy beforecut beforeinput beforepaste beforeprint beforeunload begin blur canplay canplaythrough change click close contextmenu copy cuechange cut dblclick drag dragend dragenter dragleave dragover dragstart drop durationchange emptied end ended error focus focusin focusout formdata hashchange input invalid keydown keypress keyup load loadeddata loadedmetadata loadstart message mousedown mouseenter mouseleave mousemove mouseout mouseover mouseup mousewheel offline online pagehide pageshow paste pause play playing pointerdown pointerenter pointerleave pointermove pointerout pointerover pointerrawupdate pointerup popstate progress ratechange readystatechange repeat reset resize scroll scrollend search securitypolicyviolation seeked seeking select selectionchange selectstart show stalled storage submit suspend timeupdate toggle touchend touchmove touchstart transitioncancel transitionend transitionrun transitionstart unload volumechange waiting webkitanimationend webkittransitionend wheel activate beforeactivate focusout bounce finish start zoom open cancel beforetoggle beforematch slotchange afterscriptexecute beforescriptexecute animationcancel compositionstart compositionend compositionupdate contentvisibilityautostatechange devicemotion deviceorientation fullscreenchange fullscreenerror gotpointercapture lostpointercapture pointercancel touchcancel visibilitychange orientationchange propertychange filterchange beforeeditfocus beforedeactivate deactivate controlselect losecapture rowenter rowexit rowsdelete rowsinserted cellchange dataavailable datasetchanged datasetcomplete errorupdate help move moveend movestart loadend timeout dragexit draggesture formchange forminput unhandledrejection rejectionhandled svgload svgunload svgerror svgabort svgresize svgscroll svgzoom domactivate domattrmodified domcharacterdatamodified domfocusin domfocusout dommousescroll domnodeinserted domnodeinsertedintodocument domnoderemoved domnoderemovedfromdocument domsubtreemodified mozfullscreenchange webkitanimationiteration webkitanimationstart webkitmouseforcedown webkitmouseforcewillbegin pagereveal pageswap'.split(
     ' ',
   ),
 );

@@ -398,7 +398,7 @@ describe('paranoia levels 2 and 3', () => {
   const xss: [string, string][] = [
     ['<noscript#', 'tag-prefix:noscript@2'],
     ['import { sayHi, sayBye } from "./greeting.js";', 'js-import@2'],
-    ['-->', 'comment-close@3'],
+    ['-->', 'comment-close@2'],
     ['document /*foo*/ .     cookie', 'script-sink@1'],
     ['x=k:v;z:url(javascript', 'css-script@1'],
     ['$<d i a l o g', 'spaced-tag@1'],

@@ -2,7 +2,7 @@
  * Regression tests over the vendored sample of the OWASP CRS corpus (test/fixtures/crs, Apache-2.0):
  * each request is sent as raw bytes over TCP to a real HTTP server running the inspection stage.
  * The expected figures are the measured results at paranoia levels 1 and 2 (`PRINT_TALLY=1` prints them);
- * must be looked at (and the figures updated deliberately).
+ * a change in either direction must be looked at (and the figures updated deliberately).
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';

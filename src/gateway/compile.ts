@@ -6,7 +6,7 @@
  */
 import type { BlockList } from 'node:net';
 import { CONTROLS } from '../controls/index.ts';
-import { prepareNetwork } from '../controls/network/wiring.ts';
+import { gatewayFloor, prepareNetwork } from '../controls/network/wiring.ts';
 import { prepareTransport } from '../controls/transport/wiring.ts';
 import type { ApiConfig, RampartConfig } from '../config/schema.ts';
 import { ConfigError, type ConfigIssue, type Locator, pathString, zodIssues } from '../config/load.ts';
@@ -42,6 +42,11 @@ export interface CompiledConfig {
   readonly apis: readonly CompiledApi[];
   readonly trusted: BlockList | undefined;
   readonly redactor: Redactor;
+  /**
+   * Request stages run for a request that matches no API, before its 404: the gateway-wide
+   * `network` floor (empty without a top-level `network` block).
+   */
+  readonly unrouted: readonly RequestStage[];
   /** Finds the API for a host and path (longest prefix on a segment boundary), or undefined. */
   route(host: string | undefined, path: string): CompiledApi | undefined;
   /** Reasons the configuration is not ready (e.g. JWKS not fetched yet); empty when ready. */
@@ -155,8 +160,9 @@ export async function compileConfig(config: RampartConfig, env: CompileEnv): Pro
     const c = await compileApi(config.apis[i] as ApiConfig, i, env, issues);
     if (c) apis.push(c);
   }
+  const floor = await compileFloor(config, env, issues);
   if (issues.length) {
-    await Promise.allSettled(apis.map(closeApi));
+    await Promise.allSettled([...apis.map(closeApi), floor?.close?.()]);
     throw new ConfigError(issues);
   }
   // Longest prefix first; host-specific before any-host at equal length.
@@ -166,6 +172,7 @@ export async function compileConfig(config: RampartConfig, env: CompileEnv): Pro
     apis,
     trusted,
     redactor: new Redactor(config.events.redact_headers),
+    unrouted: floor?.request ?? [],
     route(host, path) {
       const h = host ? stripPort(host).toLowerCase() : undefined;
       for (const a of ordered) {
@@ -184,9 +191,34 @@ export async function compileConfig(config: RampartConfig, env: CompileEnv): Pro
       return out;
     },
     async close() {
-      await Promise.allSettled(apis.map(closeApi));
+      await Promise.allSettled([...apis.map(closeApi), floor?.close?.()]);
     },
   };
+}
+
+/** The `network` control enforcing the top-level block alone, for unrouted requests (see {@link gatewayFloor}). */
+async function compileFloor(config: RampartConfig, env: CompileEnv, issues: ConfigIssue[]): Promise<ControlInstance | undefined> {
+  const raw = gatewayFloor(config);
+  const def = raw && (env.controls ?? CONTROLS).find((d) => d.name === 'network');
+  if (raw === undefined || def === undefined) return undefined;
+  const parsed = def.schema.safeParse(raw);
+  if (!parsed.success) {
+    issues.push(...zodIssues(parsed.error, env.file, env.locate, ['network']));
+    return undefined;
+  }
+  try {
+    return await def.create(parsed.data, {
+      apiName: '-',
+      configDir: env.configDir,
+      store: env.store,
+      emit: (e) => env.emit(e),
+      log: env.log,
+      addAdminRoute: () => {},
+    });
+  } catch (e) {
+    issues.push({ file: env.file, path: 'network', message: (e as Error).message });
+    return undefined;
+  }
 }
 
 function stripPort(host: string): string {

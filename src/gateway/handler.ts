@@ -282,6 +282,36 @@ export class RequestHandler {
     // 2. Route: deny by default.
     api = compiled.route(facts.host, path);
     if (api === undefined) {
+      // The gateway-wide network floor applies here too: a denied client learns nothing of the routes.
+      for (const stage of compiled.unrouted) {
+        ctx ??= new RequestContext(
+          {
+            id,
+            req,
+            method,
+            target,
+            clientIp: facts.clientIp,
+            peerIp,
+            scheme: facts.proto,
+            host: facts.host,
+            tls,
+            apiName: '-',
+            body: new RequestBody(req, () => 0, meter),
+            emit,
+            signal: ac.signal,
+          },
+          0,
+        );
+        let r: Rejection | undefined;
+        try {
+          const v = stage.run(ctx);
+          r = v instanceof Promise ? await v : v;
+        } catch (e) {
+          if (e instanceof Problem) r = { action: 'deny', problem: e, severity: 'medium' };
+          else return stageFailed(stage.control, 'request', e);
+        }
+        if (r !== undefined) return reject(r, stage.control);
+      }
       return reject(
         { action: 'deny', severity: 'low', problem: new Problem(404, 'no-route', 'Not Found', { detail: 'No API is configured for this host and path.' }) },
         'gateway',

@@ -27,16 +27,27 @@ function hasRules(n: Partial<GatewayNetworkConfig> | undefined): n is GatewayNet
 }
 
 /**
+ * The top-level `network` block when it has any rule, as the `network` control configuration that
+ * enforces it alone (`{ gateway: block }`); `undefined` otherwise. The gateway runs this control
+ * for requests that match no API, so a denied client gets 403 there too, not a 404 that tells it
+ * which paths are routed.
+ */
+export function gatewayFloor(config: RampartConfig): NetworkConfigInput | undefined {
+  const floor = (config as { network?: GatewayNetworkConfig }).network;
+  return hasRules(floor) ? { gateway: floor } : undefined;
+}
+
+/**
  * Returns a copy of `config` with the top-level `network` block set as the `gateway` rules of each
  * API's `network` control (replacing any `gateway` an API set itself). `config` itself is not
  * changed; without a top-level block (or with an empty one) `config` is returned as is.
  */
 export function prepareNetwork(config: RampartConfig): RampartConfig {
-  const floor = (config as { network?: GatewayNetworkConfig }).network;
-  if (!hasRules(floor)) return config;
+  const floor = gatewayFloor(config);
+  if (floor === undefined) return config;
   const apis = config.apis.map((api) => {
     const mine = (api.controls as Record<string, unknown>).network as NetworkConfigInput | false | undefined;
-    const merged: NetworkConfigInput = { ...(mine === false || mine === undefined ? {} : mine), gateway: floor };
+    const merged: NetworkConfigInput = { ...(mine === false || mine === undefined ? {} : mine), ...floor };
     return { ...api, controls: { ...api.controls, network: merged } };
   });
   return { ...config, apis };

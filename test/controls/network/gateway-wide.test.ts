@@ -107,6 +107,28 @@ describe('gateway-wide network rules through a real gateway', () => {
     }
   });
 
+  it('applies to requests that match no API: a denied client gets 403, not a 404 that maps the routes', async () => {
+    const gw = await startTestGateway({
+      trusted_proxies: ['127.0.0.1/32'],
+      network: { deny: ['198.51.100.0/24'] },
+      apis: apis(undefined, undefined),
+    });
+    try {
+      const denied = await httpRequestText(`${gw.url}/nowhere`, xff('198.51.100.7'));
+      assert.equal(denied.status, 403);
+      assert.equal(type(denied.body), 'https://rampart.dev/problems/ip-denied');
+      assert.deepEqual(
+        gw.events.map((e) => [e.api, e.reason, e.details]),
+        [[undefined, 'ip-denied', { list: 'deny', gateway: true }]],
+      );
+      const other = await httpRequestText(`${gw.url}/nowhere`, xff('203.0.113.5'));
+      assert.equal(other.status, 404, 'anyone else still gets the 404');
+      assert.equal(type(other.body), 'https://rampart.dev/problems/no-route');
+    } finally {
+      await gw.close(100);
+    }
+  });
+
   it('gateway-wide country rules use the shipped database', async () => {
     const gw = await startTestGateway({
       trusted_proxies: ['127.0.0.1/32'],

@@ -72,10 +72,12 @@ const TILDE = 65536;
 const UNDERSCORE = 131072;
 const OTHER = 262144; // any other ASCII punctuation (! ^ etc.)
 const QMARK = 2097152;
-const NORM = 524288; // % & NUL or non-ASCII: the value needs normalising
+/** Class bit of `%`, `&`, NUL and non-ASCII code units: the value needs normalising. */
+export const NORM = 524288;
 const UPPER = 1048576; // A-Z: the value needs lower-casing
 
-const CLASS = new Uint32Array(128);
+/** Character classes of each ASCII code unit (bits above; parsers that scan a value anyway build its mask from this table). */
+export const CLASS = new Uint32Array(128);
 for (const c of '\'"`') CLASS[c.charCodeAt(0)] |= QUOTE;
 for (const c of '()') CLASS[c.charCodeAt(0)] |= PAREN;
 for (const c of '<>') CLASS[c.charCodeAt(0)] |= ANGLE;
@@ -177,6 +179,16 @@ const DOT_PREV = [
   'config',
 ];
 
+/** Groups words by one of their ASCII code units (`at(word)`): one table look-up leaves a few candidates. */
+function byCode(words: readonly string[], at: (w: string) => number): (readonly string[] | undefined)[] {
+  const t: (string[] | undefined)[] = new Array(128).fill(undefined);
+  for (const w of words) (t[at(w)] ??= []).push(w);
+  return t;
+}
+/** {@link DOT_NEXT} by first code unit. */
+const DOT_NEXT_BY = byCode(DOT_NEXT, (w) => w.charCodeAt(0));
+/** {@link DOT_PREV} by last code unit. */
+const DOT_PREV_BY = byCode(DOT_PREV, (w) => w.charCodeAt(w.length - 1));
 /**
  * Whether any detector but the command-line check can match a value of {@link PROSE_CLASSES}:
  * SQL keyword pairs, `_` names (catalogues, `id_rsa`), `@@`, `0x`, `sys`, UTF-7 markup, and file
@@ -190,8 +202,12 @@ function proseTrigger(s: string, mask: number): boolean {
   if ((mask & DASH) !== 0 && (s.indexOf('-inf') !== -1 || s.indexOf('wp-config') !== -1)) return true;
   if ((mask & DOT) !== 0) {
     for (let p = s.indexOf('.'); p !== -1; p = s.indexOf('.', p + 1)) {
-      for (const x of DOT_NEXT) if (s.startsWith(x, p + 1)) return true;
-      for (const x of DOT_PREV) if (p >= x.length && s.startsWith(x, p - x.length)) return true;
+      const next = s.charCodeAt(p + 1);
+      const nexts = next < 128 ? DOT_NEXT_BY[next] : undefined;
+      if (nexts !== undefined) for (const x of nexts) if (s.startsWith(x, p + 1)) return true;
+      const prev = s.charCodeAt(p - 1);
+      const prevs = prev < 128 ? DOT_PREV_BY[prev] : undefined;
+      if (prevs !== undefined) for (const x of prevs) if (p >= x.length && s.startsWith(x, p - x.length)) return true;
     }
   }
   return (mask & SPACE) !== 0 && ((s.length <= 48 && PROSE_SQL_WHOLE.test(s)) || PROSE_SQL.test(s));
@@ -379,13 +395,15 @@ export class Scan {
   /**
    * Inspects one raw value (already decoded once by its parser).
    * @param location called only when a detection needs naming (keeps the hot path allocation-free).
+   * @param classes the character classes of `raw` ({@link CLASS} bits ORed) when the caller already
+   *   has them (the JSON parser computes them while validating a string); absent or negative: computed here.
    * @returns true when scanning can stop (threshold reached in block mode, or `maxHits` reached).
    */
-  inspect(raw: string, isName: boolean, location: () => string): boolean {
+  inspect(raw: string, isName: boolean, location: () => string, classes?: number): boolean {
     if (raw.length === 0) return false;
     this.values++;
     // one pass over the raw value; normalising and lower-casing only copy when they change something
-    let mask = classesOf(raw);
+    let mask = classes !== undefined && classes >= 0 ? classes : classesOf(raw);
     let s = raw;
     if ((mask & NORM) !== 0) {
       s = normalize(raw);

@@ -244,20 +244,33 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
   const n = text.length;
   const { maxDepth, maxKeys, maxArray, maxString, forbiddenKeys } = limits;
   const rejectDuplicates = limits.duplicateKeys === 'reject';
+  // lengths and first code units (both mod 32) of the forbidden names: a name matching neither
+  // cannot be one of them and is not hashed for the set look-up
+  let forbiddenLengths = 0;
+  let forbiddenFirsts = 0;
+  for (const k of forbiddenKeys) {
+    forbiddenLengths |= 1 << (k.length & 31);
+    forbiddenFirsts |= 1 << (k.charCodeAt(0) & 31);
+  }
   const path: PathStack = [];
   // per open container (index depth - 1): object or array, members or elements so far, and for objects
-  // the duplicate check: a linear scan over the first keys (objects are small), a Set beyond
+  // the first 16 names and their character classes (duplicate check: a linear scan over these, as
+  // objects are small, a Set beyond)
   const isObject: boolean[] = [];
   const count: number[] = [];
   const firstKeys: string[][] = [];
+  const firstMasks: number[][] = [];
   const seen: (Set<string> | undefined)[] = [];
   let depth = 0;
   let i = 0;
   let c = 0;
   for (;;) {
     // a value at i (for an object member: its name and ':' have been read)
-    while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
     c = text.charCodeAt(i);
+    if (c <= 32) {
+      while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
+      c = text.charCodeAt(i);
+    }
     if (c === 34) {
       const s = scanString(text, i, maxString);
       i = strEnd;
@@ -266,17 +279,21 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
       if (depth >= maxDepth) throw new BodyLimitError('json-limit-exceeded', 'max_depth', `JSON nesting exceeds depth ${maxDepth}.`);
       const object = c === 123;
       i++;
-      while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
       c = text.charCodeAt(i);
+      if (c <= 32) {
+        while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
+        c = text.charCodeAt(i);
+      }
       if (c === (object ? 125 : 93))
         i++; // empty: a complete value
       else {
         isObject[depth] = object;
         count[depth] = 0;
         if (object) {
-          const keys = firstKeys[depth];
-          if (keys === undefined) firstKeys[depth] = [];
-          else keys.length = 0;
+          if (firstKeys[depth] === undefined) {
+            firstKeys[depth] = [];
+            firstMasks[depth] = [];
+          }
           seen[depth] = undefined;
         }
         depth++;
@@ -303,8 +320,11 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
       }
       const d = depth - 1;
       path.pop();
-      while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
       c = text.charCodeAt(i);
+      if (c <= 32) {
+        while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
+        c = text.charCodeAt(i);
+      }
       if (isObject[d] === true) {
         if (c === 44) {
           i = member(i + 1, d);
@@ -331,31 +351,46 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
   /** Reads a member name and its `:` from `at` for the object open at index `d`; -1 when the visitor stops the walk. */
   function member(at: number, d: number): number {
     let j = at;
-    let w = 0;
-    while (j < n && (w = text.charCodeAt(j)) < 128 && WS[w] === 1) j++;
+    let w = text.charCodeAt(j);
+    if (w <= 32) while (j < n && (w = text.charCodeAt(j)) < 128 && WS[w] === 1) j++;
     if (text.charCodeAt(j) !== 34) jsonFail('expected member name', j);
-    const key = scanString(text, j, maxString);
-    const keyMask = strMask;
-    j = strEnd;
-    const k = (count[d] as number) + 1;
+    const prior = count[d] as number;
+    const keys = firstKeys[d] as string[];
+    const masks = firstMasks[d] as number[];
+    let key: string;
+    let keyMask: number;
+    // the name at this position in the previous object at this depth (arrays of records repeat their
+    // names): when the text holds it again, unescaped and closed, it is taken without a second scan
+    const cached = prior < 16 ? keys[prior] : undefined;
+    if (cached !== undefined && (masks[prior] as number) >= 0 && text.charCodeAt(j + 1 + cached.length) === 34 && text.startsWith(cached, j + 1)) {
+      key = cached;
+      keyMask = masks[prior] as number;
+      j += cached.length + 2;
+    } else {
+      key = scanString(text, j, maxString);
+      keyMask = strMask;
+      j = strEnd;
+    }
+    const k = prior + 1;
     count[d] = k;
     if (k > maxKeys) throw new BodyLimitError('json-limit-exceeded', 'max_keys', `A JSON object has more than ${maxKeys} members.`);
-    if (forbiddenKeys.has(key))
+    if (((forbiddenLengths >>> (key.length & 31)) & 1) === 1 && ((forbiddenFirsts >>> (key.charCodeAt(0) & 31)) & 1) === 1 && forbiddenKeys.has(key))
       throw new BodyLimitError('prototype-pollution', 'forbidden_keys', `The member name "${key}" is not allowed (prototype pollution).`);
     if (rejectDuplicates) {
       let dup = false;
       const set = seen[d];
       if (set === undefined) {
-        const keys = firstKeys[d] as string[];
-        for (let x = 0; x < keys.length; x++) {
-          if (keys[x] === key) {
+        // a linear scan over the first 16 names (entries from `prior` on are a previous object's)
+        const len = key.length;
+        for (let x = 0; x < prior; x++) {
+          const other = keys[x] as string;
+          if (other.length === len && other === key) {
             dup = true;
             break;
           }
         }
-        if (keys.length < 16) keys.push(key);
-        else {
-          const s = new Set(keys);
+        if (prior >= 16) {
+          const s = new Set(keys.slice(0, 16));
           s.add(key);
           seen[d] = s;
         }
@@ -365,9 +400,13 @@ export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void
       }
       if (dup) throw new BodyLimitError('duplicate-key', 'duplicate_keys', `The member name "${key.slice(0, 64)}" appears twice in one object.`);
     }
+    if (prior < 16) {
+      keys[prior] = key;
+      masks[prior] = keyMask;
+    }
     path.push(key);
     if (visit(key, true, path, keyMask) === true) return -1;
-    while (j < n && (w = text.charCodeAt(j)) < 128 && WS[w] === 1) j++;
+    if (text.charCodeAt(j) <= 32) while (j < n && (w = text.charCodeAt(j)) < 128 && WS[w] === 1) j++;
     if (text.charCodeAt(j) !== 58) jsonFail("expected ':'", j);
     return j + 1;
   }

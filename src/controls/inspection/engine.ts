@@ -289,16 +289,20 @@ const NAME_WORDS = new Set([
   '2.2250738585072012e-308',
 ]);
 /**
- * {@link NAME_WORDS} by first code unit: bit `n` is set when a word of length `n` starts with it
- * (every word is shorter than 32). Most names fail this test, which spares hashing them for the set.
+ * {@link NAME_WORDS} by first code unit: bit `n` is set when a word of length `n` starts with it.
+ * Most names fail this test, which spares hashing them for the set look-up. A word longer than 31
+ * or starting with a non-ASCII character turns the filter off ({@link NAME_FIRST_ALL}).
  */
 const NAME_FIRST = new Uint32Array(128);
+let NAME_FIRST_ALL = false;
 for (const w of NAME_WORDS) {
-  if (w.length >= 32 || w.charCodeAt(0) >= 128) throw new Error(`NAME_WORDS: ${w} does not fit NAME_FIRST`);
-  NAME_FIRST[w.charCodeAt(0)] = (NAME_FIRST[w.charCodeAt(0)] as number) | (1 << w.length);
+  const c = w.charCodeAt(0);
+  if (w.length >= 32 || !(c < 128)) NAME_FIRST_ALL = true;
+  else NAME_FIRST[c] = (NAME_FIRST[c] as number) | (1 << w.length);
 }
 /** Whether `s` is in {@link NAME_WORDS}. */
 function isNameWord(s: string): boolean {
+  if (NAME_FIRST_ALL) return NAME_WORDS.has(s);
   const c = s.charCodeAt(0);
   return c < 128 && s.length < 32 && (((NAME_FIRST[c] as number) >>> s.length) & 1) === 1 && NAME_WORDS.has(s);
 }

@@ -12,6 +12,7 @@
  */
 import busboy from 'busboy';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { CLASS, NORM } from './engine.ts';
 import { percentDecode } from './normalize.ts';
 
 /** A location path: JSON Pointer-like segments from the body root (RFC 6901 escaping applied on output). */
@@ -19,9 +20,11 @@ export type PathStack = (string | number)[];
 
 /**
  * Receives each name (`isName` true: member names, parameter names, element and attribute names)
- * and each string value. Returning `true` stops the walk (enough evidence to block).
+ * and each string value. Returning `true` stops the walk (enough evidence to block). `classes`, when
+ * given and not negative, is the engine's character-class mask of `value` ({@link CLASS}), computed
+ * by the parser while it validated the string.
  */
-export type Visitor = (value: string, isName: boolean, path: PathStack) => boolean | undefined;
+export type Visitor = (value: string, isName: boolean, path: PathStack, classes?: number) => boolean | undefined;
 
 /** A body that does not parse under its declared content type: 400, naming the parser error. */
 export class BodyParseError extends Error {
@@ -73,247 +76,345 @@ WS[10] = 1;
 WS[13] = 1;
 
 /**
- * Parses `text` as JSON (RFC 8259), calling `visit` for every member name and string value.
- * Number, boolean and null leaves are checked but not visited.
+ * Per ASCII code unit inside a JSON string: the engine's character classes ({@link CLASS}), or -1
+ * for the code units that end the fast scan (`"`, `\`, control characters).
+ */
+const STR_CLASS = new Int32Array(128);
+for (let c = 0; c < 128; c++) STR_CLASS[c] = c < 32 || c === 34 || c === 92 ? -1 : (CLASS[c] as number);
+
+// Results of `scanString` (module state instead of an allocated pair: one string at a time).
+let strEnd = 0;
+let strMask = 0;
+
+function jsonFail(what: string, at: number): never {
+  throw new BodyParseError('json', `${what} at offset ${at}`);
+}
+
+/**
+ * Reads the JSON string whose opening quote is at `open`. Sets `strEnd` to the offset after the
+ * closing quote and `strMask` to the engine's character classes of the result, or -1 when escapes
+ * were decoded (the engine then computes them).
+ */
+function scanString(text: string, open: number, maxString: number): string {
+  const n = text.length;
+  const start = open + 1;
+  let j = start;
+  let m = 0;
+  // fast path, no escapes: one table look-up per code unit both validates and classifies it
+  for (;;) {
+    if (j >= n) jsonFail('unterminated string', j);
+    const c = text.charCodeAt(j);
+    if (c < 128) {
+      const t = STR_CLASS[c] as number;
+      if (t < 0) break;
+      m |= t;
+    } else m |= NORM;
+    j++;
+  }
+  if (text.charCodeAt(j) === 34) {
+    if (j - start > maxString)
+      throw new BodyLimitError('json-limit-exceeded', 'max_string', `A JSON string exceeds ${maxString} characters at offset ${start}.`);
+    strEnd = j + 1;
+    strMask = m;
+    return text.slice(start, j);
+  }
+  // escapes (or a control character): decode segment by segment
+  let out = '';
+  let seg = start;
+  for (;;) {
+    if (j >= n) jsonFail('unterminated string', j);
+    const c = text.charCodeAt(j);
+    if (c === 34) break;
+    if (c < 32) jsonFail('control character in string', j);
+    if (c === 92) {
+      out += text.slice(seg, j);
+      const e = text.charCodeAt(j + 1);
+      switch (e) {
+        case 34:
+          out += '"';
+          break;
+        case 92:
+          out += '\\';
+          break;
+        case 47:
+          out += '/';
+          break;
+        case 98:
+          out += '\b';
+          break;
+        case 102:
+          out += '\f';
+          break;
+        case 110:
+          out += '\n';
+          break;
+        case 114:
+          out += '\r';
+          break;
+        case 116:
+          out += '\t';
+          break;
+        case 117: {
+          const h = text.slice(j + 2, j + 6);
+          if (!/^[0-9a-fA-F]{4}$/.test(h)) jsonFail('invalid \\u escape', j);
+          out += String.fromCharCode(Number.parseInt(h, 16));
+          j += 4;
+          break;
+        }
+        default:
+          jsonFail('invalid escape', j);
+      }
+      j += 2;
+      seg = j;
+      if (j - start > maxString) break;
+      continue;
+    }
+    j++;
+  }
+  if (j - start > maxString) throw new BodyLimitError('json-limit-exceeded', 'max_string', `A JSON string exceeds ${maxString} characters at offset ${start}.`);
+  strEnd = j + 1;
+  strMask = -1;
+  return out + text.slice(seg, j);
+}
+
+/** Reads the number literal at `start`, checks it against the limits and returns the offset after it. */
+function scanNumber(text: string, start: number, limits: JsonLimits): number {
+  const n = text.length;
+  let i = start;
+  let c: number;
+  if (text.charCodeAt(i) === 45) i++;
+  const intStart = i;
+  const d0 = text.charCodeAt(i);
+  if (d0 === 48) i++;
+  else if (d0 >= 49 && d0 <= 57) while (i < n && (c = text.charCodeAt(i)) >= 48 && c <= 57) i++;
+  else jsonFail('invalid number', i);
+  let digits = i - intStart;
+  if (text.charCodeAt(i) === 46) {
+    i++;
+    const f = i;
+    while (i < n && (c = text.charCodeAt(i)) >= 48 && c <= 57) i++;
+    if (i === f) jsonFail('invalid number', i);
+    digits += i - f;
+  }
+  const e = text.charCodeAt(i);
+  let exp = 0;
+  const hasExp = e === 101 || e === 69;
+  if (hasExp) {
+    i++;
+    const sign = text.charCodeAt(i);
+    if (sign === 45 || sign === 43) i++;
+    const f = i;
+    while (i < n && (c = text.charCodeAt(i)) >= 48 && c <= 57) i++;
+    if (i === f) jsonFail('invalid number', i);
+    // more than 6 digits is out of any range: do not parse it
+    exp = i - f > 6 ? Number.POSITIVE_INFINITY : Number(text.slice(f, i));
+  }
+  if (digits > limits.maxNumberDigits)
+    throw new BodyLimitError(
+      'json-number-out-of-range',
+      'max_number_digits',
+      `A JSON number has more than ${limits.maxNumberDigits} digits at offset ${start}.`,
+    );
+  if (exp > limits.maxNumberExponent)
+    throw new BodyLimitError(
+      'json-number-out-of-range',
+      'max_number_exponent',
+      `A JSON number's exponent exceeds ${limits.maxNumberExponent} in magnitude at offset ${start}.`,
+    );
+  // without an exponent, 308 digits or fewer are below 1e308, finite: with no magnitude limit (the
+  // default) there is nothing left to check and the literal need not be converted
+  if (!hasExp && digits <= 308 && limits.maxNumber === Number.POSITIVE_INFINITY) return i;
+  const v = Math.abs(Number(text.slice(start, i)));
+  if (!Number.isFinite(v))
+    throw new BodyLimitError('json-number-out-of-range', 'finite', `A JSON number is not finite as a 64-bit float (RFC 8259 §6) at offset ${start}.`);
+  if (!(v <= limits.maxNumber))
+    throw new BodyLimitError('json-limit-exceeded', 'max_number', `A JSON number exceeds ${limits.maxNumber} in magnitude at offset ${start}.`);
+  return i;
+}
+
+/**
+ * Parses `text` as JSON (RFC 8259), calling `visit` for every member name and string value (with
+ * the value's character classes when it had no escapes). Number, boolean and null leaves are
+ * checked but not visited. One loop with an explicit stack of open containers (depth is bounded
+ * by `limits.maxDepth`); linear in the length of `text`.
  * @throws {BodyParseError} on malformed JSON (message names the offset).
  * @throws {BodyLimitError} on a limit breach, duplicate or forbidden member name.
  */
 export function walkJson(text: string, limits: JsonLimits, visit: Visitor): void {
   const n = text.length;
-  let i = 0;
+  const { maxDepth, maxKeys, maxArray, maxString, forbiddenKeys } = limits;
+  const rejectDuplicates = limits.duplicateKeys === 'reject';
+  // lengths and first code units (both mod 32) of the forbidden names: a name matching neither
+  // cannot be one of them and is not hashed for the set look-up
+  let forbiddenLengths = 0;
+  let forbiddenFirsts = 0;
+  for (const k of forbiddenKeys) {
+    forbiddenLengths |= 1 << (k.length & 31);
+    forbiddenFirsts |= 1 << (k.charCodeAt(0) & 31);
+  }
   const path: PathStack = [];
-  const fail = (what: string): never => {
-    throw new BodyParseError('json', `${what} at offset ${i}`);
-  };
-  const ws = (): void => {
-    let c: number;
-    while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
-  };
-  const str = (): string => {
-    // i at opening quote
-    const start = i + 1;
-    let j = start;
-    let out: string | undefined;
-    let seg = start;
-    for (;;) {
-      if (j >= n) {
-        i = j;
-        fail('unterminated string');
+  // per open container (index depth - 1): object or array, members or elements so far, and for objects
+  // the first 16 names and their character classes (duplicate check: a linear scan over these, as
+  // objects are small, a Set beyond)
+  const isObject: boolean[] = [];
+  const count: number[] = [];
+  const firstKeys: string[][] = [];
+  const firstMasks: number[][] = [];
+  const seen: (Set<string> | undefined)[] = [];
+  let depth = 0;
+  let i = 0;
+  let c = 0;
+  for (;;) {
+    // a value at i (for an object member: its name and ':' have been read)
+    c = text.charCodeAt(i);
+    if (c <= 32) {
+      while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
+      c = text.charCodeAt(i);
+    }
+    if (c === 34) {
+      const s = scanString(text, i, maxString);
+      i = strEnd;
+      if (visit(s, false, path, strMask) === true) return;
+    } else if (c === 123 || c === 91) {
+      if (depth >= maxDepth) throw new BodyLimitError('json-limit-exceeded', 'max_depth', `JSON nesting exceeds depth ${maxDepth}.`);
+      const object = c === 123;
+      i++;
+      c = text.charCodeAt(i);
+      if (c <= 32) {
+        while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
+        c = text.charCodeAt(i);
       }
-      const c = text.charCodeAt(j);
-      if (c === 34) break;
-      if (c < 32) {
-        i = j;
-        fail('control character in string');
-      }
-      if (c === 92) {
-        out = (out ?? '') + text.slice(seg, j);
-        const e = text.charCodeAt(j + 1);
-        switch (e) {
-          case 34:
-            out += '"';
-            break;
-          case 92:
-            out += '\\';
-            break;
-          case 47:
-            out += '/';
-            break;
-          case 98:
-            out += '\b';
-            break;
-          case 102:
-            out += '\f';
-            break;
-          case 110:
-            out += '\n';
-            break;
-          case 114:
-            out += '\r';
-            break;
-          case 116:
-            out += '\t';
-            break;
-          case 117: {
-            const h = text.slice(j + 2, j + 6);
-            if (!/^[0-9a-fA-F]{4}$/.test(h)) {
-              i = j;
-              fail('invalid \\u escape');
-            }
-            out += String.fromCharCode(Number.parseInt(h, 16));
-            j += 4;
-            break;
+      if (c === (object ? 125 : 93))
+        i++; // empty: a complete value
+      else {
+        isObject[depth] = object;
+        count[depth] = 0;
+        if (object) {
+          if (firstKeys[depth] === undefined) {
+            firstKeys[depth] = [];
+            firstMasks[depth] = [];
           }
-          default:
-            i = j;
-            fail('invalid escape');
+          seen[depth] = undefined;
         }
-        j += 2;
-        seg = j;
-        if (j - start > limits.maxString) break;
+        depth++;
+        if (object) {
+          i = member(i, depth - 1);
+          if (i < 0) return;
+        } else {
+          if (0 >= maxArray) throw new BodyLimitError('json-limit-exceeded', 'max_array', `A JSON array has more than ${maxArray} elements.`);
+          path.push(0);
+        }
         continue;
       }
-      j++;
-    }
-    if (j - start > limits.maxString) {
-      i = start;
-      throw new BodyLimitError('json-limit-exceeded', 'max_string', `A JSON string exceeds ${limits.maxString} characters at offset ${start}.`);
-    }
-    i = j + 1;
-    return out === undefined ? text.slice(start, j) : out + text.slice(seg, j);
-  };
-  const num = (): void => {
-    const start = i;
-    if (text.charCodeAt(i) === 45) i++;
-    const intStart = i;
-    const d0 = text.charCodeAt(i);
-    if (d0 === 48) i++;
-    else if (d0 >= 49 && d0 <= 57) while (i < n && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
-    else fail('invalid number');
-    let digits = i - intStart;
-    if (text.charCodeAt(i) === 46) {
-      i++;
-      const f = i;
-      while (i < n && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
-      if (i === f) fail('invalid number');
-      digits += i - f;
-    }
-    const e = text.charCodeAt(i);
-    let exp = 0;
-    if (e === 101 || e === 69) {
-      i++;
-      const sign = text.charCodeAt(i);
-      if (sign === 45 || sign === 43) i++;
-      const f = i;
-      while (i < n && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
-      if (i === f) fail('invalid number');
-      // more than 6 digits is out of any range: do not parse it
-      exp = i - f > 6 ? Number.POSITIVE_INFINITY : Number(text.slice(f, i));
-    }
-    if (digits > limits.maxNumberDigits)
-      throw new BodyLimitError(
-        'json-number-out-of-range',
-        'max_number_digits',
-        `A JSON number has more than ${limits.maxNumberDigits} digits at offset ${start}.`,
-      );
-    if (exp > limits.maxNumberExponent)
-      throw new BodyLimitError(
-        'json-number-out-of-range',
-        'max_number_exponent',
-        `A JSON number's exponent exceeds ${limits.maxNumberExponent} in magnitude at offset ${start}.`,
-      );
-    const v = Math.abs(Number(text.slice(start, i)));
-    if (!Number.isFinite(v))
-      throw new BodyLimitError('json-number-out-of-range', 'finite', `A JSON number is not finite as a 64-bit float (RFC 8259 §6) at offset ${start}.`);
-    if (!(v <= limits.maxNumber))
-      throw new BodyLimitError('json-limit-exceeded', 'max_number', `A JSON number exceeds ${limits.maxNumber} in magnitude at offset ${start}.`);
-  };
-  const lit = (word: string): void => {
-    if (!text.startsWith(word, i)) fail('unexpected token');
-    i += word.length;
-  };
-  // explicit stack instead of recursion: depth is bounded by limits.maxDepth anyway
-  const value = (depth: number): boolean => {
-    ws();
-    const c = text.charCodeAt(i);
-    if (c === 34) {
-      const s = str();
-      return visit(s, false, path) === true;
-    }
-    if (c === 123 || c === 91) {
-      if (depth >= limits.maxDepth) throw new BodyLimitError('json-limit-exceeded', 'max_depth', `JSON nesting exceeds depth ${limits.maxDepth}.`);
-      i++;
-      ws();
-      if (c === 123) {
-        let count = 0;
-        // duplicate detection: a linear scan over the first keys (objects are small), a Set beyond
-        let seen: Set<string> | undefined;
-        const firstKeys: string[] = [];
-        if (text.charCodeAt(i) === 125) {
-          i++;
-          return false;
-        }
-        for (;;) {
-          ws();
-          if (text.charCodeAt(i) !== 34) fail('expected member name');
-          const key = str();
-          if (++count > limits.maxKeys) throw new BodyLimitError('json-limit-exceeded', 'max_keys', `A JSON object has more than ${limits.maxKeys} members.`);
-          if (limits.forbiddenKeys.has(key))
-            throw new BodyLimitError('prototype-pollution', 'forbidden_keys', `The member name "${key}" is not allowed (prototype pollution).`);
-          if (limits.duplicateKeys === 'reject') {
-            let dup = false;
-            if (seen === undefined) {
-              for (let k = 0; k < firstKeys.length; k++) {
-                if (firstKeys[k] === key) {
-                  dup = true;
-                  break;
-                }
-              }
-              if (firstKeys.length < 16) firstKeys.push(key);
-              else {
-                seen = new Set(firstKeys);
-                seen.add(key);
-              }
-            } else {
-              dup = seen.has(key);
-              seen.add(key);
-            }
-            if (dup) throw new BodyLimitError('duplicate-key', 'duplicate_keys', `The member name "${key.slice(0, 64)}" appears twice in one object.`);
-          }
-          path.push(key);
-          if (visit(key, true, path) === true) return true;
-          ws();
-          if (text.charCodeAt(i) !== 58) fail("expected ':'");
-          i++;
-          if (value(depth + 1)) return true;
-          path.pop();
-          ws();
-          const d = text.charCodeAt(i);
-          if (d === 44) {
-            i++;
-            continue;
-          }
-          if (d === 125) {
-            i++;
-            return false;
-          }
-          fail("expected ',' or '}'");
-        }
+    } else if (c === 116) i = literal(text, i, 'true');
+    else if (c === 102) i = literal(text, i, 'false');
+    else if (c === 110) i = literal(text, i, 'null');
+    else if (c === 45 || (c >= 48 && c <= 57)) i = scanNumber(text, i, limits);
+    else jsonFail(i >= n ? 'unexpected end of input' : 'unexpected character', i);
+    // a value is complete: continue or close the containers it ends
+    for (;;) {
+      if (depth === 0) {
+        while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
+        if (i < n) jsonFail('unexpected data after the JSON value', i);
+        return;
       }
-      let idx = 0;
-      if (text.charCodeAt(i) === 93) {
-        i++;
-        return false;
+      const d = depth - 1;
+      path.pop();
+      c = text.charCodeAt(i);
+      if (c <= 32) {
+        while (i < n && (c = text.charCodeAt(i)) < 128 && WS[c] === 1) i++;
+        c = text.charCodeAt(i);
       }
-      for (;;) {
-        if (idx >= limits.maxArray) throw new BodyLimitError('json-limit-exceeded', 'max_array', `A JSON array has more than ${limits.maxArray} elements.`);
-        path.push(idx);
-        if (value(depth + 1)) return true;
-        path.pop();
-        idx++;
-        ws();
-        const d = text.charCodeAt(i);
-        if (d === 44) {
-          i++;
-          continue;
+      if (isObject[d] === true) {
+        if (c === 44) {
+          i = member(i + 1, d);
+          if (i < 0) return;
+          break;
         }
-        if (d === 93) {
+        if (c !== 125) jsonFail("expected ',' or '}'", i);
+      } else {
+        const idx = (count[d] as number) + 1;
+        count[d] = idx;
+        if (c === 44) {
           i++;
-          return false;
+          if (idx >= maxArray) throw new BodyLimitError('json-limit-exceeded', 'max_array', `A JSON array has more than ${maxArray} elements.`);
+          path.push(idx);
+          break;
         }
-        fail("expected ',' or ']'");
+        if (c !== 93) jsonFail("expected ',' or ']'", i);
       }
+      i++;
+      depth--;
     }
-    if (c === 116) lit('true');
-    else if (c === 102) lit('false');
-    else if (c === 110) lit('null');
-    else if (c === 45 || (c >= 48 && c <= 57)) num();
-    else fail(i >= n ? 'unexpected end of input' : 'unexpected character');
-    return false;
-  };
-  if (value(0)) return;
-  ws();
-  if (i < n) fail('unexpected data after the JSON value');
+  }
+
+  /** Reads a member name and its `:` from `at` for the object open at index `d`; -1 when the visitor stops the walk. */
+  function member(at: number, d: number): number {
+    let j = at;
+    let w = text.charCodeAt(j);
+    if (w <= 32) while (j < n && (w = text.charCodeAt(j)) < 128 && WS[w] === 1) j++;
+    if (text.charCodeAt(j) !== 34) jsonFail('expected member name', j);
+    const prior = count[d] as number;
+    const keys = firstKeys[d] as string[];
+    const masks = firstMasks[d] as number[];
+    let key: string;
+    let keyMask: number;
+    // the name at this position in the previous object at this depth (arrays of records repeat their
+    // names): when the text holds it again, unescaped and closed, it is taken without a second scan
+    const cached = prior < 16 ? keys[prior] : undefined;
+    if (cached !== undefined && (masks[prior] as number) >= 0 && text.charCodeAt(j + 1 + cached.length) === 34 && text.startsWith(cached, j + 1)) {
+      key = cached;
+      keyMask = masks[prior] as number;
+      j += cached.length + 2;
+    } else {
+      key = scanString(text, j, maxString);
+      keyMask = strMask;
+      j = strEnd;
+    }
+    const k = prior + 1;
+    count[d] = k;
+    if (k > maxKeys) throw new BodyLimitError('json-limit-exceeded', 'max_keys', `A JSON object has more than ${maxKeys} members.`);
+    if (((forbiddenLengths >>> (key.length & 31)) & 1) === 1 && ((forbiddenFirsts >>> (key.charCodeAt(0) & 31)) & 1) === 1 && forbiddenKeys.has(key))
+      throw new BodyLimitError('prototype-pollution', 'forbidden_keys', `The member name "${key}" is not allowed (prototype pollution).`);
+    if (rejectDuplicates) {
+      let dup = false;
+      const set = seen[d];
+      if (set === undefined) {
+        // a linear scan over the first 16 names (entries from `prior` on are a previous object's)
+        const len = key.length;
+        for (let x = 0; x < prior; x++) {
+          const other = keys[x] as string;
+          if (other.length === len && other === key) {
+            dup = true;
+            break;
+          }
+        }
+        if (prior >= 16) {
+          const s = new Set(keys.slice(0, 16));
+          s.add(key);
+          seen[d] = s;
+        }
+      } else {
+        dup = set.has(key);
+        set.add(key);
+      }
+      if (dup) throw new BodyLimitError('duplicate-key', 'duplicate_keys', `The member name "${key.slice(0, 64)}" appears twice in one object.`);
+    }
+    if (prior < 16) {
+      keys[prior] = key;
+      masks[prior] = keyMask;
+    }
+    path.push(key);
+    if (visit(key, true, path, keyMask) === true) return -1;
+    if (text.charCodeAt(j) <= 32) while (j < n && (w = text.charCodeAt(j)) < 128 && WS[w] === 1) j++;
+    if (text.charCodeAt(j) !== 58) jsonFail("expected ':'", j);
+    return j + 1;
+  }
+}
+
+function literal(text: string, at: number, word: string): number {
+  if (!text.startsWith(word, at)) jsonFail('unexpected token', at);
+  return at + word.length;
 }
 
 /** Structural limits of XML bodies. */

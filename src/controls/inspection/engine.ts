@@ -72,10 +72,12 @@ const TILDE = 65536;
 const UNDERSCORE = 131072;
 const OTHER = 262144; // any other ASCII punctuation (! ^ etc.)
 const QMARK = 2097152;
-const NORM = 524288; // % & NUL or non-ASCII: the value needs normalising
+/** Class bit of `%`, `&`, NUL and non-ASCII code units: the value needs normalising. */
+export const NORM = 524288;
 const UPPER = 1048576; // A-Z: the value needs lower-casing
 
-const CLASS = new Uint32Array(128);
+/** Character classes of each ASCII code unit (bits above; parsers that scan a value anyway build its mask from this table). */
+export const CLASS = new Uint32Array(128);
 for (const c of '\'"`') CLASS[c.charCodeAt(0)] |= QUOTE;
 for (const c of '()') CLASS[c.charCodeAt(0)] |= PAREN;
 for (const c of '<>') CLASS[c.charCodeAt(0)] |= ANGLE;
@@ -178,22 +180,36 @@ const DOT_PREV = [
   'config',
 ];
 
+/** Groups words by one of their ASCII code units (`at(word)`): one table look-up leaves a few candidates. */
+function byCode(words: readonly string[], at: (w: string) => number): (readonly string[] | undefined)[] {
+  const t: (string[] | undefined)[] = new Array(128).fill(undefined);
+  for (const w of words) (t[at(w)] ??= []).push(w);
+  return t;
+}
+/** {@link DOT_NEXT} by first code unit. */
+const DOT_NEXT_BY = byCode(DOT_NEXT, (w) => w.charCodeAt(0));
+/** {@link DOT_PREV} by last code unit. */
+const DOT_PREV_BY = byCode(DOT_PREV, (w) => w.charCodeAt(w.length - 1));
+/** Substrings that make prose worth a closer look: `@@` variables, `0x` literals, `sys` catalogues, UTF-7 `+ad`, `web-inf`/`meta-inf`, `wp-config`, `--alter`/`--drop`. */
+const PROSE_WORDS = /0x|sys|\+ad|@@|-inf|wp-config|--alter|--drop/;
 /**
  * Whether any detector but the command-line check can match a value of {@link PROSE_CLASSES}:
  * SQL keyword pairs, `_` names (catalogues, `id_rsa`), `@@`, `0x`, `sys`, UTF-7 markup, and file
- * or script names around a dot. A few `indexOf` probes and one keyword-pair pattern instead of one
- * pattern per detector.
+ * or script names around a dot. One substring pattern, probes around each dot and one keyword-pair
+ * pattern instead of one pattern per detector.
  */
 function proseTrigger(s: string, mask: number): boolean {
   if ((mask & UNDERSCORE) !== 0) return true;
-  if ((mask & AT) !== 0 && s.indexOf('@@') !== -1) return true;
-  if (s.indexOf('0x') !== -1 || s.indexOf('sys') !== -1 || s.indexOf('+ad') !== -1) return true;
-  if ((mask & DASH) !== 0 && (s.indexOf('-inf') !== -1 || s.indexOf('wp-config') !== -1 || s.indexOf('--alter') !== -1 || s.indexOf('--drop') !== -1))
-    return true;
+  // one pass for all fixed substrings (cheaper than one `indexOf` each)
+  if (PROSE_WORDS.test(s)) return true;
   if ((mask & DOT) !== 0) {
     for (let p = s.indexOf('.'); p !== -1; p = s.indexOf('.', p + 1)) {
-      for (const x of DOT_NEXT) if (s.startsWith(x, p + 1)) return true;
-      for (const x of DOT_PREV) if (p >= x.length && s.startsWith(x, p - x.length)) return true;
+      const next = s.charCodeAt(p + 1);
+      const nexts = next < 128 ? DOT_NEXT_BY[next] : undefined;
+      if (nexts !== undefined) for (const x of nexts) if (s.startsWith(x, p + 1)) return true;
+      const prev = s.charCodeAt(p - 1);
+      const prevs = prev < 128 ? DOT_PREV_BY[prev] : undefined;
+      if (prevs !== undefined) for (const x of prevs) if (p >= x.length && s.startsWith(x, p - x.length)) return true;
     }
   }
   return (mask & SPACE) !== 0 && ((s.length <= 48 && PROSE_SQL_WHOLE.test(s)) || PROSE_SQL.test(s));
@@ -275,6 +291,24 @@ const NAME_WORDS = new Set([
 ]);
 // SQL type, package and operator names as a whole value (`varchar`, `utl_http`, `xor`): level 2
 for (const w of SQL_NAMES) NAME_WORDS.add(w);
+/**
+ * {@link NAME_WORDS} by first code unit: bit `n` is set when a word of length `n` starts with it.
+ * Most names fail this test, which spares hashing them for the set look-up. A word longer than 31
+ * or starting with a non-ASCII character turns the filter off ({@link NAME_FIRST_ALL}).
+ */
+const NAME_FIRST = new Uint32Array(128);
+let NAME_FIRST_ALL = false;
+for (const w of NAME_WORDS) {
+  const c = w.charCodeAt(0);
+  if (w.length >= 32 || !(c < 128)) NAME_FIRST_ALL = true;
+  else NAME_FIRST[c] = (NAME_FIRST[c] as number) | (1 << w.length);
+}
+/** Whether `s` is in {@link NAME_WORDS}. */
+function isNameWord(s: string): boolean {
+  if (NAME_FIRST_ALL) return NAME_WORDS.has(s);
+  const c = s.charCodeAt(0);
+  return c < 128 && s.length < 32 && (((NAME_FIRST[c] as number) >>> s.length) & 1) === 1 && NAME_WORDS.has(s);
+}
 
 interface Runner {
   name: DetectorName;
@@ -383,13 +417,15 @@ export class Scan {
   /**
    * Inspects one raw value (already decoded once by its parser).
    * @param location called only when a detection needs naming (keeps the hot path allocation-free).
+   * @param classes the character classes of `raw` ({@link CLASS} bits ORed) when the caller already
+   *   has them (the JSON parser computes them while validating a string); absent or negative: computed here.
    * @returns true when scanning can stop (threshold reached in block mode, or `maxHits` reached).
    */
-  inspect(raw: string, isName: boolean, location: () => string): boolean {
+  inspect(raw: string, isName: boolean, location: () => string, classes?: number): boolean {
     if (raw.length === 0) return false;
     this.values++;
     // one pass over the raw value; normalising and lower-casing only copy when they change something
-    let mask = classesOf(raw);
+    let mask = classes !== undefined && classes >= 0 ? classes : classesOf(raw);
     let s = raw;
     if ((mask & NORM) !== 0) {
       s = normalize(raw);
@@ -400,7 +436,7 @@ export class Scan {
     }
     if (isName && (mask & ~PLAIN_NAME_CLASSES) === 0) {
       // a plain name can still be a catalogue or procedure name sent as a bare parameter
-      if (s.length >= 3 && this.plainNameCheck !== undefined && NAME_WORDS.has(s.startsWith('information_schema') ? 'information_schema' : s)) {
+      if (s.length >= 3 && this.plainNameCheck !== undefined && (s.startsWith('information_schema') || isNameWord(s))) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
       }
@@ -412,7 +448,7 @@ export class Scan {
       return false;
     }
     if (mask === 0 || mask === UNDERSCORE || mask === DOT) {
-      if (s.length >= 3 && s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
+      if (s.length >= 3 && s.length <= 32 && this.plainNameCheck !== undefined && isNameWord(s)) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
       }
@@ -432,7 +468,7 @@ export class Scan {
     }
     // prose: one combined pattern decides whether any detector but the command-line check can match
     if ((mask & ~PROSE_CLASSES) === 0 && !proseTrigger(s, mask)) {
-      if (s.length <= 32 && this.plainNameCheck !== undefined && NAME_WORDS.has(s)) {
+      if (s.length <= 32 && this.plainNameCheck !== undefined && isNameWord(s)) {
         const h = this.plainNameCheck(s);
         if (h !== undefined && h.paranoia <= this.opts.paranoia) return this.record('sqli', h.rule, h.paranoia, location(), s, 0);
       }

@@ -462,7 +462,13 @@ export const inspectionControl = defineControl({
       }
       const buf = await ctx.body.read(max);
       if (buf.length === 0) return undefined;
-      const visit = (v: string, isName: boolean, path: PathStack): boolean => scan.inspect(v, isName, () => `body:${pointer(path)}`);
+      // one location function for the whole body (not a closure per leaf): it reads the path of the leaf being inspected
+      let leafPath: PathStack = [];
+      const location = (): string => `body:${pointer(leafPath)}`;
+      const visit = (v: string, isName: boolean, path: PathStack, classes?: number): boolean => {
+        leafPath = path;
+        return scan.inspect(v, isName, location, classes);
+      };
       try {
         if (kind === 'multipart') {
           await walkMultipart(buf, h['content-type'] as string, formLimits, visit);

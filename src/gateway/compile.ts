@@ -7,6 +7,7 @@
 import type { BlockList } from 'node:net';
 import { CONTROLS } from '../controls/index.ts';
 import { gatewayFloor, prepareNetwork } from '../controls/network/wiring.ts';
+import { prepareSender } from '../controls/sender/wiring.ts';
 import { prepareTransport } from '../controls/transport/wiring.ts';
 import type { ApiConfig, RampartConfig } from '../config/schema.ts';
 import { ConfigError, type ConfigIssue, type Locator, pathString, zodIssues } from '../config/load.ts';
@@ -128,11 +129,12 @@ async function compileApi(api: ApiConfig, index: number, env: CompileEnv, issues
 
 /**
  * Applies the gateway-wide settings that act as a floor for every API (the listener's mutual-TLS
- * `tls.client_auth`, the top-level `network` lists) to each API's controls. Pure; run it before
+ * `tls.client_auth`, the top-level `network` lists) to each API's controls, and the `sender`
+ * control's DPoP algorithms to its `identity` control (for the 401 challenge). Pure; run it before
  * {@link compileConfig} wherever a configuration is compiled (serve, reload, config check).
  */
 export function prepareConfig(config: RampartConfig, configDir: string): RampartConfig {
-  return prepareNetwork(prepareTransport(config, configDir));
+  return prepareSender(prepareNetwork(prepareTransport(config, configDir)));
 }
 
 /**

@@ -70,15 +70,24 @@ export interface Challenge {
  * Builds the problem for `err`, with the `WWW-Authenticate` challenge(s) for the schemes the
  * operation (or API) accepts: `Bearer` for JWT/introspection; `ApiKey` with the header or query
  * name for API keys (401 only); `DPoP` first when the request used the DPoP scheme (RFC 9449 §7.1).
+ * `dpopAlgs` (space-separated) are the DPoP proof algorithms the API accepts: given, they become
+ * the `algs` parameter, and a 401 without credentials offers `DPoP` after `Bearer`.
  * A 401 always carries at least one challenge (RFC 9110 §11.6.1) when any scheme applies.
  */
-export function toProblem(err: IdentityError, challenge: Challenge): Problem {
+export function toProblem(err: IdentityError, challenge: Challenge, dpopAlgs?: string): Problem {
   const headers: Record<string, string | string[]> = {};
   if (err.status === 401 || err.status === 403 || err.status === 400) {
     const values: string[] = [];
     if (challenge.dpop) {
       // The token came with the DPoP scheme: answer with a DPoP challenge first (RFC 9449 §7.1).
-      values.push(wwwAuthenticate('DPoP', { realm: challenge.realm, error: err.bearerError, error_description: err.bearerError ? err.message : undefined }));
+      values.push(
+        wwwAuthenticate('DPoP', {
+          realm: challenge.realm,
+          error: err.bearerError,
+          error_description: err.bearerError ? err.message : undefined,
+          algs: dpopAlgs,
+        }),
+      );
     }
     if (challenge.bearer) {
       values.push(
@@ -89,6 +98,11 @@ export function toProblem(err: IdentityError, challenge: Challenge): Problem {
           scope: err.bearerError === 'insufficient_scope' ? challenge.scope : undefined,
         }),
       );
+    }
+    if (!challenge.dpop && challenge.bearer && dpopAlgs !== undefined && err.status === 401 && err.bearerError === undefined) {
+      // No credentials at all and the API also takes DPoP-bound tokens: offer that scheme and its
+      // proof algorithms too (RFC 9449 §7.1, Figure 14).
+      values.push(wwwAuthenticate('DPoP', { realm: challenge.realm, algs: dpopAlgs }));
     }
     if (challenge.apiKeys !== undefined && err.status === 401) {
       for (const k of challenge.apiKeys) values.push(wwwAuthenticate('ApiKey', { realm: challenge.realm, [k.in]: k.name }));

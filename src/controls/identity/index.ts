@@ -190,6 +190,12 @@ export const identitySchema = z.strictObject({
     .prefault({}),
   /** `realm` of the challenges (default: the API name). */
   realm: z.string().optional(),
+  /**
+   * DPoP proof algorithms the API accepts: set by the gateway from the `sender` control (see
+   * `controls/sender/wiring.ts`), so a 401 without credentials also offers the `DPoP` scheme with
+   * `algs` (RFC 9449 §7.1). Not meant to be set by hand.
+   */
+  dpop_algs: z.array(z.string().min(1)).optional(),
   /** Verified-token cache (by SHA-256 of the token, until `exp`). */
   cache: z.strictObject({ max_entries: z.number().int().nonnegative().default(10000) }).prefault({}),
   revocation: z
@@ -276,6 +282,7 @@ export interface IdentityEngine {
 export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Promise<IdentityEngine> {
   const requirement = compileRequirement(cfg.require, 'require');
   const realm = cfg.realm ?? env.apiName;
+  const dpopAlgs = cfg.dpop_algs?.join(' ');
 
   // The document's access policies first: a configuration error must not leave providers running.
   const pk = cfg.providers.api_key;
@@ -600,7 +607,7 @@ export async function createIdentity(cfg: IdentityConfig, env: ControlEnv): Prom
       } catch (err) {
         if (err instanceof IdentityError) {
           const dpop = typeof ctx.headers.authorization === 'string' && /^dpop\s/i.test(ctx.headers.authorization);
-          return deny(toProblem(err, dpop ? pol.dpopChallenge : pol.challenge), err.severity, err.details);
+          return deny(toProblem(err, dpop ? pol.dpopChallenge : pol.challenge, dpopAlgs), err.severity, err.details);
         }
         throw err;
       }

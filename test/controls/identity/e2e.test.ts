@@ -51,12 +51,36 @@ describe('identity: end to end through the gateway', () => {
     const res = await fetch(`${gw.url}/orders/1`);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get('content-type'), 'application/problem+json');
-    assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="orders"');
+    assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="orders", DPoP realm="orders", algs="ES256 ES384 EdDSA Ed25519 PS256 RS256"');
     const body = (await res.json()) as Record<string, unknown>;
     assert.equal(body.type, 'https://rampart.dev/problems/credentials-missing');
     assert.equal(body.status, 401);
     assert.equal(gw.events.length, 1);
     assert.deepEqual([gw.events[0]?.control, gw.events[0]?.reason, gw.events[0]?.status], ['identity', 'credentials-missing', 401]);
+  });
+
+  it('the DPoP challenge follows the sender control: its algorithms, or none when DPoP is off (RFC 9449 §7.1)', async () => {
+    const api = (name: string, sender: unknown) => ({
+      name,
+      match: { path_prefix: `/${name}` },
+      upstream: { targets: [up.url] },
+      controls: { identity: { providers: { jwt: { issuer: op.issuer, audiences: [op.audience] } } }, sender },
+    });
+    const g = await startTestGateway({
+      apis: [api('es', { dpop: { algorithms: ['ES256', 'EdDSA'] } }), api('off', false), api('nodpop', { dpop: { enabled: false } })],
+    });
+    try {
+      assert.equal((await fetch(`${g.url}/es/1`)).headers.get('www-authenticate'), 'Bearer realm="es", DPoP realm="es", algs="ES256 EdDSA"');
+      assert.equal((await fetch(`${g.url}/off/1`)).headers.get('www-authenticate'), 'Bearer realm="off"');
+      assert.equal((await fetch(`${g.url}/nodpop/1`)).headers.get('www-authenticate'), 'Bearer realm="nodpop"');
+      // a token that fails: the Bearer error challenge only (the DPoP one is for requests without credentials)
+      const bad = await fetch(`${g.url}/es/1`, { headers: { authorization: 'Bearer x.y.z' } });
+      assert.match(bad.headers.get('www-authenticate') ?? '', /^Bearer realm="es", error="invalid_token"/);
+      const dpopScheme = await fetch(`${g.url}/es/1`, { headers: { authorization: 'DPoP x.y.z' } });
+      assert.match(dpopScheme.headers.get('www-authenticate') ?? '', /^DPoP realm="es", error="invalid_token", error_description="[^"]*", algs="ES256 EdDSA"/);
+    } finally {
+      await g.close(0);
+    }
   });
 
   it('two Authorization fields (a valid token first): 400 invalid_request, never forwarded', async () => {

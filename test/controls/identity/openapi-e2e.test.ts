@@ -66,7 +66,7 @@ describe('identity + the demo document through the gateway (demo upstream)', () 
     const r = await fetch(`${gw.url}/users/1002`);
     assert.equal(r.status, 401);
     assert.equal(r.headers.get('content-type'), 'application/problem+json');
-    assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="accounts"');
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="accounts", DPoP realm="accounts", algs="ES256 ES384 EdDSA Ed25519 PS256 RS256"');
     assert.equal(((await r.json()) as { type: string }).type, 'https://rampart.dev/problems/credentials-missing');
     assert.deepEqual(
       gw.events.map((e) => [e.control, e.reason, e.status]),
@@ -183,7 +183,7 @@ describe('identity + a document with API-key, optional and overridden operations
     assert.equal(named.json.headers['x-rampart-subject'], idp.clientId);
     const orders = await call('/v1/orders');
     assert.equal(orders.status, 401);
-    assert.equal(orders.headers.get('www-authenticate'), 'Bearer realm="partners"');
+    assert.equal(orders.headers.get('www-authenticate'), 'Bearer realm="partners", DPoP realm="partners", algs="ES256 ES384 EdDSA Ed25519 PS256 RS256"');
   });
 
   it('the operations map overrides the document: listOrders public, getReport takes tokens only', async () => {
@@ -192,6 +192,6 @@ describe('identity + a document with API-key, optional and overridden operations
     const k = await call('/v2/reports/7', { 'x-partner-key': keyFor.overrides as string });
     assert.equal(k.status, 401);
     assert.equal(k.json.type, 'https://rampart.dev/problems/credentials-not-accepted');
-    assert.equal(k.headers.get('www-authenticate'), 'Bearer realm="overrides"');
+    assert.equal(k.headers.get('www-authenticate'), 'Bearer realm="overrides", DPoP realm="overrides", algs="ES256 ES384 EdDSA Ed25519 PS256 RS256"');
   });
 });

@@ -457,6 +457,24 @@ export async function runStage(stage: RequestStage, r: StageRequest): Promise<Ou
   }
 }
 
+/**
+ * The raw HTTP/1.1 bytes of `r` as a client would send them (`Host: api.example.com`, UTF-8 header
+ * values, `Content-Type`/`Content-Length` from the body, `Connection: close`): the same request for
+ * engines reached over TCP (nginx + ModSecurity + CRS, see ./modsec.ts).
+ */
+export function rawRequest(r: StageRequest): Buffer {
+  const lines = [`${r.method} ${r.target} HTTP/1.1`];
+  const headers: Record<string, string> = { host: 'api.example.com', ...r.headers };
+  if (r.body) {
+    headers['content-type'] = r.body.contentType;
+    headers['content-length'] = String(r.body.bytes.length);
+  }
+  headers.connection = 'close';
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8');
+  return r.body ? Buffer.concat([head, r.body.bytes]) : head;
+}
+
 /** A free-text body: the text as the JSON string value `{"text": ...}` of a POST, like a user comment or ticket. */
 export function textRequest(text: string): StageRequest {
   return {

@@ -14,6 +14,11 @@
  *            (truncated) and the detector's snippet; for a description also the shortest run of its
  *            words that is still blocked (which words the detector reacts to).
  *   --json   writes every blocked request, per level, to a file.
+ *   --crs    <dir> also sends every request, as raw HTTP over TCP, through nginx + ModSecurity v3 +
+ *            OWASP CRS 4 at paranoia levels 1 and 2 (Debian's nginx and libnginx-mod-http-modsecurity;
+ *            <dir> holds the CRS `rules/` and `crs-setup.conf.example`, e.g. ../shared/corpora/crs)
+ *            and prints their block rates beside Rampart's (CRS set up for an API: PUT, PATCH and
+ *            DELETE allowed, rule 900200).
  *   --vendor writes a deterministic sample of values that pass at every level (field values and
  *            descriptions of the documents whose licence allows it) to a file: how
  *            test/fixtures/benign/values.json was made.
@@ -34,17 +39,19 @@ import {
   inspectionStage,
   minimalFragment,
   type Outcome,
+  rawRequest,
   runStage,
   type StageRequest,
   textRequest,
 } from './benign-lib.ts';
+import { API_METHODS, runAll, startNginx } from './modsec.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i === -1 ? undefined : args[i + 1];
 };
-const dirArg = args.find((a, i) => !a.startsWith('--') && !['--json', '--only', '--vendor'].includes(args[i - 1] as string));
+const dirArg = args.find((a, i) => !a.startsWith('--') && !['--json', '--only', '--vendor', '--crs'].includes(args[i - 1] as string));
 if (dirArg === undefined) {
   console.error('usage: node bench/inspection/benign.ts <dir-of-openapi-docs> [--list] [--json out.json] [--only name,...]');
   process.exit(2);
@@ -53,6 +60,7 @@ const dir = resolve(dirArg);
 const list = args.includes('--list');
 const jsonOut = opt('--json');
 const only = opt('--only')?.split(',');
+const crsDir = opt('--crs');
 const LEVELS = [1, 2, 3] as const;
 const vendorOut = opt('--vendor');
 /** Documents whose licence lets us vendor snippets (see test/fixtures/benign/SOURCE.md). */
@@ -83,6 +91,10 @@ interface Row {
   /** Values inspected (locations with a value), for the requests table. */
   values: number;
   blocked: number[];
+  /** Raw requests for ModSecurity (with --crs). */
+  raws?: Buffer[];
+  /** Blocked by CRS at PL1 and PL2 (with --crs). */
+  crs?: [number, number];
 }
 interface Blocked {
   doc: string;
@@ -123,6 +135,7 @@ for (const f of files) {
       total: items.length,
       values: items.reduce((a, it) => a + (it.values?.size ?? 1), 0),
       blocked: LEVELS.map(() => 0),
+      raws: crsDir === undefined ? undefined : items.map((it) => rawRequest(it.req)),
     };
     for (const it of items) {
       const outs: Outcome[] = [];
@@ -145,6 +158,31 @@ for (const f of files) {
   }
 }
 
+let crsNote = '';
+if (crsDir !== undefined) {
+  const ng = await startNginx(resolve(crsDir), [API_METHODS]);
+  if (typeof ng === 'string') crsNote = `ModSecurity/CRS not measured: ${ng}`;
+  else {
+    try {
+      for (const r of rows) {
+        const [a, b] = [
+          await runAll(
+            (r.raws ?? []).map((raw) => ({ raw })),
+            ng.pl1,
+          ),
+          await runAll(
+            (r.raws ?? []).map((raw) => ({ raw })),
+            ng.pl2,
+          ),
+        ];
+        r.crs = [a.filter((x) => x.status >= 400).length, b.filter((x) => x.status >= 400).length];
+      }
+    } finally {
+      ng.proc.kill('SIGTERM');
+    }
+  }
+}
+
 const pct = (n: number, d: number): string => (d === 0 ? '   -  ' : `${((100 * n) / d).toFixed(1).padStart(5)}%`);
 const TITLES: Record<Kind, string> = {
   requests: 'Operation example requests, one per operation and named body example (every one legitimate: a block is a false positive)',
@@ -153,9 +191,12 @@ const TITLES: Record<Kind, string> = {
 };
 for (const kind of KINDS) {
   console.log(`\n${TITLES[kind]}`);
-  console.log(`${'document'.padEnd(14)} | ${kind.padEnd(12)} | ${'values'.padStart(6)} | ${LEVELS.map((pl) => `PL${pl} blocked |  FP %  `).join(' | ')}`);
+  const withCrs = rows.some((r) => r.crs !== undefined);
+  console.log(
+    `${'document'.padEnd(14)} | ${kind.padEnd(12)} | ${'values'.padStart(6)} | ${LEVELS.map((pl) => `PL${pl} blocked |  FP %  `).join(' | ')}${withCrs ? ' | CRS PL1 blocked |  FP %   | CRS PL2 blocked |  FP %  ' : ''}`,
+  );
   const sel = rows.filter((r) => r.kind === kind);
-  const total: Row = { doc: 'all', kind, total: 0, values: 0, blocked: LEVELS.map(() => 0) };
+  const total: Row = { doc: 'all', kind, total: 0, values: 0, blocked: LEVELS.map(() => 0), crs: withCrs ? [0, 0] : undefined };
   for (const r of [...sel, total]) {
     if (r !== total) {
       total.total += r.total;
@@ -163,13 +204,16 @@ for (const kind of KINDS) {
       r.blocked.forEach((b, i) => {
         total.blocked[i] = (total.blocked[i] as number) + b;
       });
+      if (total.crs && r.crs) total.crs = [total.crs[0] + r.crs[0], total.crs[1] + r.crs[1]];
     }
+    const crsCols = r.crs ? ` | ${r.crs.map((b) => `${String(b).padStart(15)} | ${pct(b, r.total)}`).join(' | ')}` : '';
     console.log(
-      `${r.doc.padEnd(14)} | ${String(r.total).padStart(12)} | ${String(r.values).padStart(6)} | ${r.blocked.map((b) => `${String(b).padStart(11)} | ${pct(b, r.total)}`).join(' | ')}`,
+      `${r.doc.padEnd(14)} | ${String(r.total).padStart(12)} | ${String(r.values).padStart(6)} | ${r.blocked.map((b) => `${String(b).padStart(11)} | ${pct(b, r.total)}`).join(' | ')}${crsCols}`,
     );
   }
 }
 
+if (crsNote) console.log(`\n${crsNote}`);
 const nonMonotone = blockedAll.filter((b) => b.levels.length !== LEVELS.length - b.first + 1);
 if (nonMonotone.length > 0) console.log(`\nwarning: ${nonMonotone.length} request(s) blocked at a level but not at a higher one`);
 

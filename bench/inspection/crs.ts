@@ -21,11 +21,9 @@
  * engine answers with a status >= 400 (ModSecurity denies with 403; Rampart with 403 or 400; a
  * server's own HTTP parser may refuse a malformed request with 400 for either engine).
  */
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { connect, type AddressInfo, createServer as createNetServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { inspectionControl } from '../../src/controls/inspection/index.ts';
 import type { BodyAccess } from '../../src/pipeline/context.ts';
@@ -34,6 +32,7 @@ import { Problem } from '../../src/pipeline/problem.ts';
 import type { RequestStage } from '../../src/pipeline/stage.ts';
 import { MemoryStore } from '../../src/state/memory.ts';
 import { type CorpusCase, loadCorpus } from './corpus.ts';
+import { runAll, startNginx } from './modsec.ts';
 
 const args = process.argv.slice(2);
 const VALUE_OPTS = new Set(['--json', '--only', '--misses', '--split', '--cases', '--pl', '--crs-cache']);
@@ -132,135 +131,6 @@ async function startRampart(paranoia: number): Promise<{ port: number; server: S
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as AddressInfo).port, server };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createNetServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => res(p));
-    });
-  });
-}
-
-/** nginx + ModSecurity + CRS at two paranoia levels, in one nginx process with three server blocks. */
-async function startNginx(crsDir: string): Promise<{ pl1: number; pl2: number; proc: ChildProcess } | string> {
-  if (!existsSync('/usr/sbin/nginx')) return 'nginx is not installed';
-  const mod = ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so', '/usr/share/nginx/modules/ngx_http_modsecurity_module.so'].find((p) => existsSync(p));
-  if (!mod) return 'libnginx-mod-http-modsecurity is not installed';
-  const rules = join(crsDir, 'rules');
-  const setup = join(crsDir, 'crs-setup.conf.example');
-  if (!existsSync(rules) || !existsSync(setup)) return `CRS rules not found under ${crsDir}`;
-  const dir = mkdtempSync(join(tmpdir(), 'rampart-crs-'));
-  mkdirSync(join(dir, 'logs'));
-  const base = readFileSync('/etc/nginx/modsecurity.conf', 'utf8')
-    .replace(/^SecRuleEngine .*/m, 'SecRuleEngine On')
-    .replace(/^SecAuditEngine .*/m, 'SecAuditEngine Off')
-    .replace(/^SecAuditLog .*/m, `SecAuditLog ${dir}/logs/audit.log`)
-    .replace(/^SecDebugLog .*/m, '')
-    .replace(/^SecUnicodeMapFile .*/m, 'SecUnicodeMapFile /etc/nginx/unicode.mapping 20127')
-    .replace(/^SecResponseBodyAccess .*/m, 'SecResponseBodyAccess Off');
-  writeFileSync(join(dir, 'modsecurity.conf'), base);
-  const setupText = readFileSync(setup, 'utf8');
-  for (const pl of [1, 2]) {
-    writeFileSync(
-      join(dir, `crs-pl${pl}.conf`),
-      [
-        `Include ${dir}/modsecurity.conf`,
-        setupText,
-        `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=${pl}"`,
-        `SecAction "id:900001,phase:1,pass,t:none,nolog,setvar:tx.detection_paranoia_level=${pl}"`,
-        `Include ${rules}/*.conf`,
-      ].join('\n'),
-    );
-  }
-  const [pl1, pl2, back] = [await freePort(), await freePort(), await freePort()];
-  const conf = `
-load_module ${mod};
-daemon off;
-master_process on;
-worker_processes 2;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  client_max_body_size 20m;
-  large_client_header_buffers 8 64k;
-  server { listen 127.0.0.1:${back}; location / { return 200 "ok\\n"; } }
-  server { listen 127.0.0.1:${pl1}; modsecurity on; modsecurity_rules_file ${dir}/crs-pl1.conf; location / { proxy_ignore_client_abort on; proxy_pass http://127.0.0.1:${back}; } }
-  server { listen 127.0.0.1:${pl2}; modsecurity on; modsecurity_rules_file ${dir}/crs-pl2.conf; location / { proxy_ignore_client_abort on; proxy_pass http://127.0.0.1:${back}; } }
-}
-`;
-  writeFileSync(join(dir, 'nginx.conf'), conf);
-  try {
-    execFileSync('/usr/sbin/nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-t'], { stdio: 'pipe' });
-  } catch (e) {
-    return `nginx -t failed: ${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 2000)}`;
-  }
-  const proc = spawn('/usr/sbin/nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    if (await probe(pl2)) return { pl1, pl2, proc };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill();
-  return 'nginx did not start listening';
-}
-
-function probe(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect(port, '127.0.0.1');
-    s.on('connect', () => {
-      s.destroy();
-      res(true);
-    });
-    s.on('error', () => res(false));
-  });
-}
-
-/** Sends raw bytes, returns the status code of the response (0 when the connection failed) and an optional reason header. */
-function send(port: number, raw: Buffer): Promise<{ status: number; reason: string }> {
-  return new Promise((res) => {
-    const s = connect(port, '127.0.0.1');
-    let buf = '';
-    let done = false;
-    const finish = (status: number, reason = ''): void => {
-      if (done) return;
-      done = true;
-      s.destroy();
-      res({ status, reason });
-    };
-    s.setTimeout(5000, () => finish(buf ? Number(/^HTTP\/\d\.\d (\d{3})/.exec(buf)?.[1] ?? 0) : 0, 'timeout'));
-    s.on('connect', () => s.write(raw)); // no half-close: nginx would treat it as a client abort (499)
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      const eoh = buf.indexOf('\r\n\r\n');
-      if (eoh !== -1) finish(Number(/^HTTP\/\d\.\d (\d{3})/.exec(buf)?.[1] ?? 0), /\r\nx-reason: ([^\r]*)/i.exec(buf.slice(0, eoh))?.[1] ?? '');
-    });
-    s.on('end', () => finish(Number(/^HTTP\/\d\.\d (\d{3})/.exec(buf)?.[1] ?? 0)));
-    s.on('error', () => finish(0, 'connection error'));
-  });
-}
-
-async function runAll(cases: CorpusCase[], port: number, concurrency = 24): Promise<{ status: number; reason: string }[]> {
-  const out = new Array<{ status: number; reason: string }>(cases.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < cases.length) {
-        const i = next++;
-        out[i] = await send(port, (cases[i] as CorpusCase).raw);
-      }
-    }),
-  );
-  return out;
 }
 
 const blocked = (r: { status: number }): boolean => r.status >= 400;

@@ -634,7 +634,53 @@ export function detectCmdiWords(s: string): CmdiHit | undefined {
     if (p > 0 && isLetter(s.charCodeAt(p - 1))) continue;
     if (WINDOWS_IF.test(s.slice(Math.max(0, p - 1), p + 120))) return { rule: 'windows-if', index: p, paranoia: 1 };
   }
-  return commandChain(s, 0, 'start');
+  return startsWithCommandName(s) ? commandChain(s, 0, 'start') : undefined;
+}
+
+/**
+ * Names a command line can start with ({@link UNIQUE}, {@link WINDOWS}, {@link PREFIX}) by first code
+ * unit: bit `n` is set when a name of length `n` starts with it. A name longer than 31 or starting
+ * with a non-ASCII character turns the filter off ({@link COMMAND_FIRST_ALL}).
+ */
+const COMMAND_FIRST = new Uint32Array(128);
+let COMMAND_FIRST_ALL = false;
+for (const table of [UNIQUE, WINDOWS, PREFIX])
+  for (const w of table) {
+    const c = w.charCodeAt(0);
+    if (w.length >= 32 || !(c < 128)) COMMAND_FIRST_ALL = true;
+    else COMMAND_FIRST[c] = (COMMAND_FIRST[c] as number) | (1 << w.length);
+  }
+
+/**
+ * Whether the first word of `v`, as {@link commandAt} reads it, can be a known command: false only
+ * when it is plain (no `/`, `\\` or `.`, which {@link commandAt} strips or rewrites) and not in the
+ * command tables (most prose words fail the first-character and length filter before any hashing).
+ * Spares {@link commandChain} on prose.
+ */
+function startsWithCommandName(v: string): boolean {
+  if (COMMAND_FIRST_ALL) return true;
+  // the same bounds, skipped characters and word end as commandAt
+  const n = Math.min(v.length, 256);
+  let i = 0;
+  while (i < n) {
+    const c = v.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 60 || c === 62 || c === 40 || c === 123 || c === 33) i++;
+    else break;
+  }
+  let j = i;
+  while (j < n) {
+    const c = v.charCodeAt(j);
+    if (c === 32 || c === 9 || isSep(c) || c === 60 || c === 62 || c === 41 || c === 125 || c === 61) break;
+    if (c === 47 || c === 92 || c === 46) return true;
+    j++;
+  }
+  const len = j - i;
+  if (len === 0) return false;
+  const c = v.charCodeAt(i);
+  if (!(c < 128 && len < 32 && (((COMMAND_FIRST[c] as number) >>> len) & 1) === 1)) return false;
+  // a plain word is what commandAt returns: look it up as commandChain would
+  const w = v.slice(i, j);
+  return UNIQUE.has(w) || WINDOWS.has(w) || PREFIX.has(w);
 }
 
 /** An option after one to three plain arguments: `ansible all -m ping`, `git log -p`. */

@@ -127,9 +127,37 @@ const LFI_DOT_WORDS =
 const XSS_WORDS = /document|window\.|\+ad[w4]|!entity|-->|\u2044/;
 /** Classes of prose: words, numbers, spaces, dots, commas, hyphens, underscores, `@`. */
 const PROSE_CLASSES = SPACE | DOT | DASH | UNDERSCORE | AT;
-/** SQL keyword pairs possible without SQL punctuation (the words-only part of the SQLi gate). */
-const PROSE_SQL =
-  /\b(?:(?:union|intersect|except)\s+(?:all\s+|distinct\s+)?select|select\s|(?:order|group)\s+by|case\s+when|(?:insert|replace)\s+into|delete\s+from|(?:drop|alter|create|truncate|rename)\s+(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)|update\s+\w+\s+set|exec(?:ute)?\s+(?:xp_|sp_|immediate|master)|waitfor\s+(?:delay|time)|into\s+(?:outfile|dumpfile)|load\s+data|shutdown|procedure\s+analyse|(?:or|and|xor)\s+\S+\s+(?:like|rlike|regexp|between|sounds|glob)|xor|set\s+@)\b/;
+/** Objects of SQL DDL statements (`drop table`, `create user`). */
+const SQL_OBJECTS = '(?:table|database|schema|procedure|function|view|index|user|trigger|column|login|role|event|tablespace|sequence|type|proc)';
+/** SQL comparison operators that follow `or x` / `and x` in a tautology. */
+const SQL_COMPARISONS = '(?:like|rlike|regexp|between|sounds|glob)';
+/**
+ * SQL keyword pairs possible without SQL punctuation (the words-only part of the SQLi gate):
+ * set operations before `select`, `select `, `order by`/`group by`, `case when`, `insert`/`replace
+ * into`, `delete from`, DDL on an object, `update x set`, `exec xp_`…, `waitfor delay`, `into
+ * outfile`, `load data`, `shutdown`, `procedure analyse`, `or x like`…, `xor`, `set @`. Grouped by
+ * first letters, so each word start tries a few branches instead of all.
+ */
+const PROSE_SQL = new RegExp(
+  [
+    `\\b(?:a(?:lter\\s+${SQL_OBJECTS}|nd\\s+\\S+\\s+${SQL_COMPARISONS})`,
+    `c(?:ase\\s+when|reate\\s+${SQL_OBJECTS})`,
+    `d(?:elete\\s+from|rop\\s+${SQL_OBJECTS})`,
+    'e(?:xcept\\s+(?:all\\s+|distinct\\s+)?select|xec(?:ute)?\\s+(?:xp_|sp_|immediate|master))',
+    'group\\s+by',
+    'in(?:tersect\\s+(?:all\\s+|distinct\\s+)?select|sert\\s+into|to\\s+(?:outfile|dumpfile))',
+    'load\\s+data',
+    `or(?:der\\s+by|\\s+\\S+\\s+${SQL_COMPARISONS})`,
+    'procedure\\s+analyse',
+    `re(?:place\\s+into|name\\s+${SQL_OBJECTS})`,
+    's(?:elect\\s|hutdown|et\\s+@)',
+    `truncate\\s+${SQL_OBJECTS}`,
+    'u(?:nion\\s+(?:all\\s+|distinct\\s+)?select|pdate\\s+\\w+\\s+set)',
+    'waitfor\\s+(?:delay|time)',
+    // `xor` alone (which also covers `xor x like`)
+    'xor)\\b',
+  ].join('|'),
+);
 /** Whole-value shapes of the words-only SQL gate (anchored, tried on values of at most 48 characters). */
 const PROSE_SQL_WHOLE =
   /^(?:\d\S*\s+(?:or|and|xor)\b|(?:or|and)\s+\d|exec(?:ute)?\s+\w+$|(?:order|group)\s+by$|(?:is(?:\s+not)?|like)\s+null$|\d+\s+(?:is\s+not|not\s+like|like|rlike|regexp|glob)\s+\d+$|\S+\s+(?:and|or)$)/;
@@ -190,8 +218,10 @@ function byCode(words: readonly string[], at: (w: string) => number): (readonly 
 const DOT_NEXT_BY = byCode(DOT_NEXT, (w) => w.charCodeAt(0));
 /** {@link DOT_PREV} by last code unit. */
 const DOT_PREV_BY = byCode(DOT_PREV, (w) => w.charCodeAt(w.length - 1));
-/** Substrings that make prose worth a closer look: `@@` variables, `0x` literals, `sys` catalogues, UTF-7 `+ad`, `web-inf`/`meta-inf`, `wp-config`, `--alter`/`--drop`. */
-const PROSE_WORDS = /0x|sys|\+ad|@@|-inf|wp-config|--alter|--drop/;
+/** Substrings that make prose worth a closer look: `0x` literals, `sys` catalogues, UTF-7 `+ad` (with {@link PROSE_WORDS_DASH_AT}: `@@` variables, `web-inf`/`meta-inf`, `wp-config`, `--alter`/`--drop`). */
+const PROSE_WORDS = /0x|sys|\+ad/;
+/** The part of {@link PROSE_WORDS} that needs a `-` or `@` (tried only when the value has one). */
+const PROSE_WORDS_DASH_AT = /@@|-inf|wp-config|--alter|--drop/;
 /**
  * Whether any detector but the command-line check can match a value of {@link PROSE_CLASSES}:
  * SQL keyword pairs, `_` names (catalogues, `id_rsa`), `@@`, `0x`, `sys`, UTF-7 markup, and file
@@ -201,7 +231,7 @@ const PROSE_WORDS = /0x|sys|\+ad|@@|-inf|wp-config|--alter|--drop/;
 function proseTrigger(s: string, mask: number): boolean {
   if ((mask & UNDERSCORE) !== 0) return true;
   // one pass for all fixed substrings (cheaper than one `indexOf` each)
-  if (PROSE_WORDS.test(s)) return true;
+  if (PROSE_WORDS.test(s) || ((mask & (DASH | AT)) !== 0 && PROSE_WORDS_DASH_AT.test(s))) return true;
   if ((mask & DOT) !== 0) {
     for (let p = s.indexOf('.'); p !== -1; p = s.indexOf('.', p + 1)) {
       const next = s.charCodeAt(p + 1);

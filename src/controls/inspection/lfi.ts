@@ -171,6 +171,46 @@ export function detectRestrictedUpload(name: string): LfiHit | undefined {
 const ANCHOR =
   /(?:etc|proc|var|usr|root|home|sys|windows|winnt|system32|inetpub|web-inf|meta-inf|\.ssh|\.git|\.svn|\.hg|\.aws|\.docker|\.kube)[/\\]|id_(?:rsa|dsa|ecdsa|ed25519)|authorized_keys|known_hosts|\.(?:bash|zsh|mysql|psql)_history|\.bash(?:rc|_profile)|\.ht(?:access|passwd)|\.env|\.gitconfig|\.npmrc|\.pgpass|\.my\.cnf|\.netrc|wp-config|web\.config|boot\.ini|win\.ini|system\.ini|autoexec\.bat|config\.sys|php\.ini|my\.ini|httpd\.conf|apache2\.conf|nginx\.conf|application\.properties/;
 
+const reEscape = (w: string): string => w.replace(/[.\\/]/g, (c) => `\\${c}`);
+/** Directories {@link ANCHOR} names before a slash or backslash. */
+const DIR_BEFORE_SLASH = [
+  'etc',
+  'proc',
+  'var',
+  'usr',
+  'root',
+  'home',
+  'sys',
+  'windows',
+  'winnt',
+  'system32',
+  'inetpub',
+  'web-inf',
+  'meta-inf',
+  '.ssh',
+  '.git',
+  '.svn',
+  '.hg',
+  '.aws',
+  '.docker',
+  '.kube',
+];
+/**
+ * What follows a dot in the names {@link ANCHOR} lists without a slash or `_` (`.bashrc`, `.htaccess`,
+ * `.env`, `.gitconfig`, `.npmrc`, `.pgpass`, `.my.cnf`, `.netrc`, `web.config`, `*.ini`, `*.conf`,
+ * `autoexec.bat`, `config.sys`, `application.properties`), and in `..` and `.sql.`.
+ */
+const AFTER_DOT = ['.', 'sql.', 'bash', 'ht', 'env', 'gitconfig', 'npmrc', 'pgpass', 'my.', 'netrc', 'conf', 'ini', 'bat', 'sys', 'properties'];
+/**
+ * A necessary condition for any {@link detectLfi} hit, as one pattern that V8 scans quickly: every hit
+ * needs `..`, `0x`, `.sql.`, an {@link ANCHOR} name (an `_` or `\`, `wp-config`, a listed directory
+ * before `/`, a listed word after a dot) or a stream wrapper name before `:`. Ordinary URLs, dates
+ * and prose fail it and skip the pattern passes. The look-behinds are bounded (linear time).
+ */
+const LFI_CANDIDATE = new RegExp(
+  `[_\\\\]|0x|wp-config|\\.(?:${AFTER_DOT.map(reEscape).join('|')})|(?<=${DIR_BEFORE_SLASH.map(reEscape).join('|')})\\/|(?<=${WRAPPERS.map((w) => reEscape(w.slice(0, w.indexOf(':')))).join('|')}):`,
+);
+
 /** System directories named at the end of a value (`/sys/class`, `/proc/net`). */
 const SYS_DIR_END = /\/(?:sys\/(?:class|kernel)|proc\/net|etc\/(?:ssh|mysql|httpd|apache2|nginx|security))$/;
 
@@ -189,6 +229,7 @@ export interface LfiHit {
  * @returns the first hit, or `undefined`.
  */
 export function detectLfi(s: string): LfiHit | undefined {
+  if (!LFI_CANDIDATE.test(s)) return undefined;
   let p = s.indexOf('..');
   while (p !== -1) {
     let j = p + 2;

@@ -155,6 +155,28 @@ function isSchemeChar(c: number): boolean {
 }
 
 const SSRF_ONLY_SCHEMES = ['gopher://', 'dict://', 'ldap://', 'tftp://', 'sftp://', 'jar:http', 'netdoc://'];
+/** First code units of {@link SSRF_ONLY_SCHEMES}: any other scheme start skips the list. */
+const SSRF_ONLY_FIRST = new Set(SSRF_ONLY_SCHEMES.map((x) => x.charCodeAt(0)));
+
+/**
+ * Whether `s.slice(start, end)` (a URL host, lower case) can be one {@link classifyHost} reports:
+ * an IPv6 literal, a name starting like `localhost`, `ip6-…`, `instance-data` or `metadata…`, a name
+ * ending in `localhost`, or only IPv4 characters (digits, hex digits, `x`, dots). A cheap necessary
+ * condition (no copy, no hashing): ordinary public host names (`shop.example.com`) fail it.
+ */
+function mayBeInternalHost(s: string, start: number, end: number): boolean {
+  const c = s.charCodeAt(start);
+  if (c === 91 /* [ */ || c === 108 /* l */ || c === 105 /* i */ || c === 109 /* m */) return true;
+  let e = end;
+  if (s.charCodeAt(e - 1) === 46) e--;
+  if (e - start >= 9 && s.startsWith('localhost', e - 9)) return true;
+  for (let i = start; i < end; i++) {
+    const d = s.charCodeAt(i);
+    // IPV4_CHARS: 0-9 a-f x .
+    if (!((d >= 48 && d <= 57) || (d >= 97 && d <= 102) || d === 120 || d === 46)) return false;
+  }
+  return true;
+}
 
 /**
  * Detects SSRF in a normalised (decoded, lower-case) value: every `scheme://host` (and `//host`)
@@ -169,8 +191,8 @@ export function detectSsrf(s: string): SsrfHit | undefined {
     while (a > 0 && p - a < 32 && isSchemeChar(s.charCodeAt(a - 1))) a--;
     const schemed = s.charCodeAt(p - 1) === 58 && a < p - 1;
     if (schemed || p === 0) {
-      const scheme = schemed ? s.slice(a, p - 1) : '';
-      if (SSRF_ONLY_SCHEMES.some((x) => s.startsWith(x, a))) return { rule: `scheme:${scheme}`, index: a, paranoia: 1 };
+      if (SSRF_ONLY_FIRST.has(s.charCodeAt(a)) && SSRF_ONLY_SCHEMES.some((x) => s.startsWith(x, a)))
+        return { rule: `scheme:${schemed ? s.slice(a, p - 1) : ''}`, index: a, paranoia: 1 };
       // authority: up to / ? # or whitespace; strip userinfo and port
       let e = p + 2;
       while (e < s.length) {
@@ -178,20 +200,17 @@ export function detectSsrf(s: string): SsrfHit | undefined {
         if (c === 47 || c === 63 || c === 35 || c === 32 || c === 92 || c === 34 || c === 39 || c === 60 || c === 62) break;
         e++;
       }
-      let auth = s.slice(p + 2, e);
-      const at = auth.lastIndexOf('@');
-      if (at !== -1) auth = auth.slice(at + 1);
-      let host = auth;
-      if (host.startsWith('[')) {
-        const rb = host.indexOf(']');
-        if (rb !== -1) host = host.slice(0, rb + 1);
-      } else {
-        const colon = host.indexOf(':');
-        if (colon !== -1) host = host.slice(0, colon);
-      }
-      if (host.length > 0) {
-        const why = classifyHost(host);
-        if (why !== undefined && scheme !== 'file') return { rule: `internal-host:${why}`, index: a, paranoia: 1 };
+      // host: after the last `@` of the authority, up to `]` (IPv6 literal) or the port's `:`
+      let hs = e;
+      while (hs > p + 2 && s.charCodeAt(hs - 1) !== 64) hs--;
+      let he = hs;
+      if (s.charCodeAt(hs) === 91 /* [ */) {
+        while (he < e && s.charCodeAt(he) !== 93) he++;
+        he = he < e ? he + 1 : e;
+      } else while (he < e && s.charCodeAt(he) !== 58) he++;
+      if (he > hs && mayBeInternalHost(s, hs, he)) {
+        const why = classifyHost(s.slice(hs, he));
+        if (why !== undefined && !(schemed && p - 1 - a === 4 && s.startsWith('file', a))) return { rule: `internal-host:${why}`, index: a, paranoia: 1 };
       }
     }
     p = s.indexOf('//', p + 2);

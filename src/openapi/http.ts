@@ -1,30 +1,9 @@
 /**
  * Small HTTP helpers shared by the `contract` and `authz` controls: decoding a buffered body by its
- * `Content-Encoding` (RFC 9110 §8.4) and per-request facts one stage publishes for later ones.
+ * `Content-Encoding` (RFC 9110 §8.4, from ../http/coding.ts) and per-request facts one stage
+ * publishes for later ones.
  */
-import { promisify } from 'node:util';
-import { brotliDecompress, gunzip, inflate } from 'node:zlib';
-
-const gunzipP = promisify(gunzip);
-const inflateP = promisify(inflate);
-const brotliP = promisify(brotliDecompress);
-
-/**
- * Decodes `buf` per its `Content-Encoding` (`gzip`, `x-gzip`, `deflate`, `br`, `identity`).
- * @param maxBytes bound on the decoded size (a decompression bomb fails instead of filling memory).
- * @returns the decoded bytes, or `undefined` for an unknown or stacked encoding.
- * @throws {Error} when the data is corrupt or decodes to more than `maxBytes`.
- */
-export async function decodeBody(buf: Buffer, encoding: string | string[] | undefined, maxBytes: number): Promise<Buffer | undefined> {
-  if (encoding === undefined) return buf;
-  const enc = (Array.isArray(encoding) ? encoding.join(',') : encoding).trim().toLowerCase();
-  if (enc === '' || enc === 'identity') return buf;
-  const opts = { maxOutputLength: maxBytes };
-  if (enc === 'gzip' || enc === 'x-gzip') return gunzipP(buf, opts);
-  if (enc === 'deflate') return inflateP(buf, opts);
-  if (enc === 'br') return brotliP(buf, opts);
-  return undefined;
-}
+export { decodeBody } from '../http/coding.ts';
 
 /** Whether a `Content-Type` value is JSON (`application/json` or a `+json` suffix, RFC 6839 §3.1). */
 export function isJsonType(ct: string | string[] | undefined): boolean {

@@ -22,7 +22,7 @@ import type { ResponseState } from '../../pipeline/stage.ts';
 import { deny, type Verdict } from '../../pipeline/verdict.ts';
 import type { Store } from '../../state/store.ts';
 import { BUILTIN_DETECTORS, type BuiltinDetector } from './detectors.ts';
-import { CorruptEncodingError, DecodedTooLargeError, decode, decoderFor, encode, encoderFor, parseCoding, type Coding } from './codec.ts';
+import { CorruptEncodingError, DecodedTooLargeError, decode, decoderFor, encode, encoderFor, parseCoding, type Coding } from '../../http/coding.ts';
 import { Scanner, applyReplacementsToBuffer, compilePattern, type Finding, type PatternDetectorSpec, type ScanMode } from './scanner.ts';
 import { StreamScanner, type StreamMode, type StreamStep } from './stream.ts';
 

@@ -1,12 +1,13 @@
 /**
- * Content codings for DLP inspection (RFC 9110 §8.4.1): decode `gzip`, `deflate` and `br` bodies
- * with a bound on the decoded size (decompression bombs), and encode them back after redaction.
- * Runs on the libuv thread pool (async zlib), never blocking the event loop.
+ * HTTP content codings (RFC 9110 §8.4.1), one module for every control that reads a coded body
+ * (inspection of requests, contract and authz checks, DLP on responses): decode `gzip`, `deflate`
+ * and `br` with a bound on the decoded size (decompression bombs), and encode back after a
+ * response was rewritten. Runs on the libuv thread pool (async zlib), never blocking the event loop.
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 
-/** Content codings the DLP control can inspect. */
+/** Content codings the gateway can decode. */
 export type Coding = 'gzip' | 'deflate' | 'br';
 
 const gunzip = promisify(zlib.gunzip);
@@ -98,7 +99,7 @@ export async function encode(buf: Buffer, coding: Coding): Promise<Buffer> {
 }
 
 /**
- * A streaming decoder for `coding` (the streaming DLP path). `deflate` is the zlib format of
+ * A streaming decoder for `coding` (DLP's streaming path). `deflate` is the zlib format of
  * RFC 9110 §8.4.1.2 only here; corrupt or truncated data makes the stream error (the response
  * is then cut off, never sent undecoded).
  */
@@ -113,4 +114,19 @@ export function encoderFor(coding: Coding): zlib.Gzip | zlib.Deflate | zlib.Brot
   if (coding === 'gzip') return zlib.createGzip();
   if (coding === 'deflate') return zlib.createDeflate();
   return zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
+}
+
+/**
+ * Decodes `buf` per its `Content-Encoding` header value (`gzip`, `x-gzip`, `deflate`, `br`,
+ * `identity` or none).
+ * @param maxBytes bound on the decoded size (a decompression bomb fails instead of filling memory).
+ * @returns the decoded bytes (`buf` itself for identity), or `undefined` for an unknown or stacked coding.
+ * @throws {DecodedTooLargeError} when the output would exceed `maxBytes`.
+ * @throws {CorruptEncodingError} when the data is corrupt or truncated.
+ */
+export async function decodeBody(buf: Buffer, encoding: string | string[] | undefined, maxBytes: number): Promise<Buffer | undefined> {
+  const coding = parseCoding(encoding);
+  if (coding === null) return buf;
+  if (coding === undefined) return undefined;
+  return decode(buf, coding, maxBytes);
 }

@@ -44,6 +44,32 @@ const REBUILT = new Set([
 const OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method']);
 
 /**
+ * Forwarding facts some frameworks read besides the ones the gateway rebuilds (Rack's
+ * `X-Forwarded-Scheme`, Spring's `X-Forwarded-Prefix`, `X-Forwarded-Ssl`, the client-IP
+ * headers of CDNs): a client could claim another scheme, host, path prefix or address with them.
+ * They reach the upstream only from a trusted proxy (`trusted_proxies`), as `X-Forwarded-For` does.
+ */
+const PROXY_ONLY = new Set([
+  'x-forwarded-prefix',
+  'x-forwarded-path',
+  'x-forwarded-uri',
+  'x-forwarded-scheme',
+  'x-forwarded-server',
+  'x-forwarded-ssl',
+  'x-forwarded-protocol',
+  'front-end-https',
+  'x-url-scheme',
+  'x-host',
+  'x-original-host',
+  'x-client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-proxyuser-ip',
+]);
+
+/**
  * Header names in the gateway's namespace (`x-rampart-*`, `rampart-*`: forwarded identity,
  * passports). A client never sets them: they are dropped before any control runs, whether or not
  * the control that writes them is configured.
@@ -159,7 +185,8 @@ export function deriveForwarded(headers: IncomingHttpHeaders, peerIp: string, sc
 }
 
 /**
- * Builds the upstream request headers: client headers minus hop-by-hop and rebuilt ones, plus
+ * Builds the upstream request headers: client headers minus hop-by-hop, rebuilt, override and
+ * reserved ones (and the proxy-only forwarding facts unless the peer is a trusted proxy), plus
  * `X-Forwarded-For/-Proto/-Host`, `Forwarded` and `X-Request-Id`, then the stage changes
  * (`changes`: value sets, `null` removes).
  */
@@ -173,7 +200,7 @@ export function upstreamRequestHeaders(
   const out: Record<string, string | string[]> = {};
   const named = connectionTokens(headers.connection);
   for (const k in headers) {
-    if (HOP_BY_HOP.has(k) || REBUILT.has(k) || OVERRIDES.has(k) || isReserved(k)) continue;
+    if (HOP_BY_HOP.has(k) || REBUILT.has(k) || OVERRIDES.has(k) || isReserved(k) || (!facts.trusted && PROXY_ONLY.has(k))) continue;
     const v = headers[k];
     if (v !== undefined) out[k] = v;
   }

@@ -62,6 +62,35 @@ describe('proxy', () => {
     assert.match(j.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/);
   });
 
+  test('forwarding facts frameworks read (X-Forwarded-Prefix, -Scheme, True-Client-IP, ...) are dropped from an untrusted client', async () => {
+    const spoof = {
+      'x-forwarded-prefix': '/admin',
+      'x-forwarded-scheme': 'https',
+      'x-forwarded-ssl': 'on',
+      'x-host': 'evil.example',
+      'x-original-host': 'evil.example',
+      'true-client-ip': '6.6.6.6',
+      'cf-connecting-ip': '6.6.6.6',
+      'x-client-ip': '6.6.6.6',
+    };
+    const j = JSON.parse((await httpRequestText(`${gw.url}/`, { headers: { ...spoof, 'x-keep': 'k' } })).body) as { headers: Record<string, string> };
+    for (const h of Object.keys(spoof)) assert.equal(j.headers[h], undefined, h);
+    assert.equal(j.headers['x-keep'], 'k');
+  });
+
+  test('a trusted proxy may still send them', async () => {
+    const g = await startTestGateway({ trusted_proxies: ['127.0.0.1/32'], apis: [{ name: 'echo', upstream: { targets: [up.url] } }] });
+    try {
+      const j = JSON.parse((await httpRequestText(`${g.url}/`, { headers: { 'x-forwarded-prefix': '/api', 'true-client-ip': '203.0.113.9' } })).body) as {
+        headers: Record<string, string>;
+      };
+      assert.equal(j.headers['x-forwarded-prefix'], '/api');
+      assert.equal(j.headers['true-client-ip'], '203.0.113.9');
+    } finally {
+      await g.close(100);
+    }
+  });
+
   test('traceparent passes through unchanged', async () => {
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     const j = (await (await fetch(`${gw.url}/`, { headers: { traceparent: tp } })).json()) as { headers: Record<string, string> };

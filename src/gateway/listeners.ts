@@ -3,6 +3,7 @@
  * which listener a request came from; a listener only supplies transport facts (TlsInfo).
  * HTTPS, mutual TLS and HTTP/2 slot in here as further factories.
  */
+import { randomUUID } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
@@ -54,7 +55,9 @@ export function onClientError(emit: (e: EventInput) => void) {
     if (code === 'HPE_HEADER_OVERFLOW') problem = new Problem(431, 'headers-too-large', 'Request Header Fields Too Large');
     else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') problem = new Problem(408, 'request-timeout', 'Request Timeout');
     else problem = new Problem(400, 'malformed-request', 'Bad Request', { detail: 'The request framing is invalid or ambiguous.' });
+    const id = randomUUID();
     emit({
+      request_id: id,
       control: 'gateway',
       reason: problem.code,
       action: 'deny',
@@ -63,10 +66,55 @@ export function onClientError(emit: (e: EventInput) => void) {
       client_ip: normalizeIp(socket.remoteAddress),
       details: { parser_error: code },
     });
-    const body = JSON.stringify(problem.toBody());
-    socket.end(
-      `HTTP/1.1 ${problem.status} ${problem.title}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.end(rawProblem(problem, id));
+  };
+}
+
+/**
+ * A complete HTTP/1.1 problem-details response (RFC 9457) for a connection no request handler
+ * owns (parser errors, CONNECT): the request id as `instance` and `X-Request-Id`, the security
+ * headers every gateway answer carries, `Connection: close`.
+ */
+export function rawProblem(problem: Problem, requestId: string): string {
+  const body = JSON.stringify(problem.toBody(requestId));
+  const extra = Object.entries(problem.headers)
+    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}\r\n`)
+    .join('');
+  return (
+    `HTTP/1.1 ${problem.status} ${problem.title}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `cache-control: no-store\r\nx-content-type-options: nosniff\r\nx-request-id: ${requestId}\r\n${extra}connection: close\r\n\r\n${body}`
+  );
+}
+
+/**
+ * An `Expect` other than `100-continue` (RFC 9110 §10.1.1): 417 problem details and one event
+ * (Node would answer a bare 417 with no event).
+ */
+export function refuseExpectation(emit: (e: EventInput) => void) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const id = randomUUID();
+    const problem = new Problem(417, 'expectation-failed', 'Expectation Failed', { detail: 'Only "Expect: 100-continue" is supported.' });
+    emit({
+      request_id: id,
+      control: 'gateway',
+      reason: problem.code,
+      action: 'deny',
+      severity: 'low',
+      status: 417,
+      method: req.method,
+      path: req.url,
+      client_ip: normalizeIp(req.socket.remoteAddress),
+    });
+    const body = JSON.stringify(problem.toBody(id));
+    res.writeHead(417, {
+      'content-type': PROBLEM_CONTENT_TYPE,
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'x-request-id': id,
+      connection: 'close',
+    });
+    res.end(body);
   };
 }
 
@@ -81,6 +129,9 @@ const HTTP1_OPTIONS = {
   headersTimeout: CLIENT_TIMEOUTS.headersMs,
   requestTimeout: CLIENT_TIMEOUTS.requestMs,
   keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs,
+  // Node checks the two timeouts above on this interval (default 30 s, so a slowloris connection
+  // lived up to 50 s instead of 20): check every 2 s.
+  connectionsCheckingInterval: 2_000,
   noDelay: true,
   joinDuplicateHeaders: false,
   requireHostHeader: false,
@@ -90,6 +141,7 @@ const HTTP1_OPTIONS = {
 export function createHttpListener(handler: (req: IncomingMessage, res: ServerResponse) => void, emit: (e: EventInput) => void): Server {
   const server = createServer(HTTP1_OPTIONS, handler);
   server.on('checkContinue', deferContinue(handler));
+  server.on('checkExpectation', refuseExpectation(emit));
   server.on('clientError', onClientError(emit));
   server.on('connect', refuseConnect(emit));
   return server;
@@ -113,8 +165,13 @@ export function deferContinue<Req, Res extends object>(handler: (req: Req, res: 
  */
 export function refuseConnect(emit: (e: EventInput) => void) {
   return (req: IncomingMessage, socket: import('node:stream').Duplex): void => {
-    const problem = new Problem(405, 'method-not-allowed', 'Method Not Allowed', { detail: 'CONNECT is not supported.' });
+    const problem = new Problem(405, 'method-not-allowed', 'Method Not Allowed', {
+      detail: 'CONNECT is not supported.',
+      headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+    });
+    const id = randomUUID();
     emit({
+      request_id: id,
       control: 'gateway',
       reason: problem.code,
       action: 'deny',
@@ -123,10 +180,7 @@ export function refuseConnect(emit: (e: EventInput) => void) {
       method: 'CONNECT',
       client_ip: normalizeIp(req.socket.remoteAddress),
     });
-    const body = JSON.stringify(problem.toBody());
-    socket.end(
-      `HTTP/1.1 405 Method Not Allowed\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.end(rawProblem(problem, id));
   };
 }
 
@@ -298,6 +352,7 @@ export async function createTlsListener(
     socket.once('close', () => sockets.delete(socket));
   });
   server.on('checkContinue', deferContinue(current.tls.http2 ? h2handler : handler));
+  server.on('checkExpectation', refuseExpectation(emit));
   server.on('clientError', onClientError(emit));
   server.on('connect', refuseConnect(emit));
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {

@@ -207,6 +207,29 @@ describe('proxy', () => {
     assert.match(text, /body-too-large/);
   });
 
+  test('another Expect gets 417 problem details with an instance and one event', async () => {
+    const before = gw.events.length;
+    const text = await raw(port, 'GET /a HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 417 /);
+    assert.match(text, /application\/problem\+json/);
+    const id = /x-request-id: ([0-9a-f-]{36})/i.exec(text)?.[1];
+    assert.ok(id, text);
+    assert.match(text, new RegExp(`"instance":"urn:rampart:request:${id}"`));
+    assert.deepEqual(
+      gw.events.slice(before).map((e) => [e.reason, e.request_id]),
+      [['expectation-failed', id]],
+    );
+  });
+
+  test('parser errors and CONNECT carry the request id as instance, matching their event', async () => {
+    const before = gw.events.length;
+    const text = await raw(port, 'GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    const id = /"instance":"urn:rampart:request:([0-9a-f-]{36})"/.exec(text)?.[1];
+    assert.ok(id, text);
+    assert.equal(gw.events.slice(before).find((e) => e.reason === 'malformed-request')?.request_id, id);
+  });
+
   test('Expect: 100-continue: an accepted request gets 100 Continue, then the body is forwarded', async () => {
     const text = await new Promise<string>((resolve, reject) => {
       const s = connect(port, '127.0.0.1');

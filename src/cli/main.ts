@@ -10,6 +10,13 @@ import { register as registerPassport } from './passport.ts';
 import { register as registerServe } from './serve.ts';
 import { register as registerTokens } from './tokens.ts';
 
+// `rampart config schema | head`: a reader that closes the pipe early ends the command quietly
+// (exit 0, as for other Unix filters) instead of an unhandled EPIPE stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command();
 program.name('rampart').description('Rampart: a zero-trust API security gateway').version('0.1.0');
 registerServe(program);

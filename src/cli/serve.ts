@@ -53,6 +53,8 @@ export interface ServeOptions {
   mtls?: string;
   /** `--client-ca FILE` (repeatable): CA bundle trusted for client certificates. */
   clientCa?: string[];
+  /** `--paranoia-level 1..4`: the inspection control's CRS-style paranoia level (default 1). */
+  paranoiaLevel?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -81,6 +83,7 @@ export function register(program: Command): void {
     .option('--tls-key <file>', 'zero-config: private key of --tls-cert (PEM)')
     .option('--mtls <mode>', 'zero-config: client certificates, require or optional (with --client-ca)')
     .option('--client-ca <file>', 'zero-config: CA bundle trusted for client certificates (repeatable)', collect, [])
+    .option('--paranoia-level <n>', 'zero-config: injection detection paranoia level, 1 (default) to 4; 2 is the level measured against OWASP CRS PL2')
     .option('--no-access-log', 'zero-config: no access-log line per request (security events are still logged)')
     .addOption(new Option('--no-controls', 'turn every control off (benchmark baseline only)').hideHelp())
     .action(async (o: ServeOptions) => {
@@ -96,6 +99,11 @@ export function sourceOf(o: ServeOptions): { configFile?: string; config?: unkno
   const workers = o.workers === undefined ? undefined : o.workers === 'auto' ? 'auto' : Number(o.workers);
   const controls: Record<string, unknown> = {};
   if (o.rateLimit !== undefined) controls.abuse = zeroConfigAbuse(o.rateLimit);
+  if (o.paranoiaLevel !== undefined) {
+    const pl = Number(o.paranoiaLevel);
+    if (!Number.isInteger(pl) || pl < 1 || pl > 4) throw new Error(`--paranoia-level: expected 1, 2, 3 or 4, got "${o.paranoiaLevel}"`);
+    controls.inspection = { paranoia_level: pl };
+  }
   if (o.issuer !== undefined || o.audience !== undefined) {
     if (o.issuer === undefined || o.audience === undefined) throw new Error('--issuer and --audience go together');
     controls.identity = identityZeroConfig({ issuer: o.issuer, audience: o.audience });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sourceOf } from '../../../src/cli/serve.ts';
 import { echoUpstream, startTestGateway, type TestGateway, type TestUpstream } from '../../helpers/gateway.ts';
 
 describe('inspection through a real gateway (on by default)', () => {
@@ -48,5 +49,30 @@ describe('inspection through a real gateway (on by default)', () => {
     const body = (await res.json()) as Record<string, unknown>;
     assert.equal(body.type, 'https://rampart.dev/problems/body-malformed');
     assert.equal(body.error, 'unexpected end of input at offset 5');
+  });
+});
+
+describe('zero-config --paranoia-level', () => {
+  it('sets the inspection paranoia level: a level-2 probe passes at the default and is refused at 2', async () => {
+    const up = await echoUpstream();
+    const at = (paranoiaLevel?: string) =>
+      (
+        sourceOf({ upstream: up.url, trustedProxy: [], controls: true, listen: '127.0.0.1:0', admin: '127.0.0.1:0', paranoiaLevel }) as {
+          config: Record<string, unknown>;
+        }
+      ).config;
+    const [one, two] = [await startTestGateway(at()), await startTestGateway(at('2'))];
+    try {
+      // `1=1` as a whole value: a tautology probe (CRS 942130, paranoia level 2)
+      assert.equal((await fetch(`${one.url}/x?a=1=1`)).status, 200);
+      const r = await fetch(`${two.url}/x?a=1=1`);
+      assert.equal(r.status, 403);
+      assert.equal(((await r.json()) as { detector: string }).detector, 'sqli');
+      assert.throws(() => at('5'), /--paranoia-level: expected 1, 2, 3 or 4/);
+    } finally {
+      await one.close(0);
+      await two.close(0);
+      await up.close();
+    }
   });
 });

@@ -164,7 +164,7 @@ export function deferContinue<Req, Res extends object>(handler: (req: Req, res: 
  * Without a listener Node would drop the connection silently.
  */
 export function refuseConnect(emit: (e: EventInput) => void) {
-  return (req: IncomingMessage, socket: import('node:stream').Duplex): void => {
+  return (req: IncomingMessage | Http2ServerRequest, socket: import('node:stream').Duplex | Http2ServerResponse): void => {
     const problem = new Problem(405, 'method-not-allowed', 'Method Not Allowed', {
       detail: 'CONNECT is not supported.',
       headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
@@ -180,7 +180,22 @@ export function refuseConnect(emit: (e: EventInput) => void) {
       method: 'CONNECT',
       client_ip: normalizeIp(req.socket.remoteAddress),
     });
-    socket.end(rawProblem(problem, id));
+    if (req.httpVersionMajor === 2) {
+      // HTTP/2 (RFC 9113 §8.5): the second argument is the stream's response, not a raw socket.
+      const res = socket as Http2ServerResponse;
+      const body = JSON.stringify(problem.toBody(id));
+      res.writeHead(405, {
+        'content-type': PROBLEM_CONTENT_TYPE,
+        'content-length': String(Buffer.byteLength(body)),
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        'x-request-id': id,
+        ...problem.headers,
+      });
+      res.end(body);
+      return;
+    }
+    (socket as import('node:stream').Duplex).end(rawProblem(problem, id));
   };
 }
 

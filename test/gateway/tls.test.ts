@@ -116,6 +116,27 @@ describe('HTTPS listener', () => {
     }
   });
 
+  test('HTTP/2 CONNECT is refused with a 405 problem response on its stream; the session survives', async () => {
+    const s = await h2session(gw.url, { ca: ca.certPem, servername: 'localhost' });
+    try {
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const st = s.request({ ':method': 'CONNECT', ':authority': 'example.com:443' });
+        let status = 0;
+        let body = '';
+        st.on('response', (h) => (status = Number(h[':status'])));
+        st.setEncoding('utf8');
+        st.on('data', (c: string) => (body += c));
+        st.on('end', () => resolve({ status, body }));
+        st.on('error', reject);
+      });
+      assert.equal(status, 405);
+      assert.equal(JSON.parse(body).type, 'https://rampart.dev/problems/method-not-allowed');
+      assert.equal((await h2request(s, '/api/after-connect')).status, 200);
+    } finally {
+      s.close();
+    }
+  });
+
   test('a failed handshake (plain HTTP on the TLS port) is an event; the listener keeps serving', async () => {
     const before = gw.events.length;
     await new Promise<void>((resolve) => {

@@ -663,6 +663,133 @@ const PLAIN_SHAPES: readonly RegExp[] = [
   /^s,s[)]*o[s1]/, // 'admin', '1'='1
 ];
 
+/**
+ * Barewords the tokeniser leaves as `n` that are SQL syntax all the same (`for update`, `with rollup`,
+ * `on duplicate key`, `interval 1 day`): a run of them is no prose.
+ */
+const SQL_BAREWORDS = new Set(
+  'on for with by to key duplicate rollup lock share mode primary foreign references default if row rows only first next fetch nowait ignore temporary unsigned signed binary interval day hour minute second month year week microsecond dual nocase over partition window filter within returning conflict nothing do'.split(
+    ' ',
+  ),
+);
+/** Barewords that may stand right before a string literal: typed literals and introducers (`date '2024-01-01'`, `interval '1' day`). */
+const LITERAL_PREFIXES = new Set(['date', 'time', 'timestamp', 'interval', 'binary', 'n', 'x', 'b', 'e', 'u&']);
+/** Symbol operators that can also start an operand (unary signs, negation, placeholders). */
+const UNARY_OPERATORS = new Set(['-', '+', '!', '~', '?', '!!']);
+
+/**
+ * Whether the token stream after a quote break-out (`f`, a quoted-context stream; token 0 is the
+ * closed string) holds a syntax error before the end of the kept tokens or a comment: three
+ * barewords in a row (`[set github actions`), a bareword right before a string literal
+ * (`/docs/connect">…`, `create a release" endpoint`), two symbol operators where the second cannot
+ * start an operand (`](https://`). A continuation the database cannot parse is no working
+ * injection, whatever its first tokens look like: prose that happens to contain a quote. Linear in
+ * the (bounded) stream.
+ */
+export function brokenContinuation(f: Fingerprint): boolean {
+  const t = f.types;
+  const w = f.words;
+  let run = 0;
+  for (let k = 1; k < t.length; k++) {
+    const ty = t.charCodeAt(k);
+    // a comment ends what the database reads; after `;` a new statement starts (any grammar)
+    if (ty === 99 /* c */ || ty === 59 /* ; */) return false;
+    const word = w[k] as string;
+    if (ty === 110 /* n */) {
+      if (word === '`' || SQL_BAREWORDS.has(word)) run = 0;
+      else run = f.spaced[k] === true && run > 0 ? run + 1 : 1;
+      if (run >= 3) return true;
+      // (a quoted name that ends the value, `'msdasql'`, is a name, not a continuation)
+      if (
+        t.charCodeAt(k + 1) === 115 /* s */ &&
+        word !== '`' &&
+        !LITERAL_PREFIXES.has(word) &&
+        !word.startsWith('_') &&
+        !(k + 2 === t.length && w[k + 1] === '')
+      )
+        return true;
+      continue;
+    }
+    run = 0;
+    if (ty === 111 /* o */ && t.charCodeAt(k + 1) === 111 && /^[^a-z]/.test(word)) {
+      const w1 = w[k + 1] as string;
+      if (/^[^a-z]/.test(w1) && !UNARY_OPERATORS.has(w1) && word !== '::') return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Where the quote at `i` of `s` opens an HTML attribute value inside a start tag
+ * (`<a href="/docs/x">`, `<a href='#y'>`) whose value is one token (no whitespace, quotes,
+ * parentheses, `;`, `*` or `--`) closed by the same quote and then `>`, `/` or whitespace: the index
+ * of the closing quote, else -1. Such a quote is markup, not a break-out: the value is a URL or a
+ * name, and a `#` in it would only comment out the rest of the line. Looks back at most 128 characters.
+ */
+function attributeValueEnd(s: string, i: number): number {
+  if (s.charCodeAt(i - 1) !== 61 /* = */) return -1;
+  let j = i - 2;
+  const nameEnd = j;
+  while (j >= 0 && nameEnd - j < 32) {
+    const c = s.charCodeAt(j);
+    if ((c >= 97 && c <= 122) || c === 45 || c === 58 || c === 95 || (c >= 48 && c <= 57)) j--;
+    else break;
+  }
+  if (j === nameEnd || j < 0 || !isSpace(s.charCodeAt(j))) return -1;
+  const stop = Math.max(0, i - 128);
+  while (j >= stop && s.charCodeAt(j) !== 60 && s.charCodeAt(j) !== 62) j--;
+  if (j < stop || s.charCodeAt(j) !== 60) return -1;
+  const t0 = s.charCodeAt(j + 1);
+  if (!(t0 >= 97 && t0 <= 122)) return -1;
+  const q = s.charCodeAt(i);
+  for (let k = i + 1; k < s.length && k - i <= 512; k++) {
+    const c = s.charCodeAt(k);
+    if (c === q) {
+      const after = s.charCodeAt(k + 1);
+      return k > i + 1 && (after === 62 || after === 47 || isSpace(after)) ? k : -1;
+    }
+    if (
+      c <= 32 ||
+      c === 34 ||
+      c === 39 ||
+      c === 96 ||
+      c === 40 ||
+      c === 41 ||
+      c === 59 ||
+      c === 42 ||
+      c === 60 ||
+      c === 62 ||
+      (c === 45 && s.charCodeAt(k + 1) === 45)
+    )
+      return -1;
+  }
+  return -1;
+}
+
+/** Attribute values skipped at most before the quoted context is taken from where it stands. */
+const MAX_ATTRIBUTE_SKIPS = 16;
+
+/**
+ * The quoted-context stream of `s` for quote `q` ({@link fingerprint}), with HTML attribute values
+ * ({@link attributeValueEnd}) passed over: the first quote that does not open one is the break-out.
+ * `undefined` when every quote of that kind opens an attribute value (markup, no break-out).
+ */
+function quotedStream(s: string, q: "'" | '"'): Fingerprint | undefined {
+  let from = 0;
+  for (let n = 0; n < MAX_ATTRIBUTE_SKIPS; n++) {
+    const i = s.indexOf(q, from);
+    if (i === -1) return from === 0 ? fingerprint(s, q) : undefined;
+    if (i > 0 && s.charCodeAt(i - 1) === 92 /* escaped */) break;
+    const end = attributeValueEnd(s, i);
+    if (end === -1) break;
+    from = end + 1;
+  }
+  return fingerprint(from === 0 ? s : s.slice(from), q);
+}
+
+/** Keywords that may follow a closed string: clause words and CASE branches (`' from`, `' into outfile`, `' then`). */
+const AFTER_VALUE = new Set(['from', 'into', 'as', 'then', 'else', 'end', 'when', 'where', 'in', 'using', 'asc', 'desc', 'procedure']);
+
 /** A detected SQL injection. */
 export interface SqliHit {
   /** Evidence that matched, e.g. `'` + shape, `function:concat`, `stacked-query`. */
@@ -1160,12 +1287,22 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
   }
   for (const q of ["'", '"', '`'] as const) {
     if (s.indexOf(q) === -1) continue;
-    const r = fingerprint(s, q);
+    const r = q === '`' ? fingerprint(s, q) : quotedStream(s, q);
+    if (r === undefined) continue;
     if (r.attackFn) return { rule: `attack-function:${r.attackFn}`, fingerprint: r.fp, paranoia: 1 };
     if (r.sysvar && q !== '`') return { rule: `${q}:system-variable`, fingerprint: r.fp, paranoia: 1 };
+    // the database must be able to parse what follows the break-out: prose around a quote is no injection
+    if (q !== '`' && brokenContinuation(r)) continue;
     if (q !== '`') {
       for (const re of QUOTED_SHAPES) {
         if (!re.test(r.fp)) continue;
+        // `":60` probes a JSON string's end (CRS 942490): `:` is no SQL operator, so only at the start of the value
+        if (re === SON && r.words[r.fp.indexOf('o')] === ':' && s.charCodeAt(0) !== q.charCodeAt(0)) continue;
+        // `' from x`, `' into outfile`: only a keyword that can follow a value (not `"user"`, `"[set github`); `in` needs its list
+        if (re.source === '^s[)]*k[ns1(]') {
+          const kw = r.words[r.fp.indexOf('k')] as string;
+          if (!AFTER_VALUE.has(kw) || (kw === 'in' && r.fp[r.fp.indexOf('k') + 1] !== '(')) continue;
+        }
         // `id'is notes`: a word operator then a bareword needs more SQL after it
         if (
           re === SON &&

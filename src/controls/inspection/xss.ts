@@ -67,6 +67,12 @@ const URL_ATTRS = new Set([
   'style',
 ]);
 
+/**
+ * Two JavaScript `\u00XX` escapes of ASCII letters inside one identifier (`\u0076\u0061lue`): nothing
+ * but obfuscation spells a letter that way. Linear: `[a-z]*` and the backslash do not overlap.
+ */
+const ESCAPED_IDENTIFIER = /(?:\\u00(?:[46][1-9a-f]|[57][0-9a])[a-z0-9_$]*){2}/;
+
 /** A detected XSS pattern. */
 export interface XssHit {
   rule: string;
@@ -217,6 +223,8 @@ export function detectXss(s0: string): XssHit | undefined {
           return { rule: `xml-namespace:${attr}`, index: a0, paranoia: 1 };
         while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
         if (s.charCodeAt(k) === 61 /* = */) {
+          // `<input pattern="…">`: a validation regex an attacker sets to leak or lock input (CRS 941130)
+          if (attr === 'pattern') return { rule: 'attribute-vector:pattern', index: a0, paranoia: 1 };
           k++;
           while (k < n && (s.charCodeAt(k) === 32 || s.charCodeAt(k) === 9 || s.charCodeAt(k) === 10 || s.charCodeAt(k) === 13)) k++;
           const q = s.charCodeAt(k);
@@ -332,6 +340,11 @@ export function detectXss(s0: string): XssHit | undefined {
     const q = s.indexOf(a);
     if (q > 0 && /["'`]\s*$/.test(s.slice(Math.max(0, q - 3), q)) && /^\s*=/.test(s.slice(q + a.length, q + a.length + 4)))
       return { rule: 'attribute-breakout', index: q, paranoia: 1 };
+  }
+  // `\u0076\u0061l\u0075e\u004f\u0066`: an identifier spelt with JavaScript escapes of ASCII letters (CRS 941330, PL2)
+  if ((weak === undefined || weak.paranoia > 2) && s.indexOf('\\u00') !== -1) {
+    const m = ESCAPED_IDENTIFIER.exec(s);
+    if (m) weak = { rule: 'escaped-identifier', index: m.index, paranoia: 2 };
   }
   // script outside markup: DOM sinks and globals, JS obfuscation (CRS 941180, 941360, 941370, 941390, 941400)
   const js = jsEvidence(s);

@@ -1,0 +1,80 @@
+/**
+ * False positives of the SQL injection and XSS detectors on legitimate free text (Markdown and
+ * HTML prose from the Stripe, GitHub and Slack OpenAPI descriptions; bench/inspection/benign.ts), each
+ * rule beside a real attack it must keep catching.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { normalize } from '../../../src/controls/inspection/normalize.ts';
+import { detectSqli } from '../../../src/controls/inspection/sqli.ts';
+import { detectXss } from '../../../src/controls/inspection/xss.ts';
+
+/** The SQLi hit at or below `pl`, if any. */
+const sqli = (v: string, pl: number): string | undefined => {
+  const h = detectSqli(normalize(v), undefined, pl);
+  return h !== undefined && h.paranoia <= pl ? h.rule : undefined;
+};
+const xss = (v: string, pl: number): string | undefined => {
+  const h = detectXss(normalize(v));
+  return h !== undefined && h.paranoia <= pl ? h.rule : undefined;
+};
+const blocks = (f: (v: string, pl: number) => string | undefined, v: string, pl: number): void =>
+  assert.notEqual(f(v, pl), undefined, `not detected at PL${pl}: ${v}`);
+const passes = (f: (v: string, pl: number) => string | undefined, v: string, pl: number): void =>
+  assert.equal(f(v, pl), undefined, `false positive at PL${pl}: ${v}`);
+
+describe('sqli: a quote break-out needs a continuation the database can parse', () => {
+  it('prose quoting a link title or a phrase passes (three words in a row, a word before a string)', () => {
+    for (const pl of [1, 2]) {
+      passes(sqli, 'For more information, see "[Set GitHub Actions permissions for an organization](#set-github-actions-permissions)."', pl);
+      passes(sqli, 'a natural language description (ex. "in 15 minutes," or "every thursday")', pl);
+      passes(sqli, 'Creates a review comment. See "[Create an issue comment](https://docs.github.com/rest/issues#create)." for details', pl);
+      passes(sqli, 'The url is included in `upload_url` returned in the response of the "create a release" endpoint', pl);
+      passes(sqli, 'You must delete the new package that uses the deleted package\'s namespace first. See "[About permissions](https://x.y/z)"', pl);
+    }
+  });
+  it('the attacks with the same first tokens are still caught', () => {
+    blocks(sqli, '" or 1=1 --', 1);
+    blocks(sqli, "x' or 'a'='a", 1);
+    blocks(sqli, "1' and starts_with(password,\\$\\$t\\$\\$) and 'true", 1);
+    blocks(sqli, "';print'", 1); // a statement after `;` is not checked for prose
+    blocks(sqli, "'msdasql'", 1); // a quoted name that ends the value
+    blocks(sqli, "'alter a", 2);
+    blocks(sqli, "nice post' union select password from users --", 1);
+  });
+  it('a keyword right after the break-out must be one that can follow a value', () => {
+    passes(sqli, 'the user id, if type is set to "user"', 1);
+    passes(sqli, 'the user id, if type is set to "user"', 2);
+    blocks(sqli, "' from users where 1=1 --", 1);
+    blocks(sqli, "x' into outfile '/tmp/x", 1);
+  });
+  it('`:` breaks out only at the start of the value (a JSON key probe), not inside prose', () => {
+    passes(sqli, "The date and time, in ISO 8601 format':' YYYY-MM-DDTHH:MM:SSZ.", 1);
+    passes(sqli, 'typing `:strawberry:` renders ![:strawberry:](https://github.githubassets.com/x.png ":strawberry:").', 1);
+    blocks(sqli, '":60', 2);
+    blocks(sqli, '":"65', 2);
+  });
+  it('an HTML attribute value is markup, not a break-out', () => {
+    for (const pl of [1, 2]) {
+      passes(sqli, '<p>Returns a list of accounts connected via <a href="/docs/connect">Connect</a>. If not, the list is empty.</p>', pl);
+      passes(sqli, '<p>To preview the proration, use the <a href="#upcoming_invoice">upcoming invoice</a> endpoint.</p>', pl);
+      passes(sqli, "<p>See the <a href='#pay_invoice'>pay</a> endpoint.</p>", pl);
+    }
+    // a break-out after the attribute, or inside an attribute value that is not one token, still counts
+    blocks(sqli, '<a href="/">home</a>" or 1=1 --', 1);
+    blocks(sqli, '<a href=" or 1=1 -- ">x</a>', 1);
+    blocks(sqli, 'admin"#', 1);
+    blocks(sqli, "admin'--", 1);
+  });
+});
+
+describe('xss: rules that took over attacks the SQLi shapes caught by accident', () => {
+  it('`pattern=` in a tag (CRS 941130)', () => {
+    blocks(xss, '<input pattern="^a regex$">', 1);
+    passes(xss, 'the pattern = "^a regex$" matches', 2);
+  });
+  it('an identifier spelt with \\u00XX escapes (CRS 941330)', () => {
+    blocks(xss, '"in \\u0076\\u0061l\\u0075e\\u004F\\u0066=', 2);
+    passes(xss, 'escape < as \\u003c and > as \\u003e in JSON', 2);
+  });
+});

@@ -642,6 +642,32 @@ const QUOTED_SHAPES: readonly RegExp[] = [
   /^s[)]*k[ns1(]/, // ' from x   ' into outfile
 ];
 
+const VERB_KEYWORD_SHAPE = /^[(]*Ek[n1v(]/;
+const LIMIT_SHAPE = /^[1nsv)][)]*B[1n]/;
+/** Index in `f.types` of the first token after token `k` that is no comment. */
+function tokenAfter(f: Fingerprint, k: number): number {
+  let j = k + 1;
+  while (j < f.types.length && f.types.charCodeAt(j) === 99 /* c */) j++;
+  return j;
+}
+/** Keywords a statement verb takes next (`delete from`, `insert into`, `drop table`); verbs not listed take any. */
+function verbTakes(verb: string, kw: string): boolean {
+  switch (verb) {
+    case 'delete':
+      return kw === 'from';
+    case 'insert':
+    case 'replace':
+      return kw === 'into';
+    case 'drop':
+    case 'create':
+    case 'alter':
+    case 'truncate':
+    case 'rename':
+      return DDL_OBJECTS.has(kw) || kw === 'table';
+    default:
+      return true;
+  }
+}
 const PLAIN_SHAPES: readonly RegExp[] = [
   /^[1nv]?[)]*[1nsv]&[(]*[fv(]/, // 1 and sleep(5)   1 or (select
   /^[1nv]?[)]*[1nsv]&[(]*[1sv][)]*o/, // 1 or 1=1   x or 'a'='a
@@ -653,8 +679,8 @@ const PLAIN_SHAPES: readonly RegExp[] = [
   /U[(]*E/, // union select
   /;[(]*E/, // ; drop table
   /^[1nsv)]+;c?$/, // 1;--
-  /^[(]*Ek[n1v(]/, // delete from x ; drop table x ; insert into t
-  /^[1nsv)][)]*B[1n]/, // 1 order by 1
+  VERB_KEYWORD_SHAPE, // delete from x ; drop table x ; insert into t
+  LIMIT_SHAPE, // 1 order by 1
   /^[1s][)]*[1n]?c$/, // 1--  1/*
   /^[1nv][)]*o[(]*[1vs]&/, // 1=1 or
   /^[1sv][)]*o[(]*f[(]/, // 1+sleep(5)
@@ -916,7 +942,10 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
           if ((t1 === 'k' || t1 === 'n' || t1 === 'f') && DDL_OBJECTS.has(w1.trim()) && (word !== 'create' || t2 === 'n' || t2 === 'f')) {
             if (word !== 'create' || /[(]/.test(t.slice(k2, k2 + 3)) || w[k2 + 1] === 'as' || w[k2 + 1] === 'returns')
               return { rule: `ddl:${word}-${w1.trim()}`, paranoia: 1 };
-            weak = lower(weak, { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 });
+            // `create login links for …`: a name followed by more prose words is a sentence
+            const after = t[next(k2)];
+            if (word !== 'create' || after !== 'n' || /^(?:with|on|identified|if|from|as)$/.test(w[next(k2)] ?? ''))
+              weak = lower(weak, { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 });
           }
           if (word === 'drop' && t1 === 'n' && (t2 === ';' || t2 === 'c' || k2 >= m)) weak = lower(weak, { rule: 'ddl:drop', paranoia: 2 });
           break;
@@ -925,7 +954,14 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
           break;
         case 'exec':
         case 'execute':
-          if (/^(?:xp_|sp_|master\.|immediate)/.test(w1) || w1 === 'immediate' || t1 === 'v' || t1 === '(' || (t1 === 'f' && /^(?:xp_|sp_)/.test(w1)))
+          // `exec (@sql)`, `exec('select …')`: dynamic SQL is a string, a variable or a call (not `execute (e.g., …`)
+          if (
+            /^(?:xp_|sp_|master\.|immediate)/.test(w1) ||
+            w1 === 'immediate' ||
+            t1 === 'v' ||
+            (t1 === '(' && (k2 >= m || /[svf(]/.test(t2))) ||
+            (t1 === 'f' && /^(?:xp_|sp_)/.test(w1))
+          )
             return { rule: `exec:${w1.slice(0, 16)}`, paranoia: 1 };
           if (t1 === 'n' && (t2 === 'n' || k2 >= m)) weak = lower(weak, { rule: 'exec', paranoia: 2 });
           break;
@@ -1238,7 +1274,8 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
     // `` \`or`1 ``: the same with a back-quote (CRS 942522)
     if (q === '`' && s.indexOf('\\`') !== -1 && /^n[)]*&[(]*[1sn]/.test(fingerprint(s, q, false, false).fp))
       return { rule: '`:backslash-breakout', paranoia: 2 };
-    const r = fingerprint(s, q);
+    const r = q === '`' ? fingerprint(s, q) : quotedStream(s, q);
+    if (r === undefined) continue;
     // `" UNION A`, `' union/`: a quote then a set operator (CRS 942361, PL2); `' * from`: a quote, an operator and a clause
     if (
       q !== '`' &&
@@ -1246,6 +1283,8 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
         (/^s[)]*o[(]*k/.test(r.fp) && /^(?:from|where)$/.test(r.words[r.fp.indexOf('k')] ?? '')))
     )
       return { rule: `${q}:quote-${r.fp.includes('U') ? 'union' : 'clause'}`, paranoia: 2 };
+    // (past its first tokens, prose around a quote is no probe)
+    if (q !== '`' && brokenContinuation(r)) continue;
     // `x'+email--`, `id'is not-id--`: a quote, an operator, and a comment that ends the value (CRS 942520)
     if (q !== '`' && /^s[)]*o/.test(r.fp) && r.fp.endsWith('c')) return { rule: `${q}:operator-comment`, paranoia: 2 };
     // `a'or?--`: a quote, a logic operator, and a comment that ends the value (CRS 942521)
@@ -1270,7 +1309,19 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
 function detectIn(s: string, top: boolean): SqliHit | undefined {
   const plain = fingerprint(s, '', top);
   if (plain.attackFn) return { rule: `attack-function:${plain.attackFn}`, fingerprint: plain.fp, paranoia: 1 };
-  for (const re of PLAIN_SHAPES) if (re.test(plain.fp)) return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
+  for (const re of PLAIN_SHAPES) {
+    if (!re.test(plain.fp)) continue;
+    // `a limit ranging from`: `limit` takes a number; `delete all usage`: a statement verb and a keyword it cannot take
+    if (re === LIMIT_SHAPE) {
+      const b = plain.types.indexOf('B');
+      if (plain.words[b] === 'limit' && plain.types[tokenAfter(plain, b)] !== '1') continue;
+    }
+    if (re === VERB_KEYWORD_SHAPE) {
+      const e = plain.types.indexOf('E');
+      if (!verbTakes(plain.words[e] as string, plain.words[tokenAfter(plain, e)] ?? '')) continue;
+    }
+    return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
+  }
   // `1 or 1`, `1 or 1--`: a numeric tautology (not "2024 or 2025 model", not "true or false")
   if (/^1[)]*&[(]*1[)]*(?:c|;|$)/.test(plain.fp) && /^\d/.test(plain.words[0] as string) && plain.words[0] === plain.words[plain.types.indexOf('&') + 1])
     return { rule: 'numeric-tautology', fingerprint: plain.fp, paranoia: 1 };

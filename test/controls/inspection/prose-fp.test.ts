@@ -68,6 +68,34 @@ describe('sqli: a quote break-out needs a continuation the database can parse', 
   });
 });
 
+describe('sqli: statement verbs and clauses take their own grammar', () => {
+  it('`limit` takes a number', () => {
+    passes(sqli, 'A limit ranging from 1 to 100 (defaults to 10).', 1);
+    blocks(sqli, "1' limit 1,1 --", 1);
+    blocks(sqli, '1 order by 1', 1);
+  });
+  it('`delete` takes `from`, `insert` takes `into`', () => {
+    passes(sqli, "Delete all usage for the given subscription item. Allowed only when the current plan's `usage_type` is `metered`.", 1);
+    blocks(sqli, 'delete from users;--', 1);
+    blocks(sqli, '; drop table users', 1);
+  });
+  it('`exec (` runs a string, a variable or a call', () => {
+    passes(sqli, 'Specifies a task to execute (e.g., `deploy` or `deploy:migrations`).', 1);
+    blocks(sqli, "exec('select 1')", 1);
+    blocks(sqli, 'exec (@sql)', 1);
+    blocks(sqli, "execute('", 1);
+  });
+  it('`create login` followed by prose is a sentence', () => {
+    passes(sqli, '<p>Creates a single-use login link. You may only create login links for <a href="/docs/connect/express">Express accounts</a>.</p>', 2);
+    blocks(sqli, 'create login hacker with password = 1', 2);
+  });
+  it('a link whose fragment reads as a comment is no operator-comment probe', () => {
+    passes(sqli, '<p>For a sample request, see <a href="/docs/connect/account-balances#negative-balances">negative balances</a>.</p>', 2);
+    blocks(sqli, "x'-email--", 2);
+    blocks(sqli, "' * from = 1 id '9", 2);
+  });
+});
+
 describe('xss: rules that took over attacks the SQLi shapes caught by accident', () => {
   it('`pattern=` in a tag (CRS 941130)', () => {
     blocks(xss, '<input pattern="^a regex$">', 1);

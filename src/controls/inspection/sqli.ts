@@ -203,6 +203,9 @@ const COMMON_FUNCTIONS = new Set(
   'count max min sum avg left right time date day month year quarter values user version if iif in char field format insert default schema'.split(' '),
 );
 
+/** Of {@link COMMON_FUNCTIONS}, those SQL calls without arguments (MySQL `USER()`, `VERSION()`, `SCHEMA()`). */
+const NILADIC = new Set(['user', 'version', 'schema']);
+
 /** Names of system catalogues and sample databases: referring to them is reconnaissance (CRS 942140). */
 const CATALOGUES = [
   'information_schema',
@@ -694,7 +697,7 @@ const PLAIN_SHAPES: readonly RegExp[] = [
  * `on duplicate key`, `interval 1 day`): a run of them is no prose.
  */
 const SQL_BAREWORDS = new Set(
-  'on for with by to key duplicate rollup lock share mode primary foreign references default if row rows only first next fetch nowait ignore temporary unsigned signed binary interval day hour minute second month year week microsecond dual nocase over partition window filter within returning conflict nothing do'.split(
+  'on for with by key duplicate rollup lock share mode primary foreign references default if row rows only first next fetch nowait ignore temporary unsigned signed binary interval day hour minute second month year week microsecond dual nocase over partition window filter within returning conflict nothing do'.split(
     ' ',
   ),
 );
@@ -830,6 +833,43 @@ function lower<T extends { paranoia: number }>(a: T | undefined, b: T): T {
   return a === undefined || b.paranoia < a.paranoia ? b : a;
 }
 
+/** What may follow `is` / `is not`: a truth value. */
+const IS_OPERANDS = new Set(['null', 'true', 'false', 'unknown']);
+/** What may follow `not` as an infix: a word operator or `in`/`exists`. */
+const NOT_OPERATORS = new Set(['like', 'rlike', 'regexp', 'glob', 'ilike', 'similar', 'between', 'in', 'exists', 'null', 'sounds']);
+
+/**
+ * Whether the operator at token `ko` of `f` has a right operand the grammar allows: `is [not]`
+ * takes null/true/false, `not` a word operator or `in`, any other operator an operand (a literal, a
+ * name, a variable, a call, a parenthesis, or a unary sign before one), or nothing when the value
+ * ends there (`xor 2 <`, a probe). Prose reads `and version is still available`, `or `x` is
+ * required`, `` or `failure`\n* **pending** ``: no comparison.
+ */
+function comparisonRest(f: Fingerprint, ko: number, next: (k: number) => number): boolean {
+  const t = f.types;
+  const w = f.words;
+  const op = w[ko] as string;
+  const kr = next(ko);
+  // the value ends at the operator (not the kept window)
+  if (kr >= t.length) return t.length < MAX_STREAM;
+  const r = w[kr] as string;
+  if (op === 'is') return IS_OPERANDS.has(r) || (r === 'not' && IS_OPERANDS.has(w[next(kr)] ?? ''));
+  if (op === 'not') return NOT_OPERATORS.has(r);
+  // `:` is no SQL operator (`or subtrees: `x``)
+  if (op === ':') return false;
+  const tr = t[kr] as string;
+  // a name that ends with a full stop ends a sentence (`or one-time. <`)
+  if (tr === 'n' && r.endsWith('.')) return false;
+  if (tr === 'o' && UNARY_OPERATORS.has(r)) return /[1snvf(]/.test(t[next(kr)] ?? '');
+  if (!/[1snvf(]/.test(tr)) return false;
+  const ka = next(kr);
+  // `the <code>`: `<`, a word and `>` without spaces are a tag
+  if (op === '<' && tr === 'n' && !f.spaced[kr] && w[ka] === '>' && !f.spaced[ka]) return false;
+  // `or off-session while`, `and new/pending proration`: an operand then another word is a sentence
+  if (tr !== 'f' && tr !== '(' && (t[ka] === 'n' || t[ka] === 'f') && f.spaced[ka] === true && !SQL_BAREWORDS.has((w[ka] as string).trimEnd())) return false;
+  return true;
+}
+
 /**
  * Token-sequence evidence over a plain-context stream (compare CRS 942xxx). Returns the rule name
  * and paranoia level of the first (lowest-level) match.
@@ -860,7 +900,11 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if (SQL_SPECIFIC.has(name)) {
         if (!CODE_WORDS.has(name)) return { rule: `function:${name}`, paranoia: 1 };
         if (!spacedCall) return { rule: `function:${name}`, paranoia: 1 };
-      } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) weak = lower(weak, { rule: `function:${name}`, paranoia: 2 });
+      } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) {
+        // `user()`, `version()` take no argument: `user(s)` is an English plural
+        const k2 = next(k1);
+        if (!(NILADIC.has(name) && k2 < m && t[k2] !== ')')) weak = lower(weak, { rule: `function:${name}`, paranoia: 2 });
+      }
       // `in (0,1)`, `in ('a','b')`, `in (select`: a SQL list (CRS 942120, PL2)
       if (name === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak = lower(weak, { rule: 'in-list', paranoia: 2 });
       continue;
@@ -1026,7 +1070,10 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if ((word === 'order by' || word === 'group by') && (t1 === 'n' || t1 === '1')) {
         const t2 = t[next(k1)];
         if (t2 === ';' || t2 === 'c' || t2 === 'B') return { rule: word.replace(' ', '-'), paranoia: 1 };
-        weak = lower(weak, { rule: word.replace(' ', '-'), paranoia: 2 });
+        // a sort key ends the clause, or a list, direction, limit or operator follows; prose goes on with words
+        // (`order by creation date`, `order by id.`, `order by `created` or `effective_at``)
+        const sentence = (t1 === 'n' && w1.endsWith('.')) || t2 === 'n' || t2 === 'f' || t2 === '&' || t2 === 's';
+        if (!sentence) weak = lower(weak, { rule: word.replace(' ', '-'), paranoia: 2 });
       }
       if (word === 'limit' && t1 === '1' && t[next(k1)] === ',') weak = lower(weak, { rule: 'limit', paranoia: 2 });
       continue;
@@ -1056,7 +1103,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     if (ty === '&' && (k === 0 || t[k - 1] === ')' || t[k - 1] === '1' || t[k - 1] === 's' || t[k - 1] === 'n')) {
       // chained conditions: `and x = 1`, `|| c == '`, `&& (l=!0)`, `xor 2 <`
       const k2 = t1 === '(' ? next(k1) : k1;
-      if (/[n1sv]/.test(t[k2] ?? '') && t[next(k2)] === 'o') weak = lower(weak, { rule: 'chained-condition', paranoia: 2 });
+      if (/[n1sv]/.test(t[k2] ?? '') && t[next(k2)] === 'o' && !(t[k2] === 'n' && (w[k2] as string).endsWith('.')) && comparisonRest(f, next(k2), next))
+        weak = lower(weak, { rule: 'chained-condition', paranoia: 2 });
     }
   }
   return weak;

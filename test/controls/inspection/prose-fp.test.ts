@@ -96,6 +96,34 @@ describe('sqli: statement verbs and clauses take their own grammar', () => {
   });
 });
 
+describe('sqli PL2: a chained condition, a sort key and a call need their SQL grammar', () => {
+  it('`is` takes null/true/false, `not` a word operator, `:` is no operator, a sentence goes on with words', () => {
+    passes(sqli, 'The same package namespace and version is still available and not reused for a new package.', 2);
+    passes(sqli, 'default: `desc` when sort is `created` or sort is not specified, otherwise `asc`.', 2);
+    passes(sqli, 'Either `view_id` or `external_id` is required.', 2);
+    passes(sqli, 'Enable it for off-session payments or off-session while the customer is away.', 2);
+    passes(sqli, 'Returns objects or subtrees: `0`, `1`.', 2);
+    passes(sqli, 'charged once or one-time. <p>More</p>', 2);
+    passes(sqli, 'Pass <code>ending_before</code> and the <code>limit</code> to page.', 2);
+    blocks(sqli, 'and x = 1', 2);
+    blocks(sqli, 'xor 2 <', 2);
+    blocks(sqli, "or 'a' <", 2);
+    blocks(sqli, 'pay=AND 6698=(', 2);
+  });
+  it('`order by` then a sort key that a sentence goes on from is prose', () => {
+    passes(sqli, 'By default, review comments are in ascending order by id.', 2);
+    passes(sqli, 'The objects are sorted in descending order by creation date, with the most recent first.', 2);
+    passes(sqli, 'The results are in reverse chronological order by `created` or `effective_at`. The default is `created`.', 2);
+    blocks(sqli, "1' order by 3--", 1);
+    blocks(sqli, "x' order by name", 2);
+  });
+  it('`user(s)` is a plural; `user(` and `user()` are calls', () => {
+    passes(sqli, 'The ID of the public or private channel to invite user(s) to.', 2);
+    blocks(sqli, 'user(', 2);
+    blocks(sqli, 'select(user(', 2);
+  });
+});
+
 describe('xss: rules that took over attacks the SQLi shapes caught by accident', () => {
   it('`pattern=` in a tag (CRS 941130)', () => {
     blocks(xss, '<input pattern="^a regex$">', 1);

@@ -134,3 +134,19 @@ describe('xss: rules that took over attacks the SQLi shapes caught by accident',
     passes(xss, 'escape < as \\u003c and > as \\u003e in JSON', 2);
   });
 });
+
+describe('xss PL2: a plain link is no HTML-injection evidence', () => {
+  it('an <a> with an http(s), site-path or anchor href and link attributes only passes', () => {
+    passes(xss, 'You can create a <a href="https://dashboard.stripe.com/coupons">coupon</a> in the Dashboard.', 2);
+    passes(xss, '<p>With <a href="/docs/connect" title="Connect">Connect</a> or <a href="#balance">balance</a>.</p>', 2);
+    passes(xss, "Here's a video: <a href=\\x22https://www.youtube.com/watch?v=", 2);
+  });
+  it('links to other schemes, protocol-relative hosts, bare words or with other attributes still count', () => {
+    blocks(xss, '<a href="test"', 2);
+    blocks(xss, '<a href="//evil.example/x">x</a>', 2);
+    blocks(xss, '<a href="/docs" style="position:fixed">x</a>', 2);
+    blocks(xss, '<a href="javascript:alert(1)">x</a>', 1);
+    blocks(xss, '<a href=\\x22javascript:alert(1)\\x22>x</a>', 1);
+    blocks(xss, '<a href="https://x.example/" onclick="alert(1)">x</a>', 1);
+  });
+});

@@ -850,8 +850,8 @@ function comparisonRest(f: Fingerprint, ko: number, next: (k: number) => number)
   const w = f.words;
   const op = w[ko] as string;
   const kr = next(ko);
-  // the value ends at the operator (not the kept window)
-  if (kr >= t.length) return t.length < MAX_STREAM;
+  // the value ends at the operator (not the kept window); a `?` that ends it ends a question
+  if (kr >= t.length) return t.length < MAX_STREAM && op !== '?';
   const r = w[kr] as string;
   if (op === 'is') return IS_OPERANDS.has(r) || (r === 'not' && IS_OPERANDS.has(w[next(kr)] ?? ''));
   if (op === 'not') return NOT_OPERATORS.has(r);

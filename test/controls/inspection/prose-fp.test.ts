@@ -105,6 +105,7 @@ describe('sqli PL2: a chained condition, a sort key and a call need their SQL gr
     passes(sqli, 'Returns objects or subtrees: `0`, `1`.', 2);
     passes(sqli, 'charged once or one-time. <p>More</p>', 2);
     passes(sqli, 'Pass <code>ending_before</code> and the <code>limit</code> to page.', 2);
+    passes(sqli, "Do you mean 'bananas' or 'banana'?", 2);
     blocks(sqli, 'and x = 1', 2);
     blocks(sqli, 'xor 2 <', 2);
     blocks(sqli, "or 'a' <", 2);

@@ -203,6 +203,9 @@ const COMMON_FUNCTIONS = new Set(
   'count max min sum avg left right time date day month year quarter values user version if iif in char field format insert default schema'.split(' '),
 );
 
+/** Of {@link COMMON_FUNCTIONS}, those SQL calls without arguments (MySQL `USER()`, `VERSION()`, `SCHEMA()`). */
+const NILADIC = new Set(['user', 'version', 'schema']);
+
 /** Names of system catalogues and sample databases: referring to them is reconnaissance (CRS 942140). */
 const CATALOGUES = [
   'information_schema',
@@ -642,6 +645,32 @@ const QUOTED_SHAPES: readonly RegExp[] = [
   /^s[)]*k[ns1(]/, // ' from x   ' into outfile
 ];
 
+const VERB_KEYWORD_SHAPE = /^[(]*Ek[n1v(]/;
+const LIMIT_SHAPE = /^[1nsv)][)]*B[1n]/;
+/** Index in `f.types` of the first token after token `k` that is no comment. */
+function tokenAfter(f: Fingerprint, k: number): number {
+  let j = k + 1;
+  while (j < f.types.length && f.types.charCodeAt(j) === 99 /* c */) j++;
+  return j;
+}
+/** Keywords a statement verb takes next (`delete from`, `insert into`, `drop table`); verbs not listed take any. */
+function verbTakes(verb: string, kw: string): boolean {
+  switch (verb) {
+    case 'delete':
+      return kw === 'from';
+    case 'insert':
+    case 'replace':
+      return kw === 'into';
+    case 'drop':
+    case 'create':
+    case 'alter':
+    case 'truncate':
+    case 'rename':
+      return DDL_OBJECTS.has(kw) || kw === 'table';
+    default:
+      return true;
+  }
+}
 const PLAIN_SHAPES: readonly RegExp[] = [
   /^[1nv]?[)]*[1nsv]&[(]*[fv(]/, // 1 and sleep(5)   1 or (select
   /^[1nv]?[)]*[1nsv]&[(]*[1sv][)]*o/, // 1 or 1=1   x or 'a'='a
@@ -653,8 +682,8 @@ const PLAIN_SHAPES: readonly RegExp[] = [
   /U[(]*E/, // union select
   /;[(]*E/, // ; drop table
   /^[1nsv)]+;c?$/, // 1;--
-  /^[(]*Ek[n1v(]/, // delete from x ; drop table x ; insert into t
-  /^[1nsv)][)]*B[1n]/, // 1 order by 1
+  VERB_KEYWORD_SHAPE, // delete from x ; drop table x ; insert into t
+  LIMIT_SHAPE, // 1 order by 1
   /^[1s][)]*[1n]?c$/, // 1--  1/*
   /^[1nv][)]*o[(]*[1vs]&/, // 1=1 or
   /^[1sv][)]*o[(]*f[(]/, // 1+sleep(5)
@@ -662,6 +691,133 @@ const PLAIN_SHAPES: readonly RegExp[] = [
   /^E[n1]+;?c$/, // drop x;--
   /^s,s[)]*o[s1]/, // 'admin', '1'='1
 ];
+
+/**
+ * Barewords the tokeniser leaves as `n` that are SQL syntax all the same (`for update`, `with rollup`,
+ * `on duplicate key`, `interval 1 day`): a run of them is no prose.
+ */
+const SQL_BAREWORDS = new Set(
+  'on for with by key duplicate rollup lock share mode primary foreign references default if row rows only first next fetch nowait ignore temporary unsigned signed binary interval day hour minute second month year week microsecond dual nocase over partition window filter within returning conflict nothing do'.split(
+    ' ',
+  ),
+);
+/** Barewords that may stand right before a string literal: typed literals and introducers (`date '2024-01-01'`, `interval '1' day`). */
+const LITERAL_PREFIXES = new Set(['date', 'time', 'timestamp', 'interval', 'binary', 'n', 'x', 'b', 'e', 'u&']);
+/** Symbol operators that can also start an operand (unary signs, negation, placeholders). */
+const UNARY_OPERATORS = new Set(['-', '+', '!', '~', '?', '!!']);
+
+/**
+ * Whether the token stream after a quote break-out (`f`, a quoted-context stream; token 0 is the
+ * closed string) holds a syntax error before the end of the kept tokens or a comment: three
+ * barewords in a row (`[set github actions`), a bareword right before a string literal
+ * (`/docs/connect">…`, `create a release" endpoint`), two symbol operators where the second cannot
+ * start an operand (`](https://`). A continuation the database cannot parse is no working
+ * injection, whatever its first tokens look like: prose that happens to contain a quote. Linear in
+ * the (bounded) stream.
+ */
+export function brokenContinuation(f: Fingerprint): boolean {
+  const t = f.types;
+  const w = f.words;
+  let run = 0;
+  for (let k = 1; k < t.length; k++) {
+    const ty = t.charCodeAt(k);
+    // a comment ends what the database reads; after `;` a new statement starts (any grammar)
+    if (ty === 99 /* c */ || ty === 59 /* ; */) return false;
+    const word = w[k] as string;
+    if (ty === 110 /* n */) {
+      if (word === '`' || SQL_BAREWORDS.has(word)) run = 0;
+      else run = f.spaced[k] === true && run > 0 ? run + 1 : 1;
+      if (run >= 3) return true;
+      // (a quoted name that ends the value, `'msdasql'`, is a name, not a continuation)
+      if (
+        t.charCodeAt(k + 1) === 115 /* s */ &&
+        word !== '`' &&
+        !LITERAL_PREFIXES.has(word) &&
+        !word.startsWith('_') &&
+        !(k + 2 === t.length && w[k + 1] === '')
+      )
+        return true;
+      continue;
+    }
+    run = 0;
+    if (ty === 111 /* o */ && t.charCodeAt(k + 1) === 111 && /^[^a-z]/.test(word)) {
+      const w1 = w[k + 1] as string;
+      if (/^[^a-z]/.test(w1) && !UNARY_OPERATORS.has(w1) && word !== '::') return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Where the quote at `i` of `s` opens an HTML attribute value inside a start tag
+ * (`<a href="/docs/x">`, `<a href='#y'>`) whose value is one token (no whitespace, quotes,
+ * parentheses, `;`, `*` or `--`) closed by the same quote and then `>`, `/` or whitespace: the index
+ * of the closing quote, else -1. Such a quote is markup, not a break-out: the value is a URL or a
+ * name, and a `#` in it would only comment out the rest of the line. Looks back at most 128 characters.
+ */
+function attributeValueEnd(s: string, i: number): number {
+  if (s.charCodeAt(i - 1) !== 61 /* = */) return -1;
+  let j = i - 2;
+  const nameEnd = j;
+  while (j >= 0 && nameEnd - j < 32) {
+    const c = s.charCodeAt(j);
+    if ((c >= 97 && c <= 122) || c === 45 || c === 58 || c === 95 || (c >= 48 && c <= 57)) j--;
+    else break;
+  }
+  if (j === nameEnd || j < 0 || !isSpace(s.charCodeAt(j))) return -1;
+  const stop = Math.max(0, i - 128);
+  while (j >= stop && s.charCodeAt(j) !== 60 && s.charCodeAt(j) !== 62) j--;
+  if (j < stop || s.charCodeAt(j) !== 60) return -1;
+  const t0 = s.charCodeAt(j + 1);
+  if (!(t0 >= 97 && t0 <= 122)) return -1;
+  const q = s.charCodeAt(i);
+  for (let k = i + 1; k < s.length && k - i <= 512; k++) {
+    const c = s.charCodeAt(k);
+    if (c === q) {
+      const after = s.charCodeAt(k + 1);
+      return k > i + 1 && (after === 62 || after === 47 || isSpace(after)) ? k : -1;
+    }
+    if (
+      c <= 32 ||
+      c === 34 ||
+      c === 39 ||
+      c === 96 ||
+      c === 40 ||
+      c === 41 ||
+      c === 59 ||
+      c === 42 ||
+      c === 60 ||
+      c === 62 ||
+      (c === 45 && s.charCodeAt(k + 1) === 45)
+    )
+      return -1;
+  }
+  return -1;
+}
+
+/** Attribute values skipped at most before the quoted context is taken from where it stands. */
+const MAX_ATTRIBUTE_SKIPS = 16;
+
+/**
+ * The quoted-context stream of `s` for quote `q` ({@link fingerprint}), with HTML attribute values
+ * ({@link attributeValueEnd}) passed over: the first quote that does not open one is the break-out.
+ * `undefined` when every quote of that kind opens an attribute value (markup, no break-out).
+ */
+function quotedStream(s: string, q: "'" | '"'): Fingerprint | undefined {
+  let from = 0;
+  for (let n = 0; n < MAX_ATTRIBUTE_SKIPS; n++) {
+    const i = s.indexOf(q, from);
+    if (i === -1) return from === 0 ? fingerprint(s, q) : undefined;
+    if (i > 0 && s.charCodeAt(i - 1) === 92 /* escaped */) break;
+    const end = attributeValueEnd(s, i);
+    if (end === -1) break;
+    from = end + 1;
+  }
+  return fingerprint(from === 0 ? s : s.slice(from), q);
+}
+
+/** Keywords that may follow a closed string: clause words and CASE branches (`' from`, `' into outfile`, `' then`). */
+const AFTER_VALUE = new Set(['from', 'into', 'as', 'then', 'else', 'end', 'when', 'where', 'in', 'using', 'asc', 'desc', 'procedure']);
 
 /** A detected SQL injection. */
 export interface SqliHit {
@@ -675,6 +831,43 @@ export interface SqliHit {
 /** Of two pieces of evidence, the one at the lower paranoia level (the first on a tie). */
 function lower<T extends { paranoia: number }>(a: T | undefined, b: T): T {
   return a === undefined || b.paranoia < a.paranoia ? b : a;
+}
+
+/** What may follow `is` / `is not`: a truth value. */
+const IS_OPERANDS = new Set(['null', 'true', 'false', 'unknown']);
+/** What may follow `not` as an infix: a word operator or `in`/`exists`. */
+const NOT_OPERATORS = new Set(['like', 'rlike', 'regexp', 'glob', 'ilike', 'similar', 'between', 'in', 'exists', 'null', 'sounds']);
+
+/**
+ * Whether the operator at token `ko` of `f` has a right operand the grammar allows: `is [not]`
+ * takes null/true/false, `not` a word operator or `in`, any other operator an operand (a literal, a
+ * name, a variable, a call, a parenthesis, or a unary sign before one), or nothing when the value
+ * ends there (`xor 2 <`, a probe). Prose reads `and version is still available`, `or `x` is
+ * required`, `` or `failure`\n* **pending** ``: no comparison.
+ */
+function comparisonRest(f: Fingerprint, ko: number, next: (k: number) => number): boolean {
+  const t = f.types;
+  const w = f.words;
+  const op = w[ko] as string;
+  const kr = next(ko);
+  // the value ends at the operator (not the kept window); a `?` that ends it ends a question
+  if (kr >= t.length) return t.length < MAX_STREAM && op !== '?';
+  const r = w[kr] as string;
+  if (op === 'is') return IS_OPERANDS.has(r) || (r === 'not' && IS_OPERANDS.has(w[next(kr)] ?? ''));
+  if (op === 'not') return NOT_OPERATORS.has(r);
+  // `:` is no SQL operator (`or subtrees: `x``)
+  if (op === ':') return false;
+  const tr = t[kr] as string;
+  // a name that ends with a full stop ends a sentence (`or one-time. <`)
+  if (tr === 'n' && r.endsWith('.')) return false;
+  if (tr === 'o' && UNARY_OPERATORS.has(r)) return /[1snvf(]/.test(t[next(kr)] ?? '');
+  if (!/[1snvf(]/.test(tr)) return false;
+  const ka = next(kr);
+  // `the <code>`: `<`, a word and `>` without spaces are a tag
+  if (op === '<' && tr === 'n' && !f.spaced[kr] && w[ka] === '>' && !f.spaced[ka]) return false;
+  // `or off-session while`, `and new/pending proration`: an operand then another word is a sentence
+  if (tr !== 'f' && tr !== '(' && (t[ka] === 'n' || t[ka] === 'f') && f.spaced[ka] === true && !SQL_BAREWORDS.has((w[ka] as string).trimEnd())) return false;
+  return true;
 }
 
 /**
@@ -707,7 +900,11 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if (SQL_SPECIFIC.has(name)) {
         if (!CODE_WORDS.has(name)) return { rule: `function:${name}`, paranoia: 1 };
         if (!spacedCall) return { rule: `function:${name}`, paranoia: 1 };
-      } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) weak = lower(weak, { rule: `function:${name}`, paranoia: 2 });
+      } else if (COMMON_FUNCTIONS.has(name) && !spacedCall) {
+        // `user()`, `version()` take no argument: `user(s)` is an English plural
+        const k2 = next(k1);
+        if (!(NILADIC.has(name) && k2 < m && t[k2] !== ')')) weak = lower(weak, { rule: `function:${name}`, paranoia: 2 });
+      }
       // `in (0,1)`, `in ('a','b')`, `in (select`: a SQL list (CRS 942120, PL2)
       if (name === 'in' && t1 === '(' && /^[1s](?:,[1s])|^E/.test(t.slice(k1 + 1, k1 + 4))) weak = lower(weak, { rule: 'in-list', paranoia: 2 });
       continue;
@@ -789,7 +986,10 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
           if ((t1 === 'k' || t1 === 'n' || t1 === 'f') && DDL_OBJECTS.has(w1.trim()) && (word !== 'create' || t2 === 'n' || t2 === 'f')) {
             if (word !== 'create' || /[(]/.test(t.slice(k2, k2 + 3)) || w[k2 + 1] === 'as' || w[k2 + 1] === 'returns')
               return { rule: `ddl:${word}-${w1.trim()}`, paranoia: 1 };
-            weak = lower(weak, { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 });
+            // `create login links for …`: a name followed by more prose words is a sentence
+            const after = t[next(k2)];
+            if (word !== 'create' || after !== 'n' || /^(?:with|on|identified|if|from|as)$/.test(w[next(k2)] ?? ''))
+              weak = lower(weak, { rule: `ddl:${word}-${w1.trim()}`, paranoia: 2 });
           }
           if (word === 'drop' && t1 === 'n' && (t2 === ';' || t2 === 'c' || k2 >= m)) weak = lower(weak, { rule: 'ddl:drop', paranoia: 2 });
           break;
@@ -798,7 +998,14 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
           break;
         case 'exec':
         case 'execute':
-          if (/^(?:xp_|sp_|master\.|immediate)/.test(w1) || w1 === 'immediate' || t1 === 'v' || t1 === '(' || (t1 === 'f' && /^(?:xp_|sp_)/.test(w1)))
+          // `exec (@sql)`, `exec('select …')`: dynamic SQL is a string, a variable or a call (not `execute (e.g., …`)
+          if (
+            /^(?:xp_|sp_|master\.|immediate)/.test(w1) ||
+            w1 === 'immediate' ||
+            t1 === 'v' ||
+            (t1 === '(' && (k2 >= m || /[svf(]/.test(t2))) ||
+            (t1 === 'f' && /^(?:xp_|sp_)/.test(w1))
+          )
             return { rule: `exec:${w1.slice(0, 16)}`, paranoia: 1 };
           if (t1 === 'n' && (t2 === 'n' || k2 >= m)) weak = lower(weak, { rule: 'exec', paranoia: 2 });
           break;
@@ -863,7 +1070,10 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
       if ((word === 'order by' || word === 'group by') && (t1 === 'n' || t1 === '1')) {
         const t2 = t[next(k1)];
         if (t2 === ';' || t2 === 'c' || t2 === 'B') return { rule: word.replace(' ', '-'), paranoia: 1 };
-        weak = lower(weak, { rule: word.replace(' ', '-'), paranoia: 2 });
+        // a sort key ends the clause, or a list, direction, limit or operator follows; prose goes on with words
+        // (`order by creation date`, `order by id.`, `order by `created` or `effective_at``)
+        const sentence = (t1 === 'n' && w1.endsWith('.')) || t2 === 'n' || t2 === 'f' || t2 === '&' || t2 === 's';
+        if (!sentence) weak = lower(weak, { rule: word.replace(' ', '-'), paranoia: 2 });
       }
       if (word === 'limit' && t1 === '1' && t[next(k1)] === ',') weak = lower(weak, { rule: 'limit', paranoia: 2 });
       continue;
@@ -893,7 +1103,8 @@ function sequenceEvidence(f: Fingerprint): { rule: string; paranoia: number } | 
     if (ty === '&' && (k === 0 || t[k - 1] === ')' || t[k - 1] === '1' || t[k - 1] === 's' || t[k - 1] === 'n')) {
       // chained conditions: `and x = 1`, `|| c == '`, `&& (l=!0)`, `xor 2 <`
       const k2 = t1 === '(' ? next(k1) : k1;
-      if (/[n1sv]/.test(t[k2] ?? '') && t[next(k2)] === 'o') weak = lower(weak, { rule: 'chained-condition', paranoia: 2 });
+      if (/[n1sv]/.test(t[k2] ?? '') && t[next(k2)] === 'o' && !(t[k2] === 'n' && (w[k2] as string).endsWith('.')) && comparisonRest(f, next(k2), next))
+        weak = lower(weak, { rule: 'chained-condition', paranoia: 2 });
     }
   }
   return weak;
@@ -1111,7 +1322,8 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
     // `` \`or`1 ``: the same with a back-quote (CRS 942522)
     if (q === '`' && s.indexOf('\\`') !== -1 && /^n[)]*&[(]*[1sn]/.test(fingerprint(s, q, false, false).fp))
       return { rule: '`:backslash-breakout', paranoia: 2 };
-    const r = fingerprint(s, q);
+    const r = q === '`' ? fingerprint(s, q) : quotedStream(s, q);
+    if (r === undefined) continue;
     // `" UNION A`, `' union/`: a quote then a set operator (CRS 942361, PL2); `' * from`: a quote, an operator and a clause
     if (
       q !== '`' &&
@@ -1119,6 +1331,8 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
         (/^s[)]*o[(]*k/.test(r.fp) && /^(?:from|where)$/.test(r.words[r.fp.indexOf('k')] ?? '')))
     )
       return { rule: `${q}:quote-${r.fp.includes('U') ? 'union' : 'clause'}`, paranoia: 2 };
+    // (past its first tokens, prose around a quote is no probe)
+    if (q !== '`' && brokenContinuation(r)) continue;
     // `x'+email--`, `id'is not-id--`: a quote, an operator, and a comment that ends the value (CRS 942520)
     if (q !== '`' && /^s[)]*o/.test(r.fp) && r.fp.endsWith('c')) return { rule: `${q}:operator-comment`, paranoia: 2 };
     // `a'or?--`: a quote, a logic operator, and a comment that ends the value (CRS 942521)
@@ -1143,7 +1357,19 @@ function probeEvidence(s: string, plain: Fingerprint): { rule: string; paranoia:
 function detectIn(s: string, top: boolean): SqliHit | undefined {
   const plain = fingerprint(s, '', top);
   if (plain.attackFn) return { rule: `attack-function:${plain.attackFn}`, fingerprint: plain.fp, paranoia: 1 };
-  for (const re of PLAIN_SHAPES) if (re.test(plain.fp)) return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
+  for (const re of PLAIN_SHAPES) {
+    if (!re.test(plain.fp)) continue;
+    // `a limit ranging from`: `limit` takes a number; `delete all usage`: a statement verb and a keyword it cannot take
+    if (re === LIMIT_SHAPE) {
+      const b = plain.types.indexOf('B');
+      if (plain.words[b] === 'limit' && plain.types[tokenAfter(plain, b)] !== '1') continue;
+    }
+    if (re === VERB_KEYWORD_SHAPE) {
+      const e = plain.types.indexOf('E');
+      if (!verbTakes(plain.words[e] as string, plain.words[tokenAfter(plain, e)] ?? '')) continue;
+    }
+    return { rule: `plain:${re.source}`, fingerprint: plain.fp, paranoia: 1 };
+  }
   // `1 or 1`, `1 or 1--`: a numeric tautology (not "2024 or 2025 model", not "true or false")
   if (/^1[)]*&[(]*1[)]*(?:c|;|$)/.test(plain.fp) && /^\d/.test(plain.words[0] as string) && plain.words[0] === plain.words[plain.types.indexOf('&') + 1])
     return { rule: 'numeric-tautology', fingerprint: plain.fp, paranoia: 1 };
@@ -1160,12 +1386,22 @@ function detectIn(s: string, top: boolean): SqliHit | undefined {
   }
   for (const q of ["'", '"', '`'] as const) {
     if (s.indexOf(q) === -1) continue;
-    const r = fingerprint(s, q);
+    const r = q === '`' ? fingerprint(s, q) : quotedStream(s, q);
+    if (r === undefined) continue;
     if (r.attackFn) return { rule: `attack-function:${r.attackFn}`, fingerprint: r.fp, paranoia: 1 };
     if (r.sysvar && q !== '`') return { rule: `${q}:system-variable`, fingerprint: r.fp, paranoia: 1 };
+    // the database must be able to parse what follows the break-out: prose around a quote is no injection
+    if (q !== '`' && brokenContinuation(r)) continue;
     if (q !== '`') {
       for (const re of QUOTED_SHAPES) {
         if (!re.test(r.fp)) continue;
+        // `":60` probes a JSON string's end (CRS 942490): `:` is no SQL operator, so only at the start of the value
+        if (re === SON && r.words[r.fp.indexOf('o')] === ':' && s.charCodeAt(0) !== q.charCodeAt(0)) continue;
+        // `' from x`, `' into outfile`: only a keyword that can follow a value (not `"user"`, `"[set github`); `in` needs its list
+        if (re.source === '^s[)]*k[ns1(]') {
+          const kw = r.words[r.fp.indexOf('k')] as string;
+          if (!AFTER_VALUE.has(kw) || (kw === 'in' && r.fp[r.fp.indexOf('k') + 1] !== '(')) continue;
+        }
         // `id'is notes`: a word operator then a bareword needs more SQL after it
         if (
           re === SON &&

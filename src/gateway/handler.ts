@@ -239,6 +239,17 @@ export class RequestHandler {
         'gateway',
       );
     }
+    // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (smuggling vector).
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+      return reject(
+        {
+          action: 'deny',
+          severity: 'high',
+          problem: new Problem(400, 'malformed-request', 'Bad Request', { detail: 'Transfer-Encoding is not allowed in an HTTP/1.0 request.' }),
+        },
+        'gateway',
+      );
+    }
     // TRACE/TRACK echo the request, credentials included (cross-site tracing); never proxied.
     if (method === 'TRACE' || method === 'TRACK') {
       return reject(

@@ -207,6 +207,12 @@ describe('proxy', () => {
     assert.match(text, /body-too-large/);
   });
 
+  test('an HTTP/1.0 request with Transfer-Encoding has faulty framing: 400, not forwarded (RFC 9112 §6.1)', async () => {
+    const text = await raw(port, 'POST /a HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /malformed-request/);
+  });
+
   test('another Expect gets 417 problem details with an instance and one event', async () => {
     const before = gw.events.length;
     const text = await raw(port, 'GET /a HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n');

@@ -13,7 +13,10 @@
  * (naming the parser error); 400 `invalid-encoding` (malformed UTF-8, overlong forms); 400
  * structural codes (`json-limit-exceeded`, `json-number-out-of-range`, `prototype-pollution`, `duplicate-key`,
  * `xml-dtd-refused`, `xml-limit-exceeded`, `form-limit-exceeded`, `multipart-limit-exceeded`,
- * `parameter-limit-exceeded`); 415 `unsupported-charset`.
+ * `parameter-limit-exceeded`); 400 parser-disagreement codes (`content-type-ambiguous`,
+ * `multipart-part-ambiguous`, `method-override-refused`, `invalid-content-encoding`); 413
+ * `body-too-large` (a coded body decoding past the limit); 415 `unsupported-charset`,
+ * `unsupported-content-encoding`.
  * OWASP API Security Top 10 2023 API4/API7/API8; OWASP CRS 4 (anomaly scoring, paranoia levels).
  */
 import { z } from 'zod';

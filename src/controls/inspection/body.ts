@@ -8,9 +8,9 @@
  *   magnitudes are checked before anything is materialised, and prototype-pollution names
  *   (`__proto__`, `constructor`, `prototype`) are refused.
  * - XML: fast-xml-parser, with any DOCTYPE or ENTITY declaration refused first (XXE, billion laughs).
- * - application/x-www-form-urlencoded (WHATWG URL §5.1) and multipart/form-data (RFC 7578, busboy).
+ * - application/x-www-form-urlencoded (WHATWG URL §5.1) and multipart/form-data (RFC 7578, our own
+ *   parser: fields and files decided as backends decide them, ambiguous parts refused).
  */
-import busboy from 'busboy';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { CLASS, NORM } from './engine.ts';
 import { percentDecode } from './normalize.ts';
@@ -456,14 +456,35 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
     if (/nest/i.test(msg)) throw new BodyLimitError('xml-limit-exceeded', 'max_depth', `XML nesting exceeds depth ${limits.maxDepth}.`);
     throw new BodyParseError('xml', msg);
   }
-  // iterative walk over preserveOrder nodes: [{ tag: [children], ':@': { '@a': 'v' } }, { '#text': 't' }]
-  const stack: { nodes: unknown[]; idx: number; depth: number; pathLen: number }[] = [{ nodes: doc as unknown[], idx: 0, depth: 0, pathLen: 0 }];
+  // iterative walk over preserveOrder nodes: [{ tag: [children], ':@': { '@a': 'v' } }, { '#text': 't' }].
+  // Each open element also gathers its joined text content (DOM `textContent`: its text nodes and
+  // CDATA sections, and its child elements' text, in document order, comments and processing
+  // instructions dropped), which is inspected when it is made of two or more non-blank pieces: a
+  // payload split by `<![CDATA[`, `<?x?>` or a child element is seen whole, as the backend's DOM
+  // sees it. Text is appended once per open ancestor, so the work is at most `maxDepth` times the
+  // text length.
+  type Frame = { nodes: unknown[]; idx: number; depth: number; pathLen: number; joined: string; pieces: number };
+  const stack: Frame[] = [{ nodes: doc as unknown[], idx: 0, depth: 0, pathLen: 0, joined: '', pieces: 0 }];
   const path: PathStack = [];
   while (stack.length > 0) {
-    const top = stack[stack.length - 1] as (typeof stack)[number];
+    const top = stack[stack.length - 1] as Frame;
     if (top.idx >= top.nodes.length) {
       stack.pop();
-      path.length = stack.length > 0 ? (stack[stack.length - 1] as (typeof stack)[number]).pathLen : 0;
+      if (stack.length > 0) {
+        const parent = stack[stack.length - 1] as Frame;
+        if (top.pieces > 1) {
+          path.length = top.pathLen;
+          if (top.joined.length > limits.maxString)
+            throw new BodyLimitError('xml-limit-exceeded', 'max_string', `The text content of an XML element exceeds ${limits.maxString} characters.`);
+          if (visit(top.joined, false, path) === true) return;
+        }
+        // a child counts as one piece: a parent holding only it has the same text, not inspected twice
+        if (parent.depth > 0) {
+          parent.joined += top.joined;
+          if (top.pieces > 0) parent.pieces++;
+        }
+        path.length = parent.pathLen;
+      } else path.length = 0;
       continue;
     }
     const node = top.nodes[top.idx++] as Record<string, unknown>;
@@ -474,7 +495,11 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
         const t = String(val);
         if (t.length > limits.maxString)
           throw new BodyLimitError('xml-limit-exceeded', 'max_string', `An XML text node exceeds ${limits.maxString} characters.`);
-        if (t.trim() !== '' && visit(t, false, path) === true) return;
+        if (top.depth > 0) top.joined += t;
+        if (t.trim() !== '') {
+          top.pieces++;
+          if (visit(t, false, path) === true) return;
+        }
       } else if (k === ':@') {
         for (const [a, av] of Object.entries(val as Record<string, unknown>)) {
           path.push(a);
@@ -496,7 +521,7 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
             path.pop();
           }
         }
-        stack.push({ nodes: val, idx: 0, depth: top.depth + 1, pathLen: path.length });
+        stack.push({ nodes: val, idx: 0, depth: top.depth + 1, pathLen: path.length, joined: '', pieces: 0 });
         break;
       }
     }
@@ -513,14 +538,79 @@ export interface FormLimits {
   maxFileBytes: number;
 }
 
+/** Name rules of query strings and form bodies (urlencoded and multipart field names). */
+export interface NameRules {
+  /**
+   * Names refused as any segment of a parameter name split at `[`, `]` and `.` (`__proto__[x]`,
+   * `a[constructor][prototype]`, `__proto__.x`): the prototype-pollution names the JSON parser refuses.
+   */
+  forbiddenKeys?: ReadonlySet<string>;
+  /**
+   * The request's method when `_method` overrides are refused: a `_method` parameter (any case)
+   * whose value is a method name other than this one is refused. Absent: overrides allowed.
+   */
+  method?: string;
+}
+
+/**
+ * Checks a decoded parameter name against the prototype-pollution names: qs, jQuery-param and
+ * similar decoders build nested objects from `a[b][c]` and `a.b.c`, so `__proto__[isAdmin]=1`
+ * reaches `Object.prototype` (CWE-1321) in the backend unless refused here.
+ * @throws {BodyLimitError} `prototype-pollution`.
+ */
+export function checkParamName(name: string, forbidden: ReadonlySet<string> | undefined): void {
+  if (forbidden === undefined || forbidden.size === 0) return;
+  for (const k of forbidden) {
+    if (name.indexOf(k) === -1) continue;
+    for (const seg of name.split(/[[\].]/))
+      if (forbidden.has(seg))
+        throw new BodyLimitError('prototype-pollution', 'forbidden_keys', `The parameter name "${name.slice(0, 64)}" is not allowed (prototype pollution).`);
+    return;
+  }
+}
+
+/**
+ * A method name as `_method` carries it: 3 to 10 letters, any case (CRS 920650's `^[a-z]{3,10}$`;
+ * every method Symfony, Laravel and Rack accept there fits, from GET to PROPPATCH).
+ */
+const METHOD_NAME = /^[A-Za-z]{3,10}$/;
+
+/**
+ * Refuses a `_method` parameter (name compared case-insensitively) whose value names another HTTP
+ * method than the request's: Laravel, Symfony (`http_method_parameter_override`), Rails
+ * (Rack::MethodOverride) and express method-override run the named method, which the gateway
+ * never authorised (OWASP API5 Broken Function Level Authorization).
+ * @throws {BodyLimitError} `method-override-refused`.
+ */
+export function checkMethodOverride(name: string, value: string, method: string | undefined): void {
+  if (method === undefined || name.length !== 7 || name.toLowerCase() !== '_method') return;
+  const v = value.trim();
+  if (METHOD_NAME.test(v) && v.toUpperCase() !== method.toUpperCase())
+    throw new BodyLimitError(
+      'method-override-refused',
+      'allow_method_override',
+      `The parameter "${name}" asks for method ${v.toUpperCase()} on a ${method.toUpperCase()} request.`,
+    );
+}
+
 /**
  * Walks an application/x-www-form-urlencoded body or query string: names and values, each
  * percent-decoded once (`+` is a space).
  * @param strict reject malformed UTF-8 after percent-decoding (overlong forms included).
+ * @param rules prototype-pollution names and `_method` overrides to refuse ({@link NameRules}).
  * @throws {BodyParseError} kind `utf-8` on malformed UTF-8 (strict only).
- * @throws {BodyLimitError} `form-limit-exceeded` when there are more than `maxFields` pairs.
+ * @throws {BodyLimitError} `form-limit-exceeded` when there are more than `maxFields` pairs;
+ *   `prototype-pollution` or `method-override-refused` under `rules`.
  */
-export function walkUrlEncoded(text: string, maxFields: number, maxValueBytes: number, strict: boolean, visit: Visitor, pathPrefix: PathStack = []): void {
+export function walkUrlEncoded(
+  text: string,
+  maxFields: number,
+  maxValueBytes: number,
+  strict: boolean,
+  visit: Visitor,
+  pathPrefix: PathStack = [],
+  rules: NameRules = {},
+): void {
   if (text.length === 0) return;
   let start = 0;
   let count = 0;
@@ -540,6 +630,8 @@ export function walkUrlEncoded(text: string, maxFields: number, maxValueBytes: n
       const name = percentDecode(rawName, true, strict);
       const value = percentDecode(rawValue, true, strict);
       if (name === null || value === null) throw new BodyParseError('utf-8', `malformed UTF-8 in percent-encoded parameter ${count}`);
+      checkParamName(name, rules.forbiddenKeys);
+      checkMethodOverride(name, value, rules.method);
       path[last] = name;
       if (visit(name, true, path) === true) return;
       if (value !== '' && visit(value, false, path) === true) return;
@@ -548,59 +640,321 @@ export function walkUrlEncoded(text: string, maxFields: number, maxValueBytes: n
   }
 }
 
+/** A parsed media type (RFC 9110 §8.3.1): lower-cased type/subtype and parameters. */
+export interface MediaType {
+  /** `type/subtype`, lower-cased, without parameters (`''` when absent). */
+  type: string;
+  /** Parameters by lower-cased name; quoted-string values unquoted. */
+  params: Map<string, string>;
+  /** The first parameter name that appears twice (`boundary=A; boundary=B`): the value is ambiguous. */
+  duplicate?: string;
+}
+
 /**
- * Walks a multipart/form-data body (RFC 7578) with busboy: field names and values, and file part
- * names and filenames (file contents are not inspected).
- * @throws {BodyParseError} kind `multipart` on a malformed body.
- * @throws {BodyLimitError} `multipart-limit-exceeded` on a field, file or size limit.
+ * Parses a media type with its parameters (RFC 9110 §5.6.6 `parameters`: token `=` token or
+ * quoted-string). Lenient about white space and malformed parameters (skipped), strict about
+ * repetition: a parameter named twice is reported in `duplicate`, since parsers disagree on which
+ * one counts (busboy took the first boundary, Werkzeug takes the last).
  */
-export function walkMultipart(body: Buffer, contentType: string, limits: FormLimits, visit: Visitor): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (err?: Error): void => {
-      if (done) return;
-      done = true;
-      if (err) reject(err);
-      else resolve();
-    };
-    let bb: busboy.Busboy;
-    try {
-      bb = busboy({
-        headers: { 'content-type': contentType },
-        preservePath: true, // inspect the filename as sent (`../../x`), not its basename
-        limits: {
-          fields: limits.maxFields,
-          files: limits.maxFiles,
-          parts: limits.maxFields + limits.maxFiles,
-          fieldSize: limits.maxFieldBytes,
-          fileSize: limits.maxFileBytes,
-          fieldNameSize: 1024,
-          headerPairs: 64,
-        },
-      });
-    } catch (e) {
-      finish(new BodyParseError('multipart', (e as Error).message));
-      return;
+export function parseMediaType(value: string): MediaType {
+  const semi = value.indexOf(';');
+  const type = (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+  const params = new Map<string, string>();
+  const out: MediaType = { type, params };
+  if (semi === -1) return out;
+  const n = value.length;
+  let i = semi;
+  while (i < n) {
+    // at a ';'
+    i++;
+    while (i < n && (value[i] === ' ' || value[i] === '\t')) i++;
+    let j = i;
+    while (j < n && value[j] !== '=' && value[j] !== ';') j++;
+    const name = value.slice(i, j).trim().toLowerCase();
+    if (j >= n || value[j] === ';') {
+      i = j;
+      continue;
     }
-    const limit = (what: string) => () => finish(new BodyLimitError('multipart-limit-exceeded', what, `The multipart body exceeds the ${what} limit.`));
-    let stop = false;
-    bb.on('field', (name, value, info) => {
-      if (stop || done) return;
-      if (info.valueTruncated || info.nameTruncated) return limit('max_field_bytes')();
-      if (visit(name, true, [name]) === true || (value !== '' && visit(value, false, [name]) === true)) stop = true;
-    });
-    bb.on('file', (name, stream, info) => {
-      stream.on('limit', limit('max_file_bytes'));
-      stream.resume();
-      if (stop || done) return;
-      if (visit(name, true, [name]) === true) stop = true;
-      else if (info.filename && visit(info.filename, false, [name, 'filename']) === true) stop = true;
-    });
-    bb.on('fieldsLimit', limit('max_fields'));
-    bb.on('filesLimit', limit('max_files'));
-    bb.on('partsLimit', limit('max_parts'));
-    bb.on('error', (e: Error) => finish(new BodyParseError('multipart', e.message)));
-    bb.on('close', () => finish());
-    bb.end(body);
-  });
+    j++;
+    while (j < n && (value[j] === ' ' || value[j] === '\t')) j++;
+    let v = '';
+    if (value[j] === '"') {
+      j++;
+      while (j < n && value[j] !== '"') {
+        if (value[j] === '\\' && j + 1 < n) j++;
+        v += value[j];
+        j++;
+      }
+      j++;
+      while (j < n && value[j] !== ';') j++;
+    } else {
+      const e = value.indexOf(';', j);
+      const end = e === -1 ? n : e;
+      v = value.slice(j, end).trim();
+      j = end;
+    }
+    if (name !== '') {
+      if (params.has(name) && out.duplicate === undefined) out.duplicate = name;
+      params.set(name, v);
+    }
+    i = j;
+  }
+  return out;
+}
+
+/** Limits and rules of multipart bodies, and the parsers' limits for textual file contents. */
+export interface MultipartOptions extends FormLimits, NameRules {
+  json: JsonLimits;
+  xml: XmlLimits;
+}
+
+/** A part of a multipart body whose headers cannot be read one way only. */
+function ambiguous(message: string): BodyLimitError {
+  return new BodyLimitError('multipart-part-ambiguous', 'part_headers', message);
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Bytes of one part's header block. */
+const MAX_PART_HEADER_BYTES = 16 * 1024;
+const lenientUtf8 = new TextDecoder('utf-8');
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses the parameters of a part's `Content-Disposition` (RFC 7578 §4.2, RFC 6266 §4.1):
+ * `form-data; name="q"; filename="a.txt"`. Quoted strings take `\` escapes; `name*`/`filename*`
+ * (RFC 8187 `charset'lang'pct-encoded`) are decoded.
+ * @throws {BodyLimitError} `multipart-part-ambiguous` on a parameter named twice.
+ * @throws {BodyParseError} on a malformed parameter list.
+ */
+function parseDisposition(v: string): Map<string, string> {
+  const m = parseMediaType(v);
+  if (m.duplicate !== undefined) throw ambiguous(`A multipart part's Content-Disposition names "${m.duplicate}" twice.`);
+  for (const [k, val] of m.params) {
+    if (!k.endsWith('*')) continue;
+    const q1 = val.indexOf("'");
+    const q2 = q1 === -1 ? -1 : val.indexOf("'", q1 + 1);
+    if (q2 === -1) throw new BodyParseError('multipart', `malformed ${k} parameter`);
+    m.params.set(k, percentDecode(val.slice(q2 + 1), false) ?? val);
+  }
+  return m.params;
+}
+
+/** Media types whose contents are text a backend may parse or render. */
+function textualType(mt: string): boolean {
+  return (
+    mt.startsWith('text/') ||
+    mt === 'application/json' ||
+    mt.endsWith('+json') ||
+    mt === 'application/xml' ||
+    mt.endsWith('+xml') ||
+    mt === 'application/x-www-form-urlencoded' ||
+    mt === 'application/javascript' ||
+    mt === 'application/x-sh' ||
+    mt === 'application/sql' ||
+    mt === 'application/graphql'
+  );
+}
+
+/** Whether `buf` looks like text: no NUL or C0 control bytes but TAB, LF, FF, CR and ESC in its first 4 KB. */
+function sniffText(buf: Buffer): boolean {
+  const n = Math.min(buf.length, 4096);
+  for (let i = 0; i < n; i++) {
+    const c = buf[i] as number;
+    if (c < 32 && c !== 9 && c !== 10 && c !== 12 && c !== 13 && c !== 27) return false;
+  }
+  return true;
+}
+
+/**
+ * Inspects an uploaded file's contents when they are text: declared textual ({@link textualType})
+ * or, whatever the declared type, valid UTF-8 without control bytes. JSON (declared, or starting
+ * with `{`/`[`) and XML (declared) are walked with the body parsers under `path`; markup a browser
+ * renders (SVG, XHTML, HTML) and anything else textual is one text leaf at `path`. A textual file
+ * that does not parse is one text leaf too (an upload is not refused for its syntax), but
+ * prototype-pollution names in a JSON file are. Binary contents are not inspected.
+ */
+function walkFile(content: Buffer, mt: MediaType, path: PathStack, opts: MultipartOptions, visit: Visitor): boolean {
+  if (content.length === 0) return false;
+  const declared = textualType(mt.type);
+  let text: string;
+  const charset = mt.params.get('charset')?.toLowerCase();
+  if (declared && charset !== undefined && charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') {
+    try {
+      text = new TextDecoder(charset).decode(content);
+    } catch {
+      text = lenientUtf8.decode(content);
+    }
+  } else if (declared) text = lenientUtf8.decode(content);
+  else {
+    if (!sniffText(content)) return false;
+    try {
+      text = strictUtf8.decode(content);
+    } catch {
+      return false;
+    }
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const base = path.length;
+  let stopped = false;
+  const nested: Visitor = (v, isName, p, classes) => {
+    const full = p.length === 0 ? path : [...path.slice(0, base), ...p];
+    if (visit(v, isName, full, classes) === true) stopped = true;
+    return stopped;
+  };
+  const t = mt.type;
+  const markup = t === 'image/svg+xml' || t === 'application/xhtml+xml' || t === 'text/html';
+  try {
+    if (t === 'application/json' || t.endsWith('+json') || (!markup && (t === '' || !declared || t === 'text/plain') && looksLikeJsonText(text))) {
+      walkJson(text, opts.json, nested);
+      return stopped;
+    }
+    if (!markup && (t === 'application/xml' || t === 'text/xml' || t.endsWith('+xml'))) {
+      walkXml(text, opts.xml, nested);
+      return stopped;
+    }
+  } catch (e) {
+    if (e instanceof BodyLimitError && e.code === 'prototype-pollution') throw e;
+    if (!(e instanceof BodyParseError || e instanceof BodyLimitError)) throw e;
+    if (stopped) return true;
+  }
+  return visit(text, false, path) === true;
+}
+
+/** Whether the first non-white-space character opens a JSON object or array. */
+function looksLikeJsonText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10 || c === 13) continue;
+    return c === 123 || c === 91;
+  }
+  return false;
+}
+
+/**
+ * Walks a multipart/form-data body (RFC 7578, RFC 2046 §5.1.1) with our own parser, so that every
+ * part is read the way the common backends read it and nothing a backend would see is skipped:
+ *
+ * - A part is a file exactly when its Content-Disposition has a `filename` (or `filename*`)
+ *   parameter, as Werkzeug, PHP and Go decide; any other part is a field, whatever its
+ *   Content-Type (busboy made `application/octet-stream` parts files and skipped them).
+ * - Fields: name and value visited (value decoded as UTF-8, or the part's charset).
+ * - Files: name and filename(s) visited, and the contents when textual ({@link walkFile}).
+ * - Ambiguity is refused: a part with two Content-Disposition or Content-Type headers, or a
+ *   parameter named twice in one of them (`multipart-part-ambiguous`).
+ * - Names go through {@link checkParamName} and `_method` through {@link checkMethodOverride}.
+ *
+ * Linear: one boundary search (`Buffer.indexOf`) per part.
+ * @param boundary the `boundary` parameter of the request's Content-Type.
+ * @throws {BodyParseError} kind `multipart` on a malformed body.
+ * @throws {BodyLimitError} `multipart-limit-exceeded` on a field, file or size limit,
+ *   `multipart-part-ambiguous`, `prototype-pollution`, `method-override-refused`.
+ */
+export function walkMultipart(body: Buffer, boundary: string | undefined, opts: MultipartOptions, visit: Visitor): void {
+  if (boundary === undefined || boundary === '' || boundary.length > 70)
+    throw new BodyParseError('multipart', 'missing or invalid boundary parameter (RFC 2046 §5.1.1: 1 to 70 characters)');
+  const dash = Buffer.from(`--${boundary}`);
+  const delim = Buffer.from(`\r\n--${boundary}`);
+  const limit = (what: string): BodyLimitError => new BodyLimitError('multipart-limit-exceeded', what, `The multipart body exceeds the ${what} limit.`);
+  // the first delimiter: at the start, or after the preamble's CRLF
+  let pos = body.indexOf(dash);
+  while (pos > 0 && !(body[pos - 2] === 13 && body[pos - 1] === 10)) pos = body.indexOf(dash, pos + 1);
+  if (pos === -1) throw new BodyParseError('multipart', 'no boundary delimiter found');
+  // Werkzeug also splits at a boundary after a bare LF or CR, Go and PHP only after CRLF: such a
+  // boundary could hide a part (inside a binary file, to us) that one backend reads
+  for (let p = pos + 1; (p = body.indexOf(dash, p)) !== -1; p++) {
+    const before = body[p - 1];
+    if (before === 13 || (before === 10 && body[p - 2] !== 13))
+      throw ambiguous('A multipart boundary follows a bare LF or CR (parsers disagree whether it delimits a part).');
+  }
+  let fields = 0;
+  let files = 0;
+  for (;;) {
+    let i = pos + dash.length;
+    if (body[i] === 45 && body[i + 1] === 45) return; // close delimiter: the epilogue is ignored
+    while (body[i] === 32 || body[i] === 9) i++; // transport padding
+    if (!(body[i] === 13 && body[i + 1] === 10)) throw new BodyParseError('multipart', 'expected CRLF after a boundary delimiter');
+    i += 2;
+    // header block
+    let contentStart: number;
+    let headerText = '';
+    if (body[i] === 13 && body[i + 1] === 10) contentStart = i + 2;
+    else {
+      const e = body.indexOf(CRLFCRLF, i);
+      if (e === -1 || e - i > MAX_PART_HEADER_BYTES) {
+        if (e === -1 && body.length - i <= MAX_PART_HEADER_BYTES) throw new BodyParseError('multipart', 'unterminated part headers');
+        throw limit('max_header_bytes');
+      }
+      headerText = lenientUtf8.decode(body.subarray(i, e));
+      contentStart = e + 4;
+    }
+    // an empty part's delimiter may start with the header block's last CRLF: search from contentStart - 2
+    const end = body.indexOf(delim, contentStart - 2);
+    if (end === -1) throw new BodyParseError('multipart', 'unexpected end of the body (no closing boundary)');
+    const content = body.subarray(contentStart, Math.max(contentStart, end));
+    pos = end + 2;
+    // headers (RFC 5322 fields, obsolete folding joined)
+    let disposition: string | undefined;
+    let ctype: string | undefined;
+    let pairs = 0;
+    if (headerText !== '') {
+      const lines = headerText.split('\r\n');
+      for (let k = 0; k < lines.length; k++) {
+        let line = lines[k] as string;
+        while (k + 1 < lines.length && /^[ \t]/.test(lines[k + 1] as string)) line += ` ${(lines[++k] as string).trim()}`;
+        // a bare LF or CR ends a header line for Werkzeug, not for Go or PHP
+        if (line.indexOf('\n') !== -1 || line.indexOf('\r') !== -1) throw ambiguous('A multipart part header contains a bare LF or CR.');
+        const colon = line.indexOf(':');
+        if (colon <= 0) throw new BodyParseError('multipart', 'malformed part header line');
+        if (++pairs > 64) throw limit('header_pairs');
+        const hn = line.slice(0, colon).trim().toLowerCase();
+        const hv = line.slice(colon + 1).trim();
+        if (hn === 'content-disposition') {
+          if (disposition !== undefined) throw ambiguous('A multipart part has two Content-Disposition headers.');
+          disposition = hv;
+        } else if (hn === 'content-type') {
+          if (ctype !== undefined) throw ambiguous('A multipart part has two Content-Type headers.');
+          ctype = hv;
+        }
+      }
+    }
+    const disp = disposition === undefined ? undefined : parseDisposition(disposition);
+    const plainName = disp?.get('name');
+    const extName = disp?.get('name*');
+    if (plainName !== undefined && extName !== undefined && plainName !== extName)
+      throw ambiguous('A multipart part names two different fields (name and name*).');
+    const name = extName ?? plainName;
+    const filename = disp?.get('filename');
+    const extFilename = disp?.get('filename*');
+    const mt = parseMediaType(ctype ?? '');
+    if (mt.duplicate !== undefined) throw ambiguous(`A multipart part's Content-Type names "${mt.duplicate}" twice.`);
+    const isFile = filename !== undefined || extFilename !== undefined;
+    if (isFile) {
+      if (++files > opts.maxFiles) throw limit('max_files');
+      if (content.length > opts.maxFileBytes) throw limit('max_file_bytes');
+    } else {
+      if (++fields > opts.maxFields) throw limit('max_fields');
+      if (content.length > opts.maxFieldBytes) throw limit('max_field_bytes');
+    }
+    // a part without a name reaches no backend's form
+    if (name === undefined) continue;
+    if (name.length > 1024) throw limit('max_field_name_bytes');
+    checkParamName(name, opts.forbiddenKeys);
+    const path: PathStack = [name];
+    if (visit(name, true, path) === true) return;
+    if (isFile) {
+      if (filename !== undefined && filename !== '' && visit(filename, false, [name, 'filename']) === true) return;
+      if (extFilename !== undefined && extFilename !== filename && extFilename !== '' && visit(extFilename, false, [name, 'filename']) === true) return;
+      if (walkFile(content, mt, path, opts, visit)) return;
+    } else {
+      const charset = mt.params.get('charset')?.toLowerCase();
+      let value: string;
+      try {
+        value = charset === undefined || charset === 'utf-8' || charset === 'utf8' ? lenientUtf8.decode(content) : new TextDecoder(charset).decode(content);
+      } catch {
+        value = lenientUtf8.decode(content);
+      }
+      checkMethodOverride(name, value, opts.method);
+      if (value !== '' && visit(value, false, path) === true) return;
+    }
+  }
 }

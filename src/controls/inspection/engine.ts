@@ -392,9 +392,9 @@ const RUNNERS: readonly Runner[] = [
     url: true,
     run: (s, _n, mask) => ((mask & (SLASH | COLON)) === 0 && !LFI_DOT_WORDS.test(s) ? undefined : detectLfi(s)),
   },
-  { name: 'ssrf', needs: SLASH, names: false, url: true, run: (s) => detectSsrf(s) },
+  { name: 'ssrf', needs: SLASH, names: true, url: true, run: (s) => detectSsrf(s) },
   { name: 'nosql', needs: DOLLAR | DOT, names: true, run: (s, isName) => detectNosql(s, isName) },
-  { name: 'ssti', needs: BRACE | ANGLE | BRACKET, names: false, run: (s) => detectSsti(s) },
+  { name: 'ssti', needs: BRACE | ANGLE | BRACKET, names: true, run: (s) => detectSsti(s) },
   { name: 'ldap', needs: PAREN | STAR, names: false, run: (s) => detectLdap(s) },
 ];
 

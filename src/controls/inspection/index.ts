@@ -13,16 +13,20 @@
  * (naming the parser error); 400 `invalid-encoding` (malformed UTF-8, overlong forms); 400
  * structural codes (`json-limit-exceeded`, `json-number-out-of-range`, `prototype-pollution`, `duplicate-key`,
  * `xml-dtd-refused`, `xml-limit-exceeded`, `form-limit-exceeded`, `multipart-limit-exceeded`,
- * `parameter-limit-exceeded`); 415 `unsupported-charset`.
+ * `parameter-limit-exceeded`); 400 parser-disagreement codes (`content-type-ambiguous`,
+ * `multipart-part-ambiguous`, `method-override-refused`, `invalid-content-encoding`); 413
+ * `body-too-large` (a coded body decoding past the limit); 415 `unsupported-charset`,
+ * `unsupported-content-encoding`.
  * OWASP API Security Top 10 2023 API4/API7/API8; OWASP CRS 4 (anomaly scoring, paranoia levels).
  */
 import { z } from 'zod';
 import { defineControl } from '../../pipeline/control.ts';
 import type { RequestContext } from '../../pipeline/context.ts';
 import { Problem } from '../../pipeline/problem.ts';
-import type { Verdict } from '../../pipeline/verdict.ts';
+import type { Rejection, Verdict } from '../../pipeline/verdict.ts';
 import { deny } from '../../pipeline/verdict.ts';
-import { BodyLimitError, BodyParseError, type PathStack, walkJson, walkMultipart, walkUrlEncoded, walkXml } from './body.ts';
+import { CorruptEncodingError, DecodedTooLargeError, decodeBody, parseCoding } from '../../http/coding.ts';
+import { BodyLimitError, BodyParseError, type NameRules, type PathStack, parseMediaType, walkJson, walkMultipart, walkUrlEncoded, walkXml } from './body.ts';
 import { type CompiledExclusion, DETECTORS, type DetectorName, Engine, type Scan } from './engine.ts';
 import { detectRestrictedPath, detectRestrictedUpload } from './lfi.ts';
 import { normalize, percentDecode } from './normalize.ts';
@@ -91,6 +95,13 @@ export const inspectionSchema = z.strictObject({
     ]),
   cookies: z.boolean().default(true),
   /**
+   * Let a `_method` parameter (query, form or multipart field; any case) name another HTTP method
+   * than the request's. Off: such a request gets 400 `method-override-refused`, since Laravel,
+   * Symfony, Rails and express method-override would run the named method, which the gateway's
+   * controls never saw.
+   */
+  allow_method_override: z.boolean().default(false),
+  /**
    * Headers whose values are credentials: a detection there never carries a snippet (lower-case
    * names; any header whose name looks secret, e.g. `x-session-id`, is treated the same).
    */
@@ -124,6 +135,12 @@ export const inspectionSchema = z.strictObject({
        * UTF-8 is skipped.
        */
       inspect_unknown: z.boolean().default(false),
+      /**
+       * A request body in a content coding the gateway cannot decode (not `gzip`, `x-gzip`,
+       * `deflate`, `br` or `identity`, or several stacked): `refuse` (415
+       * `unsupported-content-encoding`) or `pass` (forwarded uninspected).
+       */
+      unknown_encoding: z.enum(['refuse', 'pass']).default('refuse'),
       json: z
         .strictObject({
           max_depth: z.number().int().min(1).max(512).default(32),
@@ -182,20 +199,22 @@ function pointer(path: PathStack): string {
 
 type BodyKind = 'json' | 'xml' | 'form' | 'multipart' | 'text' | 'unknown';
 
-/** Classifies a `Content-Type` value (RFC 9110 §8.3) by media type; charset returned separately. */
-function bodyKind(ct: string | undefined): { kind: BodyKind; charset: string | undefined } {
+/**
+ * Classifies a `Content-Type` value (RFC 9110 §8.3) by media type; charset, boundary and the first
+ * parameter named twice (ambiguous) returned separately.
+ */
+function bodyKind(ct: string | undefined): { kind: BodyKind; charset: string | undefined; boundary?: string; duplicate?: string } {
   if (ct === undefined || ct.trim() === '') return { kind: 'unknown', charset: undefined };
-  const semi = ct.indexOf(';');
-  const mt = (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase();
-  const m = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(ct);
-  const charset = m?.[1]?.toLowerCase();
+  const media = parseMediaType(ct);
+  const mt = media.type;
+  const charset = media.params.get('charset')?.toLowerCase();
   let kind: BodyKind = 'unknown';
   if (mt === 'application/json' || mt === 'text/json' || (mt.startsWith('application/') && mt.endsWith('+json'))) kind = 'json';
   else if (mt === 'application/xml' || mt === 'text/xml' || mt.endsWith('+xml')) kind = 'xml';
   else if (mt === 'application/x-www-form-urlencoded') kind = 'form';
   else if (mt === 'multipart/form-data') kind = 'multipart';
   else if (mt === 'text/plain') kind = 'text';
-  return { kind, charset };
+  return { kind, charset, boundary: media.params.get('boundary'), duplicate: media.duplicate };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -266,6 +285,27 @@ const SECRET_NAME =
 
 /** The snippet placeholder for a detection at a secret location. */
 export const REDACTED = '[REDACTED]';
+
+/** Titles of the structural rejections ({@link BodyLimitError} codes) that are not plain limits. */
+const RULE_TITLES: Record<string, string> = {
+  'prototype-pollution': 'Forbidden Member Name',
+  'duplicate-key': 'Duplicate Member Name',
+  'xml-dtd-refused': 'XML Declarations Refused',
+  'json-number-out-of-range': 'JSON Number Out of Range',
+  'method-override-refused': 'Method Override Refused',
+  'multipart-part-ambiguous': 'Ambiguous Multipart Part',
+};
+/** Structural rejections that are attack signs rather than oversize or odd input. */
+const HIGH_RULES = new Set(['prototype-pollution', 'xml-dtd-refused', 'method-override-refused', 'multipart-part-ambiguous']);
+
+/** The 400 rejection of a body (or query) that breaks a structural limit or rule. */
+function bodyRuleProblem(e: BodyLimitError, location = 'body'): Rejection {
+  return deny(
+    new Problem(400, e.code, RULE_TITLES[e.code] ?? 'Body Structure Limit Exceeded', { detail: e.message, extensions: { limit: e.limit, location } }),
+    HIGH_RULES.has(e.code) ? 'high' : 'low',
+    { limit: e.limit, location },
+  );
+}
 
 function tooLarge(what: string, limit: number, location: string): Problem {
   return new Problem(400, 'parameter-limit-exceeded', 'Request Parameter Too Large', {
@@ -344,6 +384,10 @@ export const inspectionControl = defineControl({
     }
     const snippetFor = (d: { location: string; snippet: string }): string => (secretLocation(d.location) ? REDACTED : d.snippet);
 
+    const forbiddenKeys = jsonLimits.forbiddenKeys;
+    /** Name rules of query and form parameters: prototype-pollution names, and `_method` unless allowed. */
+    const nameRules = (ctx: RequestContext): NameRules => ({ forbiddenKeys, method: cfg.allow_method_override ? undefined : ctx.method });
+
     function routeExclusions(ctx: RequestContext): CompiledExclusion[] {
       if (exclusions.length === 0) return [];
       const out: CompiledExclusion[] = [];
@@ -383,8 +427,14 @@ export const inspectionControl = defineControl({
       // query
       if (ctx.rawQuery !== '') {
         try {
-          walkUrlEncoded(ctx.rawQuery, L.query_params, L.query_value_bytes, true, (v, isName, path) =>
-            scan.inspect(v, isName, () => `query:${path[0] as string}`),
+          walkUrlEncoded(
+            ctx.rawQuery,
+            L.query_params,
+            L.query_value_bytes,
+            true,
+            (v, isName, path) => scan.inspect(v, isName, () => `query:${path[0] as string}`),
+            [],
+            nameRules(ctx),
           );
         } catch (e) {
           if (e instanceof BodyParseError)
@@ -393,6 +443,7 @@ export const inspectionControl = defineControl({
               'medium',
               { location: 'query' },
             );
+          if (e instanceof BodyLimitError && e.code !== 'form-limit-exceeded') return bodyRuleProblem(e, 'query');
           if (e instanceof BodyLimitError)
             return deny(
               new Problem(400, 'parameter-limit-exceeded', 'Too Many Parameters', { detail: `Query string: ${e.message}`, extensions: { limit: e.limit } }),
@@ -450,7 +501,32 @@ export const inspectionControl = defineControl({
       const h = ctx.headers;
       const cl = h['content-length'];
       if ((cl === undefined || cl === '0') && h['transfer-encoding'] === undefined) return undefined;
-      const { kind, charset } = bodyKind(h['content-type']);
+      const { kind, charset, boundary, duplicate } = bodyKind(h['content-type']);
+      if (duplicate !== undefined)
+        return deny(
+          new Problem(400, 'content-type-ambiguous', 'Ambiguous Content-Type', {
+            detail: `The Content-Type names the parameter "${duplicate.slice(0, 40)}" twice; parsers disagree on which one counts.`,
+            extensions: { parameter: duplicate.slice(0, 40) },
+          }),
+          'high',
+          { parameter: duplicate.slice(0, 40) },
+        );
+      // Content-Encoding (RFC 9110 §8.4): the body is inspected decoded, as the backend's body
+      // parser (express body-parser, Go, Werkzeug middleware) decodes it; the upstream gets the original bytes
+      const encoding = h['content-encoding'];
+      const coding = parseCoding(encoding);
+      if (coding === undefined) {
+        if (cfg.body.unknown_encoding === 'pass') return undefined;
+        const value = String(encoding).slice(0, 40);
+        return deny(
+          new Problem(415, 'unsupported-content-encoding', 'Unsupported Content Encoding', {
+            detail: `The request body's Content-Encoding "${value}" cannot be decoded for inspection (gzip, deflate and br can).`,
+            extensions: { encoding: value },
+          }),
+          'medium',
+          { encoding: value },
+        );
+      }
       const max = Math.min(cfg.body.max_bytes ?? ctx.maxBodyBytes, ctx.maxBodyBytes);
       if (kind === 'unknown' && !cfg.body.inspect_unknown) {
         // Many backends parse JSON whatever the declared type: a body of missing or unknown type is
@@ -460,8 +536,34 @@ export const inspectionControl = defineControl({
         const len = Number(cl);
         if (!(len > 0 && len <= max)) return undefined;
       }
-      const buf = await ctx.body.read(max);
+      let buf = await ctx.body.read(max);
       if (buf.length === 0) return undefined;
+      if (coding !== null) {
+        try {
+          buf = (await decodeBody(buf, coding, max)) as Buffer;
+        } catch (e) {
+          if (e instanceof DecodedTooLargeError)
+            return deny(
+              new Problem(413, 'body-too-large', 'Content Too Large', {
+                detail: `The request body decodes (Content-Encoding ${coding}) to more than ${max} bytes.`,
+                extensions: { limit: max, encoding: coding },
+              }),
+              'medium',
+              { limit: max, encoding: coding },
+            );
+          if (e instanceof CorruptEncodingError)
+            return deny(
+              new Problem(400, 'invalid-content-encoding', 'Invalid Content Encoding', {
+                detail: `The request body is not valid ${coding} data: ${e.message}.`,
+                extensions: { encoding: coding },
+              }),
+              'medium',
+              { encoding: coding },
+            );
+          throw e;
+        }
+        if (buf.length === 0) return undefined;
+      }
       // one location function for the whole body (not a closure per leaf): it reads the path of the leaf being inspected
       let leafPath: PathStack = [];
       const location = (): string => `body:${pointer(leafPath)}`;
@@ -471,7 +573,7 @@ export const inspectionControl = defineControl({
       };
       try {
         if (kind === 'multipart') {
-          await walkMultipart(buf, h['content-type'] as string, formLimits, visit);
+          walkMultipart(buf, boundary, { ...formLimits, ...nameRules(ctx), json: jsonLimits, xml: xmlLimits }, visit);
           return undefined;
         }
         let text: string;
@@ -506,8 +608,22 @@ export const inspectionControl = defineControl({
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
         if (kind === 'json') walkJson(text, jsonLimits, visit);
         else if (kind === 'xml') walkXml(text, xmlLimits, visit);
-        else if (kind === 'form') walkUrlEncoded(text, formLimits.maxFields, formLimits.maxFieldBytes, true, visit);
-        else if (!looksLikeJson(text)) scan.inspect(text, false, () => 'body:');
+        else if (kind === 'form') {
+          // one field without `=` holding JSON (`{"url":"..."}` posted as a form): clients that
+          // mislabel JSON, and backends that parse the lone key as JSON, see a document
+          if (text.indexOf('=') === -1 && text.indexOf('&') === -1) {
+            const lone = percentDecode(text, true, false);
+            if (lone !== null && looksLikeJson(lone)) {
+              try {
+                walkJson(lone, jsonLimits, visit);
+              } catch (e) {
+                if (!(e instanceof BodyParseError)) throw e;
+              }
+              if (scan.blocked && engine.opts.stopAtThreshold) return undefined;
+            }
+          }
+          walkUrlEncoded(text, formLimits.maxFields, formLimits.maxFieldBytes, true, visit, [], nameRules(ctx));
+        } else if (!looksLikeJson(text)) scan.inspect(text, false, () => 'body:');
         else {
           // text/plain or unknown type holding JSON: inspect it as JSON when it parses, else as one text leaf
           try {
@@ -535,21 +651,7 @@ export const inspectionControl = defineControl({
           );
         }
         if (e instanceof BodyLimitError) {
-          const title =
-            e.code === 'prototype-pollution'
-              ? 'Forbidden Member Name'
-              : e.code === 'duplicate-key'
-                ? 'Duplicate Member Name'
-                : e.code === 'xml-dtd-refused'
-                  ? 'XML Declarations Refused'
-                  : e.code === 'json-number-out-of-range'
-                    ? 'JSON Number Out of Range'
-                    : 'Body Structure Limit Exceeded';
-          return deny(
-            new Problem(400, e.code, title, { detail: e.message, extensions: { limit: e.limit } }),
-            e.code === 'prototype-pollution' || e.code === 'xml-dtd-refused' ? 'high' : 'low',
-            { limit: e.limit },
-          );
+          return bodyRuleProblem(e);
         }
         if (e instanceof RangeError) {
           // stack exhaustion or similar in a parser: refuse the body, never crash

@@ -601,12 +601,4 @@ export async function minimalFragment(stage: RequestStage, text: string): Promis
   return words.slice(lo, hi).join('').trim();
 }
 
-/** FNV-1a (32-bit) of a string: a deterministic sampling order (as bench/inspection/crs.ts splits cases). */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
+export { fnv1a } from './corpus.ts';

@@ -107,3 +107,13 @@ export function loadCorpus(root: string): CorpusCase[] {
   }
   return out;
 }
+
+/** FNV-1a (32-bit) of a string: the deterministic tune/holdout split of the corpus and sampling orders. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}

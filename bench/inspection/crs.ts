@@ -31,7 +31,7 @@ import { RequestContext } from '../../src/pipeline/context.ts';
 import { Problem } from '../../src/pipeline/problem.ts';
 import type { RequestStage } from '../../src/pipeline/stage.ts';
 import { MemoryStore } from '../../src/state/memory.ts';
-import { type CorpusCase, loadCorpus } from './corpus.ts';
+import { type CorpusCase, fnv1a, loadCorpus } from './corpus.ts';
 import { runAll, startNginx } from './modsec.ts';
 
 const args = process.argv.slice(2);
@@ -52,15 +52,6 @@ for (const sp of splits) if (sp !== 'tune' && sp !== 'holdout' && sp !== 'all') 
 const missesPl = Number(opt('--pl') ?? 1);
 const crsCache = opt('--crs-cache');
 
-/** FNV-1a (32-bit) of a case id: the deterministic tune/holdout split. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
 /** The half a case belongs to. */
 const halfOf = (id: string): 'tune' | 'holdout' => (fnv1a(id) % 2 === 0 ? 'tune' : 'holdout');
 

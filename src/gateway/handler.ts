@@ -16,7 +16,7 @@ import type { Dispatcher } from 'undici';
 import type { EventInput } from '../events/event.ts';
 import { RequestContext, type TlsInfo } from '../pipeline/context.ts';
 import { PROBLEM_CONTENT_TYPE, Problem } from '../pipeline/problem.ts';
-import type { RequestOutcome } from '../pipeline/stage.ts';
+import type { RequestOutcome, RequestStage } from '../pipeline/stage.ts';
 import type { Rejection } from '../pipeline/verdict.ts';
 import { deriveForwarded, normalizeIp, stripHopByHop, upstreamRequestHeaders } from '../proxy/headers.ts';
 import type { Target } from '../proxy/upstream.ts';
@@ -292,36 +292,38 @@ export class RequestHandler {
 
     // 2. Route: deny by default.
     api = compiled.route(facts.host, path);
-    if (api === undefined) {
-      // The gateway-wide network floor applies here too: a denied client learns nothing of the routes.
-      for (const stage of compiled.unrouted) {
-        ctx ??= new RequestContext(
-          {
-            id,
-            req,
-            method,
-            target,
-            clientIp: facts.clientIp,
-            peerIp,
-            scheme: facts.proto,
-            host: facts.host,
-            tls,
-            apiName: '-',
-            body: new RequestBody(req, () => 0, meter),
-            emit,
-            signal: ac.signal,
-          },
-          0,
-        );
+    const contextFor = (apiName: string, body: RequestBody, maxBody: number): RequestContext =>
+      new RequestContext(
+        { id, req, method, target, clientIp: facts.clientIp, peerIp, scheme: facts.proto, host: facts.host, tls, apiName, body, emit, signal: ac.signal },
+        maxBody,
+      );
+    /** Runs request stages in order; true when the request was answered (refused or failed). */
+    const runStages = async (stages: readonly RequestStage[], c: RequestContext): Promise<boolean> => {
+      for (const stage of stages) {
         let r: Rejection | undefined;
         try {
-          const v = stage.run(ctx);
+          const v = stage.run(c);
           r = v instanceof Promise ? await v : v;
         } catch (e) {
-          if (e instanceof Problem) r = { action: 'deny', problem: e, severity: 'medium' };
-          else return stageFailed(stage.control, 'request', e);
+          if (e instanceof Problem) r = { action: 'deny', problem: e, severity: e.status >= 500 ? 'high' : 'medium' };
+          else {
+            stageFailed(stage.control, 'request', e);
+            return true;
+          }
         }
-        if (r !== undefined) return reject(r, stage.control);
+        if (r !== undefined) {
+          reject(r, stage.control);
+          return true;
+        }
+        if (ac.signal.aborted) return true;
+      }
+      return false;
+    };
+    if (api === undefined) {
+      // The gateway-wide network floor applies here too: a denied client learns nothing of the routes.
+      if (compiled.unrouted.length > 0) {
+        ctx = contextFor('-', new RequestBody(req, () => 0, meter), 0);
+        if (await runStages(compiled.unrouted, ctx)) return;
       }
       return reject(
         { action: 'deny', severity: 'low', problem: new Problem(404, 'no-route', 'Not Found', { detail: 'No API is configured for this host and path.' }) },
@@ -331,41 +333,10 @@ export class RequestHandler {
 
     const owedContinue = (): void => sendContinue(res as unknown as ContinueCapable);
     const body = new RequestBody(req, () => (ctx ? ctx.maxBodyBytes : api!.defaultMaxBodyBytes), meter, owedContinue);
-    ctx = new RequestContext(
-      {
-        id,
-        req,
-        method,
-        target,
-        clientIp: facts.clientIp,
-        peerIp,
-        scheme: facts.proto,
-        host: facts.host,
-        tls,
-        apiName: api.name,
-        body,
-        emit,
-        signal: ac.signal,
-      },
-      api.defaultMaxBodyBytes,
-    );
+    ctx = contextFor(api.name, body, api.defaultMaxBodyBytes);
 
     // 3. Request stages in phase order.
-    for (const stage of api.requestStages) {
-      let r: Rejection | undefined;
-      try {
-        const v = stage.run(ctx);
-        r = v instanceof Promise ? await v : v;
-      } catch (e) {
-        if (e instanceof Problem) r = { action: 'deny', problem: e, severity: e.status >= 500 ? 'high' : 'medium' };
-        else {
-          stageFailed(stage.control, 'request', e);
-          return;
-        }
-      }
-      if (r !== undefined) return reject(r, stage.control);
-      if (ac.signal.aborted) return;
-    }
+    if (await runStages(api.requestStages, ctx)) return;
 
     // 4. Proxy.
     let upstreamPath = path;

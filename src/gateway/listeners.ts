@@ -105,17 +105,27 @@ export function refuseExpectation(emit: (e: EventInput) => void) {
       path: req.url,
       client_ip: normalizeIp(req.socket.remoteAddress),
     });
-    const body = JSON.stringify(problem.toBody(id));
-    res.writeHead(417, {
-      'content-type': PROBLEM_CONTENT_TYPE,
-      'content-length': String(Buffer.byteLength(body)),
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      'x-request-id': id,
-      connection: 'close',
-    });
-    res.end(body);
+    answerProblem(res, problem, id, true);
   };
+}
+
+/**
+ * Answers `problem` on a response object no request handler owns (417, HTTP/2 CONNECT): problem
+ * details with the request id as `instance` and `X-Request-Id`, `no-store`, `nosniff`.
+ */
+function answerProblem(res: ServerResponse | Http2ServerResponse, problem: Problem, id: string, close: boolean): void {
+  const body = JSON.stringify(problem.toBody(id));
+  const headers: Record<string, string | string[]> = {
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'content-length': String(Buffer.byteLength(body)),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'x-request-id': id,
+    ...problem.headers,
+  };
+  if (close) headers.connection = 'close';
+  (res as ServerResponse).writeHead(problem.status, headers);
+  res.end(body);
 }
 
 /**
@@ -182,17 +192,7 @@ export function refuseConnect(emit: (e: EventInput) => void) {
     });
     if (req.httpVersionMajor === 2) {
       // HTTP/2 (RFC 9113 §8.5): the second argument is the stream's response, not a raw socket.
-      const res = socket as Http2ServerResponse;
-      const body = JSON.stringify(problem.toBody(id));
-      res.writeHead(405, {
-        'content-type': PROBLEM_CONTENT_TYPE,
-        'content-length': String(Buffer.byteLength(body)),
-        'cache-control': 'no-store',
-        'x-content-type-options': 'nosniff',
-        'x-request-id': id,
-        ...problem.headers,
-      });
-      res.end(body);
+      answerProblem(socket as Http2ServerResponse, problem, id, false);
       return;
     }
     (socket as import('node:stream').Duplex).end(rawProblem(problem, id));

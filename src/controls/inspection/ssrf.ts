@@ -277,11 +277,15 @@ function cleanHost(s: string, start: number, end: number): string {
   return out;
 }
 
+/** Where the authority {@link checkAuthority} last read ends (a module variable: no result object per URL). */
+let authorityEnd = 0;
+
 /**
- * Classifies the host of the authority starting at `from` (after the scheme's slashes).
- * @returns the reason it is internal (or `undefined`) and where the authority ends.
+ * Classifies the host of the authority starting at `from` (after the scheme's slashes); sets
+ * {@link authorityEnd}.
+ * @returns the reason the host is internal, or `undefined`.
  */
-function checkAuthority(s: string, from: number): { why: string | undefined; end: number } {
+function checkAuthority(s: string, from: number): string | undefined {
   // authority: up to / \ ? # or a character no host has (space, quotes, angle brackets)
   let e = from;
   let dirty = false;
@@ -307,8 +311,8 @@ function checkAuthority(s: string, from: number): { why: string | undefined; end
     while (he < he0 && h.charCodeAt(he) !== 93) he++;
     he = he < he0 ? he + 1 : he0;
   } else while (he < he0 && h.charCodeAt(he) !== 58) he++;
-  const why = he > a && mayBeInternalHost(h, a, he) ? classifyHost(h.slice(a, he)) : undefined;
-  return { why, end: e };
+  authorityEnd = e;
+  return he > a && mayBeInternalHost(h, a, he) ? classifyHost(h.slice(a, he)) : undefined;
 }
 
 /** `/`, `\`, tab, LF or CR: what a special URL skips between `scheme:` and the authority. */
@@ -331,7 +335,7 @@ export function detectSsrf(s: string): SsrfHit | undefined {
   if (n > 2 && (s.charCodeAt(0) === 47 || s.charCodeAt(0) === 92) && (s.charCodeAt(1) === 47 || s.charCodeAt(1) === 92)) {
     let f = 2;
     while (f < n && isAuthoritySlash(s.charCodeAt(f))) f++;
-    const why = checkAuthority(s, f).why;
+    const why = checkAuthority(s, f);
     if (why !== undefined) return { rule: `internal-host:${why}`, index: 0, paranoia: 1 };
   }
   let c = s.indexOf(':');
@@ -352,9 +356,9 @@ export function detectSsrf(s: string): SsrfHit | undefined {
         while (from < n && isAuthoritySlash(s.charCodeAt(from))) from++;
       } else if (slashes && !(len === 4 && s.startsWith('file', a))) from = c + 3;
       if (from !== -1) {
-        const r = checkAuthority(s, from);
-        if (r.why !== undefined) return { rule: `internal-host:${r.why}`, index: a, paranoia: 1 };
-        if (r.end > next) next = r.end;
+        const why = checkAuthority(s, from);
+        if (why !== undefined) return { rule: `internal-host:${why}`, index: a, paranoia: 1 };
+        if (authorityEnd > next) next = authorityEnd;
       }
     }
     c = s.indexOf(':', next);

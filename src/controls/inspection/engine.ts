@@ -6,7 +6,7 @@
  */
 import { detectCmdi, detectCmdiBareWord, detectCmdiWords } from './cmdi.ts';
 import { detectLfi } from './lfi.ts';
-import { detectLdap, detectNosql, detectSsti } from './misc.ts';
+import { detectLdap, detectNosql, detectSsti, detectTemplateDirective } from './misc.ts';
 import { normalize } from './normalize.ts';
 import { detectSqli, detectSqliName, SQL_NAMES } from './sqli.ts';
 import { detectSsrf } from './ssrf.ts';
@@ -392,9 +392,16 @@ const RUNNERS: readonly Runner[] = [
     url: true,
     run: (s, _n, mask) => ((mask & (SLASH | COLON)) === 0 && !LFI_DOT_WORDS.test(s) ? undefined : detectLfi(s)),
   },
-  { name: 'ssrf', needs: SLASH, names: true, url: true, run: (s) => detectSsrf(s) },
+  // COLON: a special-scheme URL needs no slash (`http:10.0.0.1`, WHATWG URL Standard)
+  { name: 'ssrf', needs: SLASH | COLON, names: true, url: true, run: (s) => detectSsrf(s) },
   { name: 'nosql', needs: DOLLAR | DOT, names: true, run: (s, isName) => detectNosql(s, isName) },
-  { name: 'ssti', needs: BRACE | ANGLE | BRACKET, names: true, run: (s) => detectSsti(s) },
+  {
+    name: 'ssti',
+    needs: BRACE | ANGLE | BRACKET | HASH | DOLLAR,
+    names: true,
+    // `#set($x=…)`, `$class.inspect(…)`: Velocity directives need no brace or bracket
+    run: (s, _n, mask, paranoia) => ((mask & (BRACE | ANGLE | BRACKET)) !== 0 ? detectSsti(s, paranoia) : detectTemplateDirective(s, paranoia)),
+  },
   { name: 'ldap', needs: PAREN | STAR, names: false, run: (s) => detectLdap(s) },
 ];
 

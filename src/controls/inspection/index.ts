@@ -28,6 +28,7 @@ import { deny } from '../../pipeline/verdict.ts';
 import { CorruptEncodingError, DecodedTooLargeError, decodeBody, parseCoding } from '../../http/coding.ts';
 import { BodyLimitError, BodyParseError, type NameRules, type PathStack, parseMediaType, walkJson, walkMultipart, walkUrlEncoded, walkXml } from './body.ts';
 import { type CompiledExclusion, DETECTORS, type DetectorName, Engine, type Scan } from './engine.ts';
+import { fitsHeaderGrammar } from './headers.ts';
 import { detectRestrictedPath, detectRestrictedUpload } from './lfi.ts';
 import { normalize, percentDecode } from './normalize.ts';
 
@@ -57,9 +58,11 @@ export const inspectionSchema = z.strictObject({
   /** Request headers inspected besides `Cookie` (lower-case names; `*` = all but `skip_headers`). */
   headers: z.array(z.string().toLowerCase()).default(['*']),
   /**
-   * Headers never inspected when `headers` has `*`: opaque credentials and structured protocol
-   * fields. `Authorization`/`Proxy-Authorization` are inspected by their grammar (see
-   * {@link credentialParts}) unless listed here.
+   * Headers not inspected when `headers` has `*` and their value fits the header's grammar
+   * (structured protocol fields, opaque keys: see `headers.ts`); a value that does not fit is
+   * inspected (`Accept-Language: ../../etc/passwd`). Names without a known grammar are skipped
+   * whatever their value. `Cookie` is inspected per cookie (`cookies`). `Authorization`/
+   * `Proxy-Authorization` are inspected by their grammar (see {@link credentialParts}) unless listed here.
    */
   skip_headers: z
     .array(z.string().toLowerCase())
@@ -239,10 +242,28 @@ const AUTH_SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 const AUTH_PARAM = /^[ \t]*([A-Za-z][A-Za-z0-9_-]{0,63})[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^,"\s]*))[ \t]*(?:,|$)/;
 
 /**
+ * The user-id of a Basic credential (RFC 7617 §2: base64 of `user-id ":" password`), or the whole
+ * decoded text when it has no colon; `undefined` when the bytes are not UTF-8 (an opaque token sent
+ * under the Basic scheme). The password is never returned: passwords legitimately hold quotes, `--`
+ * and anything else a detector reads as syntax, and the server compares it, it does not parse it.
+ */
+function basicUserId(token: string): string | undefined {
+  let text: string;
+  try {
+    text = utf8.decode(Buffer.from(token, 'base64'));
+  } catch {
+    return undefined;
+  }
+  const colon = text.indexOf(':');
+  return colon === -1 ? text : text.slice(0, colon);
+}
+
+/**
  * The parts of an `Authorization` value worth inspecting (RFC 9110 §11.4: `auth-scheme [ 1*SP (
- * token68 / #auth-param ) ]`). A well-formed `token68` credential (Bearer, Basic, Negotiate) has
- * an alphabet in which no markup, quote, shell or SQL syntax fits: nothing to inspect, and random
- * token bytes cannot raise false positives. An auth-param list (Digest, OAuth 1.0, AWS SigV4)
+ * token68 / #auth-param ) ]`). A well-formed `token68` credential (Bearer, Negotiate) has an
+ * alphabet in which no markup, quote, shell or SQL syntax fits: nothing to inspect, and random
+ * token bytes cannot raise false positives. A Basic credential is decoded and its user-id
+ * inspected (`admin' or 1=1--` hides in base64; the password is not inspected). An auth-param list (Digest, OAuth 1.0, AWS SigV4)
  * yields its parameter values one by one, as query values are inspected (token68-shaped ones, also
  * after percent-decoding, skipped for the same reason). Anything that fits
  * neither (a Bearer token with `onload=` in the middle) is not a credential the scheme defines:
@@ -254,9 +275,14 @@ export function credentialParts(v: string): string[] {
   const t = v.trim();
   const sp = t.search(/[ \t]/);
   if (sp === -1) return TOKEN68.test(t) ? [] : [t];
-  if (!AUTH_SCHEME.test(t.slice(0, sp))) return [t];
+  const scheme = t.slice(0, sp);
+  if (!AUTH_SCHEME.test(scheme)) return [t];
   let rest = t.slice(sp).trimStart();
-  if (TOKEN68.test(rest)) return [];
+  if (TOKEN68.test(rest)) {
+    if (scheme.length !== 5 || scheme.toLowerCase() !== 'basic') return [];
+    const user = basicUserId(rest);
+    return user === undefined || user === '' ? [] : [user];
+  }
   const out: string[] = [];
   for (let guard = 0; rest !== '' && guard < 64; guard++) {
     const m = AUTH_PARAM.exec(rest);
@@ -457,11 +483,14 @@ export const inspectionControl = defineControl({
       // chosen headers
       const h = ctx.headers;
       for (const name of allHeaders ? Object.keys(h) : headerNames) {
-        if (allHeaders && skipHeaders.has(name)) continue;
+        const skippable = allHeaders && skipHeaders.has(name);
+        if (skippable && name === 'cookie') continue; // inspected cookie by cookie below
         const v = h[name];
         if (v === undefined) continue;
         const vals = Array.isArray(v) ? v : [v];
         for (const one of vals) {
+          // a skip-listed header goes uninspected only when its value fits the header's grammar
+          if (skippable && fitsHeaderGrammar(name, one)) continue;
           if (one.length > L.header_value_bytes)
             return deny(tooLarge('A header value', L.header_value_bytes, `header:${name}`), 'low', { location: `header:${name}` });
           if (CREDENTIAL_HEADERS.has(name)) {

@@ -228,7 +228,9 @@ export interface LfiHit {
  * Detects path traversal / LFI in a normalised (decoded, lower-case) value.
  * @returns the first hit, or `undefined`.
  */
-export function detectLfi(s: string): LfiHit | undefined {
+export function detectLfi(s0: string): LfiHit | undefined {
+  // U+2044 fraction slash: `..⁄..⁄etc⁄passwd` (normalize() maps the other slash look-alikes)
+  const s = s0.indexOf('\u2044') === -1 ? s0 : s0.replaceAll('\u2044', '/');
   if (!LFI_CANDIDATE.test(s)) return undefined;
   let p = s.indexOf('..');
   while (p !== -1) {

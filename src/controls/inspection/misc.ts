@@ -87,10 +87,40 @@ function blockBody(s: string, p: number, open: string, close: string): string | 
 }
 
 /**
- * Detects template expressions that evaluate code: `{{7*7}}`, `${T(java.lang.Runtime)}`, `<%= %>`,
- * `#{...}`, `{% import %}`, and JNDI lookups (`${jndi:ldap://...}`).
+ * Velocity and FreeMarker directives that run code or reach Java classes (PortSwigger "Server-side
+ * template injection"; PayloadsAllTheThings SSTI/Java): Velocity `#set($x = …)`, `#evaluate(`,
+ * `#parse(`, the ClassTool `$class.inspect(…)`/`$class.type`; FreeMarker `<#assign …>` and the other
+ * assignment directives, the `?new(` built-in and `freemarker.template.utility.Execute`. Level 2:
+ * the control directives (`#foreach($`, `#if($`, `<#list`, `<#include`), which template source in a
+ * CMS field may carry legitimately. Prose has none of these shapes (a `#` or `<#` glued to a
+ * directive name and a parenthesis or `$`). One linear pass (bounded white-space runs).
  */
-export function detectSsti(s: string): MiscHit | undefined {
+const TEMPLATE_DIRECTIVE =
+  /#(?:set\s{0,8}\(\s{0,8}\$|(?:evaluate|parse)\s{0,8}\()|\$class\.(?:inspect|type|forname)\b|freemarker\.template\.utility\.|<#(?:assign|global|local|setting)\b|\?new\s{0,8}\(/;
+const TEMPLATE_DIRECTIVE_L2 = /#(?:foreach|if|elseif|macro|define|include)\s{0,8}\(\s{0,8}\$|<#(?:include|import|attempt|list|if|function|macro)\b/;
+
+/**
+ * Detects Velocity/FreeMarker directives ({@link TEMPLATE_DIRECTIVE}); the engine calls it for
+ * values with `#` or `$` but no brace, angle bracket or square bracket (where {@link detectSsti}
+ * runs and calls it too).
+ */
+export function detectTemplateDirective(s: string, paranoia: number): MiscHit | undefined {
+  const m = TEMPLATE_DIRECTIVE.exec(s);
+  if (m !== null) return { rule: 'template-directive', index: m.index, paranoia: 1 };
+  if (paranoia >= 2) {
+    const m2 = TEMPLATE_DIRECTIVE_L2.exec(s);
+    if (m2 !== null) return { rule: 'template-directive', index: m2.index, paranoia: 2 };
+  }
+  return undefined;
+}
+
+/**
+ * Detects template expressions that evaluate code: `{{7*7}}`, `${T(java.lang.Runtime)}`, `<%= %>`,
+ * `#{...}`, `{% import %}`, Velocity/FreeMarker directives ({@link detectTemplateDirective}), and
+ * JNDI lookups (`${jndi:ldap://...}`).
+ * @param paranoia the configured level (level-2 directives are looked for only from 2).
+ */
+export function detectSsti(s: string, paranoia = 1): MiscHit | undefined {
   let p = s.indexOf('${');
   while (p !== -1) {
     const rest = s.slice(p + 2, p + 40);
@@ -124,7 +154,7 @@ export function detectSsti(s: string): MiscHit | undefined {
       q = s.indexOf(open, q + open.length);
     }
   }
-  return undefined;
+  return s.indexOf('#') !== -1 || s.indexOf('$') !== -1 || s.indexOf('?') !== -1 ? detectTemplateDirective(s, paranoia) : undefined;
 }
 
 /**

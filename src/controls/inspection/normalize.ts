@@ -212,12 +212,17 @@ export function htmlEntityDecode(s: string): string {
   return out + s.slice(start);
 }
 
+/** Slash look-alikes NFKC does not map (see {@link normalize}). */
+const SLASH_LOOKALIKE = /[\u2215\u29f8\u29f9]/;
+const SLASH_LOOKALIKE_ALL = /[\u2215\u29f8\u29f9]/g;
+
 /** Maximum rounds of percent-decoding (attackers double- and triple-encode; CRS uses one round plus rules). */
 export const MAX_DECODE_ROUNDS = 3;
 
 /**
  * The canonical form every detector sees: repeated percent-decoding (up to {@link MAX_DECODE_ROUNDS}),
- * HTML entity decoding, Unicode NFKC (fullwidth `＜` becomes `<`; UAX #15), null bytes removed,
+ * HTML entity decoding, Unicode NFKC (fullwidth `＜` becomes `<`; UAX #15) and the slash look-alikes it
+ * keeps (`∕` U+2215, `⧸` U+29F8 become `/`), null bytes removed,
  * lower case. Linear in `s` (each round is one pass; the number of rounds is bounded).
  * @param s a value already decoded once by its parser (query, JSON string, form field).
  */
@@ -237,7 +242,14 @@ export function normalize(s: string): string {
       break;
     }
   }
-  if (!ascii) v = v.normalize('NFKC');
+  if (!ascii) {
+    v = v.normalize('NFKC');
+    // slash look-alikes NFKC keeps (U+2215 division slash, U+29F8 big solidus, U+29F9 big reverse
+    // solidus): Windows "best fit" code-page conversion and some path libraries turn them into `/`
+    // and `\` (the "WorstFit" attacks), so `..∕..∕etc∕passwd` is a traversal. U+2044 (fraction
+    // slash) stays: NFKC spells ¼ as `1⁄4`, which the XSS detector reads; traversal handles it itself.
+    if (SLASH_LOOKALIKE.test(v)) v = v.replace(SLASH_LOOKALIKE_ALL, (c) => (c === '\u29f9' ? '\\' : '/'));
+  }
   if (v.indexOf('\0') !== -1) v = v.replaceAll('\0', '');
   return v.toLowerCase();
 }

@@ -102,7 +102,7 @@ describe('lfi round 3', () => {
 describe('Authorization credentials (RFC 9110 §11.4)', () => {
   it('skips well-formed token68 credentials', () => {
     assert.deepEqual(credentialParts('Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl'), []);
-    assert.deepEqual(credentialParts('Basic dXNlcjpwYXNz'), []);
+    assert.deepEqual(credentialParts('Basic dXNlcjpwYXNz'), ['user']); // RFC 7617: the user-id is inspected, never the password
     assert.deepEqual(credentialParts('Negotiate YIIB+gYGKwYBBQUCoIIB7jCCAeqg/w=='), []);
   });
   it('yields auth-param values one by one, token68-shaped and percent-encoded ones skipped', () => {

@@ -358,8 +358,149 @@ const WINDOWS_FOR = /^for\s+(?:\/[a-z](?:\s+(?:"[^"]{0,64}"|[^\s%/"]{1,64})){0,3
 const WINDOWS_IF =
   /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|%~?[0-9*]\s*==|\[[^\]\s]{0,32}\]\s*==|\{[^}\s]{0,32}\}\s*==|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\([^()\s]{1,32}\)\s*(?:==|equ\s|neq\s)\s*\()/;
 const MAIL_SMTP = /[\r\n][\s]{0,4}(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
-const MAIL_OTHER =
-  /[\r\n][\s]{0,4}(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b|[a-z]{1,4}\d{1,6}\s+(?:status|check|close|expunge|idle|enable|unselect|namespace|move|getquota|getquotaroot|setquota|getacl|setacl|myrights|listrights|unsubscribe)\b|auth\s+(?:(?:plain|login|cram-md5|digest-md5|xoauth2|oauthbearer|gssapi|ntlm|external|anonymous|scram-sha-[0-9a-z-]{1,12})(?:\s+[a-z0-9+/]{4,}={0,2})?|[a-z0-9_-]{1,32}\s+[a-z0-9+/]{8,}={0,2})\s*$)/;
+/** IMAP commands (RFC 9051 §6, RFC 3501 §6, RFC 4314 ACL, RFC 2087 QUOTA) by the arguments they take. */
+const IMAP_NO_ARGS = new Set(words('capability noop logout starttls check close expunge idle unselect namespace unauthenticate'));
+const IMAP_MAILBOX = new Set(words('select examine create delete subscribe unsubscribe getquota getquotaroot myrights getacl'));
+const IMAP_TWO = new Set(words('rename list lsub login deleteacl listrights'));
+const IMAP_SEQUENCE = new Set(words('fetch store copy move'));
+/** IMAP SEARCH keys (RFC 9051 §6.4.4) a search starts with. */
+const IMAP_SEARCH_KEYS = new Set(
+  words(
+    'all answered bcc before body cc deleted draft flagged from header keyword larger new not old on or recent seen sentbefore senton sentsince since smaller subject text to uid unanswered undeleted undraft unflagged unkeyword unseen charset return',
+  ),
+);
+/** SASL mechanisms (IANA registry, common ones) an `AUTH`/`AUTHENTICATE` names. */
+const SASL = new Set(
+  words('plain login cram-md5 digest-md5 xoauth2 oauthbearer gssapi ntlm external anonymous scram-sha-1 scram-sha-256 scram-sha-1-plus scram-sha-256-plus'),
+);
+/** A mailbox name or user as an atom (CRS 932310's class: no `,` `:` `!` `?` `)` or backticks) or a quoted string. */
+const MAIL_ATOM = /^(?:[\w.#%&*\\/~+-]{1,128}|"[^"]{0,128}"|\{\d{1,20}\+?\})$/;
+const SEQUENCE_SET = /^[\d*][\d*:,]{0,63}$/;
+
+/**
+ * The tokens of one protocol line: atoms, quoted strings and parenthesised lists (one level), or
+ * undefined when the line is too long to be a command line (more than 512 characters).
+ */
+function mailTokens(line: string): string[] | undefined {
+  if (line.length > 512) return undefined;
+  const out: string[] = [];
+  let i = 0;
+  const n = line.length;
+  while (i < n) {
+    while (i < n && (line.charCodeAt(i) === 32 || line.charCodeAt(i) === 9)) i++;
+    if (i >= n) break;
+    const c = line.charCodeAt(i);
+    let j = i + 1;
+    if (c === 34 /* " */) {
+      while (j < n && line.charCodeAt(j) !== 34) j += line.charCodeAt(j) === 92 ? 2 : 1;
+      j++;
+    } else if (c === 40 /* ( */) {
+      while (j < n && line.charCodeAt(j) !== 41) j++;
+      j++;
+    } else while (j < n && line.charCodeAt(j) !== 32 && line.charCodeAt(j) !== 9) j++;
+    out.push(line.slice(i, Math.min(j, n)));
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * Whether one line (without its CR LF, lower case) is a mail-protocol command line as the RFCs
+ * define it: a POP3 command (RFC 1939, RFC 2449) or SMTP verb (RFC 5321) with the arguments it
+ * takes and nothing after them, or a tagged IMAP command (RFC 9051: a tag with a digit or a
+ * one-character tag, the command, its arguments). A sentence that starts with `Delete`, `List`
+ * or `To delete` has too many words, or words of the wrong shape, to be one.
+ */
+function mailCommandLine(line: string): boolean {
+  const t = mailTokens(line);
+  if (t === undefined || t.length === 0) return false;
+  const [a, b, c] = t as [string, string | undefined, string | undefined];
+  const k = t.length;
+  // POP3 and SMTP: untagged
+  switch (a) {
+    case 'retr':
+    case 'dele':
+      return k === 2 && /^\d{1,10}$/.test(b as string);
+    case 'list':
+    case 'uidl':
+      return k === 1 || (k === 2 && /^\d{1,10}$/.test(b as string));
+    case 'top':
+      return k === 3 && /^\d{1,10}$/.test(b as string) && /^\d{1,10}$/.test(c as string);
+    case 'user':
+    case 'pass':
+      return k === 2 && /^[^\s"()]{1,128}$/.test(b as string) && !/[.,:;!?]$/.test(b as string);
+    case 'apop':
+      return k === 3 && /^[0-9a-f]{32}$/.test(c as string);
+    case 'stat':
+    case 'quit':
+    case 'rset':
+    case 'noop':
+    case 'capa':
+    case 'stls':
+    case 'data':
+    case 'turn':
+    case 'starttls':
+      return k === 1;
+    case 'help':
+      return k <= 2;
+    case 'auth':
+      return (
+        (k === 2 || k === 3) &&
+        (SASL.has(b as string) ? k === 2 || /^[a-z0-9+/]{4,}={0,2}$/.test(c as string) : k === 3 && /^[a-z0-9+/]{8,}={0,2}$/.test(c as string))
+      );
+  }
+  // IMAP: tag SP command [SP arguments]
+  if (k < 2 || !/^[a-z0-9]{1,16}$/.test(a) || !(a.length === 1 || /\d/.test(a))) return false;
+  let cmd = b as string;
+  let args = t.slice(2);
+  if (cmd === 'uid') {
+    cmd = args[0] ?? '';
+    args = args.slice(1);
+    if (cmd === 'expunge') return args.length === 1 && SEQUENCE_SET.test(args[0] as string);
+    if (!(IMAP_SEQUENCE.has(cmd) || cmd === 'search')) return false;
+  }
+  const atoms = (n: number): boolean => args.length === n && args.every((x) => MAIL_ATOM.test(x));
+  if (IMAP_NO_ARGS.has(cmd)) return args.length === 0;
+  if (IMAP_MAILBOX.has(cmd)) return atoms(1);
+  if (IMAP_TWO.has(cmd)) return atoms(2);
+  if (IMAP_SEQUENCE.has(cmd)) return args.length >= 1 && SEQUENCE_SET.test(args[0] as string);
+  switch (cmd) {
+    case 'search':
+      return args.length >= 1 && (SEQUENCE_SET.test(args[0] as string) || IMAP_SEARCH_KEYS.has(args[0] as string));
+    case 'authenticate':
+      return (args.length === 1 || args.length === 2) && /^[a-z0-9_-]{1,20}$/.test(args[0] as string);
+    case 'status':
+      return args.length === 2 && MAIL_ATOM.test(args[0] as string) && (args[1] as string).startsWith('(');
+    case 'append':
+      return args.length >= 2 && MAIL_ATOM.test(args[0] as string) && /^\{\d{1,20}\+?\}$/.test(args[args.length - 1] as string);
+    case 'setacl':
+      return atoms(3);
+    case 'setquota':
+      return args.length === 2 && MAIL_ATOM.test(args[0] as string) && (args[1] as string).startsWith('(');
+    case 'enable':
+      return args.length >= 1 && args.length <= 4 && args.every((x) => /^[a-z0-9=+-]{1,32}$/.test(x));
+  }
+  return false;
+}
+
+/**
+ * A mail-protocol command line after a CR or LF (SMTP RFC 5321, IMAP RFC 9051, POP3 RFC 1939;
+ * compare CRS 932301, 932310, 932311, 932320, 932321). Each line is read once (at most 512
+ * characters of it), so the scan is linear. Returns the offset of the line, or -1.
+ */
+function mailCommand(s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 10 && c !== 13) continue;
+    let b = i + 1;
+    while (b < n && b - i <= 4 && (s.charCodeAt(b) === 32 || s.charCodeAt(b) === 9)) b++;
+    let e = b;
+    while (e < n && e - b <= 512 && s.charCodeAt(e) !== 10 && s.charCodeAt(e) !== 13) e++;
+    if (e > b && mailCommandLine(s.slice(b, e))) return i;
+  }
+  return -1;
+}
 
 /**
  * Detects OS command injection in a normalised (decoded, lower-case) value.
@@ -378,8 +519,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   if (s.indexOf('\n') !== -1 || s.indexOf('\r') !== -1) {
     const m = MAIL_SMTP.exec(s);
     if (m) return { rule: 'smtp-command', index: m.index, paranoia: 1 };
-    const m2 = MAIL_OTHER.exec(s);
-    if (m2) weak = { rule: 'mail-command', index: m2.index, paranoia: 2 };
+    const m2 = mailCommand(s);
+    if (m2 !== -1) weak = { rule: 'mail-command', index: m2, paranoia: 2 };
   }
   const v = canonical(s);
   const n = v.length;

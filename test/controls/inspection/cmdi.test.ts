@@ -98,3 +98,21 @@ describe('command injection: shell grammar (round 3)', () => {
     }
   });
 });
+
+describe('command injection: Markdown prose from API descriptions is no command line', () => {
+  // [attack, expected rule@paranoia, benign near-miss that must pass at paranoia level 2]
+  const cases: [string, string, string][] = [
+    // a mail-protocol line has the arguments its RFC gives it and ends there; IMAP lines carry a tag
+    ['x\r\na001 uid store 231:233\r\n', 'mail-command@2', 'Intro.\n\nTo delete a team, the user must be an owner.'],
+    ['\r\nRETR 123', 'mail-command@2', 'x.\n\nDelete a reaction to a [team discussion](https://x.test/).'],
+    ['\r\nA1 list "INBOX/" "*"', 'mail-command@2', 'only for exports.\r\nA list of `repositories` is only returned.'],
+    ['\r\nd store 2 +FLAGS (\\Deleted)', 'mail-command@2', 'Hello! World.\ndata not found.'],
+    ['\r\nTOP 1 2', 'mail-command@2', 'endpoint.\n\nList all discussions on a team page.'],
+    ['\r\nPASS s3cret', 'mail-command@2', 'updated to.\n\nPass the appropriate [media type](https://x.test/).'],
+    ['\r\nA282 SEARCH FLAGGED SINCE 1-Feb-1994', 'mail-command@2', 'receive highlighted\nsearch results, see the docs'],
+  ];
+  for (const [attack, want, benign] of cases) {
+    it(`detects ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(attack), want));
+    it(`passes ${JSON.stringify(benign)} at paranoia level 2`, () => assert.ok(passesAt(benign, 2), at(benign)));
+  }
+});

@@ -503,6 +503,51 @@ function mailCommand(s: string): number {
 }
 
 /**
+ * Whether the backtick at `i` opens Markdown inline code inside a sentence rather than a command
+ * substitution: one to three plain words (letters, digits, `_ . - =`) closed by a backtick, with an
+ * English word (not a command name) or a list comma/colon right before it, an English word right
+ * after it, or a Markdown link around it (`` [`gzip`](https://…) ``). The classic payload (`` `id` ``
+ * as the whole value, after a separator or a quote, or after a command: `` echo `id` ``) is none of these.
+ */
+function proseCodeSpan(v: string, i: number): boolean {
+  const n = v.length;
+  let j = i + 1;
+  let spaces = 0;
+  while (j < n && j - i <= 48) {
+    const c = v.charCodeAt(j);
+    if (c === 32 && isWordCode(v.charCodeAt(j - 1)) && isLetter(v.charCodeAt(j + 1)) && ++spaces <= 2) j++;
+    else if (isWordCode(c) || c === 61) j++;
+    else break;
+  }
+  if (j === i + 1 || v.charCodeAt(j) !== 96 || v.charCodeAt(i + 1) === 45) return false;
+  const before = i > 0 ? v.charCodeAt(i - 1) : -1;
+  const after = v.charCodeAt(j + 1);
+  if (before === 91 && after === 93 && v.charCodeAt(j + 2) === 40) return true;
+  const plainWord = (a: number, b: number): boolean => {
+    if (b <= a || b - a > 24) return false;
+    for (let k = a; k < b; k++) if (!isLetter(v.charCodeAt(k))) return false;
+    const w = v.slice(a, b);
+    return !(UNIQUE.has(w) || WINDOWS.has(w) || PREFIX.has(w));
+  };
+  if (before === 32 && i >= 2) {
+    const p = v.charCodeAt(i - 2);
+    if (p === 44 || p === 58) return true;
+    let a = i - 1;
+    while (a > 0 && isLetter(v.charCodeAt(a - 1))) a--;
+    if (plainWord(a, i - 1)) return true;
+    // after a command (`` ping `id` ``) it is an argument substitution
+    if (a < i - 1) return false;
+  }
+  // an English word after it, when the span starts the value or follows a word ("`id` of the user"; not `a=\`id\` b`)
+  if (after === 32 && (before === -1 || (before === 32 && i >= 2 && (isLetter(v.charCodeAt(i - 2)) || v.charCodeAt(i - 2) === 46)))) {
+    let b = j + 2;
+    while (b < n && isLetter(v.charCodeAt(b))) b++;
+    if (plainWord(j + 2, b) && (b >= n || !isWordCode(v.charCodeAt(b)))) return true;
+  }
+  return false;
+}
+
+/**
  * Detects OS command injection in a normalised (decoded, lower-case) value.
  * @returns the first hit at the lowest paranoia level found, or `undefined`.
  */
@@ -633,6 +678,7 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   const ps = POWERSHELL.exec(v);
   if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
   // a separator, then (prefix commands and) a command
+  let ticks = 0; // backticks so far: the next one opens a substitution when even, closes it when odd
   let lead = 0; // offset of the first character that is not a space
   while (lead < n && (v.charCodeAt(lead) === 32 || v.charCodeAt(lead) === 9)) lead++;
   for (let i = 0; i < n; i++) {
@@ -646,8 +692,21 @@ export function detectCmdi(s: string): CmdiHit | undefined {
       how = 'newline';
     } else if (c === 96) {
       after = i + 1;
-      // a backtick after a space opens a Markdown code span ("run `make` first") more often than a substitution
-      how = i > 0 && v.charCodeAt(i - 1) === 32 ? 'markdown' : 'subst';
+      if ((ticks++ & 1) === 1) {
+        // a closing backtick: the word after it is an argument of the substituted command's output
+        // (`` `x` set `` runs x's output with the argument `set`), unless glued to it (`` `true`id ``)
+        if (!isWordCode(v.charCodeAt(i + 1))) continue;
+        how = 'subst';
+      } else if (proseCodeSpan(v, i)) {
+        // Markdown inline code inside a sentence ("the `id` of", "[`gzip`](https://…)"): not a substitution;
+        // a command with no other meaning still counts from paranoia level 2
+        const w = commandAt(v, after).word;
+        if (UNIQUE.has(w) && !WORDY.has(w)) weak ??= { rule: `command:${w}`, index: i, paranoia: 2 };
+        continue;
+      } else {
+        // a backtick after a space opens a Markdown code span ("run `make` first") more often than a substitution
+        how = i > 0 && v.charCodeAt(i - 1) === 32 ? 'markdown' : 'subst';
+      }
     } else if (c === 38) {
       after = i + 1;
       if (!(i === 0 || v.charCodeAt(i + 1) === 38 || v.charCodeAt(i + 1) === 32 || v.charCodeAt(i - 1) === 32 || v.charCodeAt(i - 1) === 38)) how = 'amp';

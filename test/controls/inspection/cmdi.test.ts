@@ -110,6 +110,14 @@ describe('command injection: Markdown prose from API descriptions is no command 
     ['\r\nTOP 1 2', 'mail-command@2', 'endpoint.\n\nList all discussions on a team page.'],
     ['\r\nPASS s3cret', 'mail-command@2', 'updated to.\n\nPass the appropriate [media type](https://x.test/).'],
     ['\r\nA282 SEARCH FLAGGED SINCE 1-Feb-1994', 'mail-command@2', 'receive highlighted\nsearch results, see the docs'],
+    // the word after a closing backtick is an argument; Markdown inline code in a sentence is no substitution
+    ['`id`', 'command:id@1', 'if you previously had a `secret` set, you must provide the same `secret`'],
+    ['`true`id', 'command:id@1', 'the `pending_request.amount` at the time of the request'],
+    ['a=`id` b', 'command:id@1', '`id` of the user who will receive the message'],
+    [';`id`', 'command:id@1', 'gets a project by its `id`. returns a `404`'],
+    ['ping `id` x', 'command:id@2', 'valid values are `read`, `write`, or `admin`'],
+    ['see `whoami` output', 'command:whoami@2', 'compress it using [`gzip`](http://www.gnu.org/software/gzip/) first'],
+    ['`cat /etc/passwd` now', 'command:cat@1', 'or `max` which uses the usage record with the maximum'],
   ];
   for (const [attack, want, benign] of cases) {
     it(`detects ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(attack), want));

@@ -105,6 +105,15 @@ const SUBCOMMANDS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
 );
 /** Of {@link WORDY}, command names that are no English word: a value starting with one and a word argument is a command line (paranoia level 2). */
 const JARGON = new Set(words('ls ll rm cp mv ln nl tac wc mkdir rmdir grep egrep fgrep sed awk seq expr chmod chown'));
+/** The first word of an `at` time specification (POSIX at(1)): a time, a date, or a named time. */
+const AT_TIMESPEC =
+  /^(?:\d.*|now|noon|midnight|teatime|today|tomorrow|next|jan\w*|feb\w*|mar\w*|apr\w*|may|jun\w*|jul\w*|aug\w*|sep\w*|oct\w*|nov\w*|dec\w*|mon\w*|tue\w*|wed\w*|thu\w*|fri\w*|sat\w*|sun\w*)$/;
+/** Sub-commands of Windows `net` (`net user`, `net localgroup administrators`). */
+const NET_SUBCOMMANDS = new Set(
+  words(
+    'accounts computer config continue file group help helpmsg localgroup name pause print send session sessions share start statistics stop time use user users view',
+  ),
+);
 /** Interpreters and compilers installed under versioned names (`python3.10`, `gcc7.4`). */
 const VERSIONED = new Set(words('python python2 python3 perl perl5 ruby php php5 php7 php8 lua luajit node tclsh gcc g++ clang cc pip pip2 pip3 bash zsh ksh'));
 /** Script files a command line may name (`rc script.sh`, `perl x.pl`). */
@@ -118,7 +127,7 @@ const WINDOWS = new Set(
 );
 /** PowerShell cmdlets, aliases and .NET members that download or run code (compare CRS 932120). */
 const POWERSHELL =
-  /(?:^|[^a-z-])(?:invoke-(?:webrequest|restmethod|expression|command|item|wmimethod|cimmethod|shellcode|mimikatz)|new-object\s|start-(?:process|job|bitstransfer)|get-(?:wmiobject|ciminstance)|set-executionpolicy|(?:add|set)-mppreference|new-service|(?:new|register)-scheduledtask|\.download(?:string|file|data)\s*\(|frombase64string|-encodedcommand|\[system\.(?:convert|net\.)|\[reflection\.assembly\]|(?:iex|iwr|irm|iwmi|gwmi|saps|icm)(?:\s*\(|\s+[-$("'a-z]))/;
+  /(?:^|[^a-z-])(?:invoke-(?:webrequest|restmethod|expression|command|item|wmimethod|cimmethod|shellcode|mimikatz)|new-object\s|start-(?:process|job|bitstransfer)|get-(?:wmiobject|ciminstance)|set-executionpolicy|(?:add|set)-mppreference|new-service|(?:new|register)-scheduledtask|\.download(?:string|file|data)\s*\(|::\s*frombase64string|-encodedcommand|\[system\.(?:convert|net\.)|\[reflection\.assembly\]|(?:iex|iwr|irm|iwmi|gwmi|saps|icm)(?:\s*\(|\s+[-$("'a-z]))/;
 
 /** Paths that glob patterns and `/bin/` prefixes are matched against. */
 const GLOB_TARGETS = words(
@@ -212,6 +221,10 @@ export function canonical(s: string, classes = true): string {
       i += s.charCodeAt(i + 1) === 10 ? 2 : 1; // backslash-newline is a line continuation; otherwise keep the escaped character
       start = i;
       continue;
+    } else if (c === 96 && s.charCodeAt(i + 1) === 96 && s.charCodeAt(i + 2) === 96 && markdownFence(s, i)) {
+      // a Markdown code fence line (```` ```ruby ````) stays as it is: no empty substitution
+      while (s.charCodeAt(i) === 96) i++;
+      continue;
     } else if (c === 39 || c === 34 || c === 96) {
       const d = s.charCodeAt(i + 1);
       if (d === c) {
@@ -247,6 +260,22 @@ export function canonical(s: string, classes = true): string {
   if (start === 0) return s;
   flush(n);
   return out;
+}
+
+/**
+ * Whether the run of three or more backticks at `i` is a Markdown code fence (CommonMark §4.5): at
+ * the start of a line (after up to three spaces), followed only by an optional info string (a
+ * language name: `ruby`, `shell`, `c#`) to the end of the line.
+ */
+function markdownFence(s: string, i: number): boolean {
+  let b = i;
+  while (b > 0 && i - b < 3 && s.charCodeAt(b - 1) === 32) b--;
+  if (b > 0 && s.charCodeAt(b - 1) !== 10 && s.charCodeAt(b - 1) !== 13) return false;
+  let j = i;
+  while (s.charCodeAt(j) === 96) j++;
+  const e = j + 24;
+  while (j < s.length && j < e && /[\w+#.-]/.test(s[j] as string)) j++;
+  return j >= s.length || s.charCodeAt(j) === 10 || s.charCodeAt(j) === 13;
 }
 
 function isSep(c: number): boolean {
@@ -297,6 +326,8 @@ function commandArg(v: string, end: number): 'none' | 'option' | 'path' | 'other
   if (k >= n) return 'none';
   const c = v.charCodeAt(k);
   if (c === 45 /* - */ || (c === 43 && isLetter(v.charCodeAt(k + 1)))) return 'option';
+  // `<a href=…>`, `<br>`: an HTML tag in prose, not an input redirection from a file
+  if (c === 60 && isLetter(v.charCodeAt(k + 1)) && /^<[a-z][a-z0-9]{0,9}(?:>|\s+[a-z-]{1,24}=)/.test(v.slice(k, k + 40))) return 'other';
   if (c === 47 || c === 126 || c === 46 || c === 36 || c === 42 || c === 92 || c === 62 || c === 60 || c === 123) return 'path';
   if (c === 59 || c === 124 || c === 38 || c === 96 || c === 10 || c === 13) return 'none';
   if (v.charCodeAt(k + 1) === 58 && v.charCodeAt(k + 2) === 92) return 'path'; // C:\
@@ -506,10 +537,11 @@ function mailCommand(s: string): number {
  * Whether the backtick at `i` opens Markdown inline code inside a sentence rather than a command
  * substitution: one to three plain words (letters, digits, `_ . - =`) closed by a backtick, with an
  * English word (not a command name) or a list comma/colon right before it, an English word right
- * after it, or a Markdown link around it (`` [`gzip`](https://…) ``). The classic payload (`` `id` ``
+ * after it, a Markdown link around it (`` [`gzip`](https://…) ``), a list bullet before it, or a
+ * table cell around it when `table` (the value has a GFM delimiter row). The classic payload (`` `id` ``
  * as the whole value, after a separator or a quote, or after a command: `` echo `id` ``) is none of these.
  */
-function proseCodeSpan(v: string, i: number): boolean {
+function proseCodeSpan(v: string, i: number, table: boolean): boolean {
   const n = v.length;
   let j = i + 1;
   let spaces = 0;
@@ -522,7 +554,16 @@ function proseCodeSpan(v: string, i: number): boolean {
   if (j === i + 1 || v.charCodeAt(j) !== 96 || v.charCodeAt(i + 1) === 45) return false;
   const before = i > 0 ? v.charCodeAt(i - 1) : -1;
   const after = v.charCodeAt(j + 1);
+  // the first thing in a Markdown list item ("*   `w` - start of the week")
+  let a = i;
+  while (a > 0 && v.charCodeAt(a - 1) === 32) a--;
+  if (a < i && a > 0) {
+    const m = v.charCodeAt(a - 1);
+    if ((m === 42 || m === 45 || m === 43) && (a === 1 || v.charCodeAt(a - 2) === 10 || v.charCodeAt(a - 2) === 13)) return true;
+  }
   if (before === 91 && after === 93 && v.charCodeAt(j + 2) === 40) return true;
+  // a whole cell of a Markdown table ("| `users` | …")
+  if (table && before === 32 && v.charCodeAt(i - 2) === 124 && after === 32 && v.charCodeAt(j + 2) === 124) return true;
   const plainWord = (a: number, b: number): boolean => {
     if (b <= a || b - a > 24) return false;
     for (let k = a; k < b; k++) if (!isLetter(v.charCodeAt(k))) return false;
@@ -678,6 +719,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   const ps = POWERSHELL.exec(v);
   if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
   // a separator, then (prefix commands and) a command
+  // a GFM table delimiter row (`| --- |`, `|:---`) makes the value Markdown with table cells
+  const table = v.indexOf('|') !== -1 && /\|[ \t]?:?-{3,}/.test(v);
   let ticks = 0; // backticks so far: the next one opens a substitution when even, closes it when odd
   let lead = 0; // offset of the first character that is not a space
   while (lead < n && (v.charCodeAt(lead) === 32 || v.charCodeAt(lead) === 9)) lead++;
@@ -685,19 +728,24 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     const c = v.charCodeAt(i);
     const sepAt = i;
     let after = -1;
-    let how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' = 'separator';
+    let how: 'separator' | 'newline' | 'subst' | 'amp' | 'and' | 'markdown' = 'separator';
     if (c === 59 || c === 124) after = i + 1;
     else if (c === 10 || c === 13) {
       after = i + 1;
       how = 'newline';
     } else if (c === 96) {
       after = i + 1;
+      if (v.charCodeAt(i + 1) === 96) {
+        // a Markdown code fence (kept by canonical): a code block opens or closes, no substitution
+        while (v.charCodeAt(i + 1) === 96) i++;
+        continue;
+      }
       if ((ticks++ & 1) === 1) {
         // a closing backtick: the word after it is an argument of the substituted command's output
         // (`` `x` set `` runs x's output with the argument `set`), unless glued to it (`` `true`id ``)
         if (!isWordCode(v.charCodeAt(i + 1))) continue;
         how = 'subst';
-      } else if (proseCodeSpan(v, i)) {
+      } else if (proseCodeSpan(v, i, table)) {
         // Markdown inline code inside a sentence ("the `id` of", "[`gzip`](https://…)"): not a substitution;
         // a command with no other meaning still counts from paranoia level 2
         const w = commandAt(v, after).word;
@@ -710,6 +758,7 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     } else if (c === 38) {
       after = i + 1;
       if (!(i === 0 || v.charCodeAt(i + 1) === 38 || v.charCodeAt(i + 1) === 32 || v.charCodeAt(i - 1) === 32 || v.charCodeAt(i - 1) === 38)) how = 'amp';
+      else if (i > 0 && v.charCodeAt(i + 1) === 32 && v.charCodeAt(i - 1) === 32) how = 'and';
     } else if ((c === 36 || c === 60 || c === 62) && v.charCodeAt(i + 1) === 40) {
       after = i + 2; // $( <( >(
       how = 'subst';
@@ -721,7 +770,9 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     const hit = commandChain(v, after, how);
     if (hit) {
       if (hit.paranoia === 1) return { ...hit, index: i };
-      weak ??= hit;
+      // in a Markdown table a spaced `|` is a cell border ("| type | description |"): only clear
+      // evidence (paranoia level 1: an option, a path, a command with no other meaning) counts there
+      if (!(table && v.charCodeAt(after - 1) === 124 && v.charCodeAt(after) === 32)) weak ??= hit;
     } else if ((c === 59 || c === 124) && sepAt === lead && weak === undefined) {
       // `;top x`, `|at 2:00`: a value that starts with a separator and a command (paranoia level 2)
       const w = commandAt(v, after).word;
@@ -908,7 +959,7 @@ export function detectCmdiBareWord(s: string): CmdiHit | undefined {
  * Reads `[prefix commands] command [argument]` at `at` and decides whether it is an injected
  * command. `how` is what precedes it: a separator, a newline, or the start of the value.
  */
-function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' | 'start'): CmdiHit | undefined {
+function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'and' | 'markdown' | 'start'): CmdiHit | undefined {
   let { word, end, path, start, versioned } = commandAt(v, at);
   if (word.length === 0) return undefined;
   const glued = !(start > at);
@@ -936,6 +987,12 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   const known = UNIQUE.has(word) || WINDOWS.has(word) || PREFIX.has(word);
   if (!known) return undefined;
   const arg = commandArg(v, end);
+  // commands whose first plain argument has a grammar: `at 10:00`, `at now + 1 minute`; `net user x`
+  // ("time at which", "net amount of" are English)
+  if (arg === 'other' && (word === 'at' || word === 'net' || word === 'net1')) {
+    const next = commandAt(v, end).word;
+    if (word === 'at' ? !AT_TIMESPEC.test(next) : !NET_SUBCOMMANDS.has(next)) return undefined;
+  }
   // a versioned name with an argument (`python3.10 x`) is no ordinary word; alone it may name a runtime
   const wordy = (versioned !== true || arg === 'none') && (WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word)));
   if (how === 'amp') return wordy ? undefined : { rule: `command:${word}`, index: 0, paranoia: 1 };
@@ -943,6 +1000,12 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   // `time`, `then`, `do` alone are words, not commands
   if (PREFIX_WORDS.has(word) && arg !== 'option' && arg !== 'path') return undefined;
   if (how === 'subst' && (arg === 'other' || wordy)) return { rule: `command:${word}`, index: 0, paranoia: 1 };
+  if (how === 'and') {
+    // a lone `&` between spaces reads as "and" in prose ("`read & write`", "secret & base64 key"): an
+    // ordinary word after it needs an option, a path or a non-word argument to be a command
+    if (wordy && (arg === 'none' || (arg === 'other' && /^[ \t]+[a-z]{1,24}(?:[ \t,;:!?)]|\.(?:\s|$)|$)/.test(v.slice(end, end + 32))))) return undefined;
+    how = 'separator';
+  }
   if (how === 'separator' || how === 'newline' || how === 'subst') {
     if (!wordy) return { rule: `command:${word}`, index: 0, paranoia: 1 };
     if (arg === 'option' || arg === 'path' || path) return { rule: `command:${word}`, index: 0, paranoia: 1 };

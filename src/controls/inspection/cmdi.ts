@@ -394,6 +394,16 @@ const IMAP_NO_ARGS = new Set(words('capability noop logout starttls check close 
 const IMAP_MAILBOX = new Set(words('select examine create delete subscribe unsubscribe getquota getquotaroot myrights getacl'));
 const IMAP_TWO = new Set(words('rename list lsub login deleteacl listrights'));
 const IMAP_SEQUENCE = new Set(words('fetch store copy move'));
+/** Untagged POP3 (RFC 1939, RFC 2449) and SMTP (RFC 5321) verbs {@link mailCommandLine} reads. */
+const MAIL_VERBS = new Set(words('retr dele list uidl top user pass apop stat quit rset noop capa stls data turn starttls help auth'));
+/** Every IMAP command {@link mailCommandLine} reads after a tag. */
+const IMAP_COMMANDS = new Set([
+  ...IMAP_NO_ARGS,
+  ...IMAP_MAILBOX,
+  ...IMAP_TWO,
+  ...IMAP_SEQUENCE,
+  ...words('uid search authenticate status append setacl setquota enable'),
+]);
 /** IMAP SEARCH keys (RFC 9051 §6.4.4) a search starts with. */
 const IMAP_SEARCH_KEYS = new Set(
   words(
@@ -443,6 +453,14 @@ function mailTokens(line: string): string[] | undefined {
  * or `To delete` has too many words, or words of the wrong shape, to be one.
  */
 function mailCommandLine(line: string): boolean {
+  // cheap first look: an untagged POP3/SMTP verb, or a tag and an IMAP command
+  const sp = line.indexOf(' ');
+  const first = sp === -1 ? line : line.slice(0, sp);
+  if (!MAIL_VERBS.has(first)) {
+    if (sp === -1 || first.length > 16) return false;
+    const sp2 = line.indexOf(' ', sp + 1);
+    if (!IMAP_COMMANDS.has(line.slice(sp + 1, sp2 === -1 ? line.length : sp2))) return false;
+  }
   const t = mailTokens(line);
   if (t === undefined || t.length === 0) return false;
   const [a, b, c] = t as [string, string | undefined, string | undefined];

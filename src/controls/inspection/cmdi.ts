@@ -105,6 +105,15 @@ const SUBCOMMANDS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
 );
 /** Of {@link WORDY}, command names that are no English word: a value starting with one and a word argument is a command line (paranoia level 2). */
 const JARGON = new Set(words('ls ll rm cp mv ln nl tac wc mkdir rmdir grep egrep fgrep sed awk seq expr chmod chown'));
+/** The first word of an `at` time specification (POSIX at(1)): a time, a date, or a named time. */
+const AT_TIMESPEC =
+  /^(?:\d.*|now|noon|midnight|teatime|today|tomorrow|next|jan\w*|feb\w*|mar\w*|apr\w*|may|jun\w*|jul\w*|aug\w*|sep\w*|oct\w*|nov\w*|dec\w*|mon\w*|tue\w*|wed\w*|thu\w*|fri\w*|sat\w*|sun\w*)$/;
+/** Sub-commands of Windows `net` (`net user`, `net localgroup administrators`). */
+const NET_SUBCOMMANDS = new Set(
+  words(
+    'accounts computer config continue file group help helpmsg localgroup name pause print send session sessions share start statistics stop time use user users view',
+  ),
+);
 /** Interpreters and compilers installed under versioned names (`python3.10`, `gcc7.4`). */
 const VERSIONED = new Set(words('python python2 python3 perl perl5 ruby php php5 php7 php8 lua luajit node tclsh gcc g++ clang cc pip pip2 pip3 bash zsh ksh'));
 /** Script files a command line may name (`rc script.sh`, `perl x.pl`). */
@@ -118,7 +127,7 @@ const WINDOWS = new Set(
 );
 /** PowerShell cmdlets, aliases and .NET members that download or run code (compare CRS 932120). */
 const POWERSHELL =
-  /(?:^|[^a-z-])(?:invoke-(?:webrequest|restmethod|expression|command|item|wmimethod|cimmethod|shellcode|mimikatz)|new-object\s|start-(?:process|job|bitstransfer)|get-(?:wmiobject|ciminstance)|set-executionpolicy|(?:add|set)-mppreference|new-service|(?:new|register)-scheduledtask|\.download(?:string|file|data)\s*\(|frombase64string|-encodedcommand|\[system\.(?:convert|net\.)|\[reflection\.assembly\]|(?:iex|iwr|irm|iwmi|gwmi|saps|icm)(?:\s*\(|\s+[-$("'a-z]))/;
+  /(?:^|[^a-z-])(?:invoke-(?:webrequest|restmethod|expression|command|item|wmimethod|cimmethod|shellcode|mimikatz)|new-object\s|start-(?:process|job|bitstransfer)|get-(?:wmiobject|ciminstance)|set-executionpolicy|(?:add|set)-mppreference|new-service|(?:new|register)-scheduledtask|\.download(?:string|file|data)\s*\(|::\s*frombase64string|-encodedcommand|\[system\.(?:convert|net\.)|\[reflection\.assembly\]|(?:iex|iwr|irm|iwmi|gwmi|saps|icm)(?:\s*\(|\s+[-$("'a-z]))/;
 
 /** Paths that glob patterns and `/bin/` prefixes are matched against. */
 const GLOB_TARGETS = words(
@@ -212,6 +221,10 @@ export function canonical(s: string, classes = true): string {
       i += s.charCodeAt(i + 1) === 10 ? 2 : 1; // backslash-newline is a line continuation; otherwise keep the escaped character
       start = i;
       continue;
+    } else if (c === 96 && s.charCodeAt(i + 1) === 96 && s.charCodeAt(i + 2) === 96 && markdownFence(s, i)) {
+      // a Markdown code fence line (```` ```ruby ````) stays as it is: no empty substitution
+      while (s.charCodeAt(i) === 96) i++;
+      continue;
     } else if (c === 39 || c === 34 || c === 96) {
       const d = s.charCodeAt(i + 1);
       if (d === c) {
@@ -247,6 +260,22 @@ export function canonical(s: string, classes = true): string {
   if (start === 0) return s;
   flush(n);
   return out;
+}
+
+/**
+ * Whether the run of three or more backticks at `i` is a Markdown code fence (CommonMark §4.5): at
+ * the start of a line (after up to three spaces), followed only by an optional info string (a
+ * language name: `ruby`, `shell`, `c#`) to the end of the line.
+ */
+function markdownFence(s: string, i: number): boolean {
+  let b = i;
+  while (b > 0 && i - b < 3 && s.charCodeAt(b - 1) === 32) b--;
+  if (b > 0 && s.charCodeAt(b - 1) !== 10 && s.charCodeAt(b - 1) !== 13) return false;
+  let j = i;
+  while (s.charCodeAt(j) === 96) j++;
+  const e = j + 24;
+  while (j < s.length && j < e && /[\w+#.-]/.test(s[j] as string)) j++;
+  return j >= s.length || s.charCodeAt(j) === 10 || s.charCodeAt(j) === 13;
 }
 
 function isSep(c: number): boolean {
@@ -297,6 +326,8 @@ function commandArg(v: string, end: number): 'none' | 'option' | 'path' | 'other
   if (k >= n) return 'none';
   const c = v.charCodeAt(k);
   if (c === 45 /* - */ || (c === 43 && isLetter(v.charCodeAt(k + 1)))) return 'option';
+  // `<a href=…>`, `<br>`: an HTML tag in prose, not an input redirection from a file
+  if (c === 60 && isLetter(v.charCodeAt(k + 1)) && /^<[a-z][a-z0-9]{0,9}(?:>|\s+[a-z-]{1,24}=)/.test(v.slice(k, k + 40))) return 'other';
   if (c === 47 || c === 126 || c === 46 || c === 36 || c === 42 || c === 92 || c === 62 || c === 60 || c === 123) return 'path';
   if (c === 59 || c === 124 || c === 38 || c === 96 || c === 10 || c === 13) return 'none';
   if (v.charCodeAt(k + 1) === 58 && v.charCodeAt(k + 2) === 92) return 'path'; // C:\
@@ -358,8 +389,222 @@ const WINDOWS_FOR = /^for\s+(?:\/[a-z](?:\s+(?:"[^"]{0,64}"|[^\s%/"]{1,64})){0,3
 const WINDOWS_IF =
   /^(?:^|[\s;&|(])?if\s*(?:\/i\s+)?(?:not\s+)?(?:exist\s|defined\s|errorlevel\s|cmdextversion\s|%[^%\s]{1,32}%\s*(?:==|equ|neq|lss|leq|gtr|geq)|"[^"]{0,64}"\s*==|\[%|%~?[0-9*]\s*==|\[[^\]\s]{0,32}\]\s*==|\{[^}\s]{0,32}\}\s*==|[^\s=]{1,32}==[^\s]|[^\s]{1,32}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\([^()\s]{1,32}\)\s*(?:==|equ\s|neq\s)\s*\()/;
 const MAIL_SMTP = /[\r\n][\s]{0,4}(?:mail\s+from\s*:|rcpt\s+to\s*:|helo\s|ehlo\s|vrfy\s|expn\s)/;
-const MAIL_OTHER =
-  /[\r\n][\s]{0,4}(?:(?:[a-z0-9]{1,8}\s+)?(?:examine|select|login|authenticate|fetch|store|uid|copy|list|lsub|create|delete|rename|subscribe|search|append|capability|noop|logout|starttls)\s|(?:retr|apop|dele|uidl|stat|top|user|pass|quit|rset|data|help|noop|turn)\b|[a-z]{1,4}\d{1,6}\s+(?:status|check|close|expunge|idle|enable|unselect|namespace|move|getquota|getquotaroot|setquota|getacl|setacl|myrights|listrights|unsubscribe)\b|auth\s+(?:(?:plain|login|cram-md5|digest-md5|xoauth2|oauthbearer|gssapi|ntlm|external|anonymous|scram-sha-[0-9a-z-]{1,12})(?:\s+[a-z0-9+/]{4,}={0,2})?|[a-z0-9_-]{1,32}\s+[a-z0-9+/]{8,}={0,2})\s*$)/;
+/** IMAP commands (RFC 9051 §6, RFC 3501 §6, RFC 4314 ACL, RFC 2087 QUOTA) by the arguments they take. */
+const IMAP_NO_ARGS = new Set(words('capability noop logout starttls check close expunge idle unselect namespace unauthenticate'));
+const IMAP_MAILBOX = new Set(words('select examine create delete subscribe unsubscribe getquota getquotaroot myrights getacl'));
+const IMAP_TWO = new Set(words('rename list lsub login deleteacl listrights'));
+const IMAP_SEQUENCE = new Set(words('fetch store copy move'));
+/** Untagged POP3 (RFC 1939, RFC 2449) and SMTP (RFC 5321) verbs {@link mailCommandLine} reads. */
+const MAIL_VERBS = new Set(words('retr dele list uidl top user pass apop stat quit rset noop capa stls data turn starttls help auth'));
+/** Every IMAP command {@link mailCommandLine} reads after a tag. */
+const IMAP_COMMANDS = new Set([
+  ...IMAP_NO_ARGS,
+  ...IMAP_MAILBOX,
+  ...IMAP_TWO,
+  ...IMAP_SEQUENCE,
+  ...words('uid search authenticate status append setacl setquota enable'),
+]);
+/** IMAP SEARCH keys (RFC 9051 §6.4.4) a search starts with. */
+const IMAP_SEARCH_KEYS = new Set(
+  words(
+    'all answered bcc before body cc deleted draft flagged from header keyword larger new not old on or recent seen sentbefore senton sentsince since smaller subject text to uid unanswered undeleted undraft unflagged unkeyword unseen charset return',
+  ),
+);
+/** SASL mechanisms (IANA registry, common ones) an `AUTH`/`AUTHENTICATE` names. */
+const SASL = new Set(
+  words('plain login cram-md5 digest-md5 xoauth2 oauthbearer gssapi ntlm external anonymous scram-sha-1 scram-sha-256 scram-sha-1-plus scram-sha-256-plus'),
+);
+/** A mailbox name or user as an atom (CRS 932310's class: no `,` `:` `!` `?` `)` or backticks) or a quoted string. */
+const MAIL_ATOM = /^(?:[\w.#%&*\\/~+-]{1,128}|"[^"]{0,128}"|\{\d{1,20}\+?\})$/;
+const SEQUENCE_SET = /^[\d*][\d*:,]{0,63}$/;
+
+/**
+ * The tokens of one protocol line: atoms, quoted strings and parenthesised lists (one level), or
+ * undefined when the line is too long to be a command line (more than 512 characters).
+ */
+function mailTokens(line: string): string[] | undefined {
+  if (line.length > 512) return undefined;
+  const out: string[] = [];
+  let i = 0;
+  const n = line.length;
+  while (i < n) {
+    while (i < n && (line.charCodeAt(i) === 32 || line.charCodeAt(i) === 9)) i++;
+    if (i >= n) break;
+    const c = line.charCodeAt(i);
+    let j = i + 1;
+    if (c === 34 /* " */) {
+      while (j < n && line.charCodeAt(j) !== 34) j += line.charCodeAt(j) === 92 ? 2 : 1;
+      j++;
+    } else if (c === 40 /* ( */) {
+      while (j < n && line.charCodeAt(j) !== 41) j++;
+      j++;
+    } else while (j < n && line.charCodeAt(j) !== 32 && line.charCodeAt(j) !== 9) j++;
+    out.push(line.slice(i, Math.min(j, n)));
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * Whether one line (without its CR LF, lower case) is a mail-protocol command line as the RFCs
+ * define it: a POP3 command (RFC 1939, RFC 2449) or SMTP verb (RFC 5321) with the arguments it
+ * takes and nothing after them, or a tagged IMAP command (RFC 9051: a tag with a digit or a
+ * one-character tag, the command, its arguments). A sentence that starts with `Delete`, `List`
+ * or `To delete` has too many words, or words of the wrong shape, to be one.
+ */
+function mailCommandLine(line: string): boolean {
+  // cheap first look: an untagged POP3/SMTP verb, or a tag and an IMAP command
+  const sp = line.indexOf(' ');
+  const first = sp === -1 ? line : line.slice(0, sp);
+  if (!MAIL_VERBS.has(first)) {
+    if (sp === -1 || first.length > 16) return false;
+    const sp2 = line.indexOf(' ', sp + 1);
+    if (!IMAP_COMMANDS.has(line.slice(sp + 1, sp2 === -1 ? line.length : sp2))) return false;
+  }
+  const t = mailTokens(line);
+  if (t === undefined || t.length === 0) return false;
+  const [a, b, c] = t as [string, string | undefined, string | undefined];
+  const k = t.length;
+  // POP3 and SMTP: untagged
+  switch (a) {
+    case 'retr':
+    case 'dele':
+      return k === 2 && /^\d{1,10}$/.test(b as string);
+    case 'list':
+    case 'uidl':
+      return k === 1 || (k === 2 && /^\d{1,10}$/.test(b as string));
+    case 'top':
+      return k === 3 && /^\d{1,10}$/.test(b as string) && /^\d{1,10}$/.test(c as string);
+    case 'user':
+    case 'pass':
+      return k === 2 && /^[^\s"()]{1,128}$/.test(b as string) && !/[.,:;!?]$/.test(b as string);
+    case 'apop':
+      return k === 3 && /^[0-9a-f]{32}$/.test(c as string);
+    case 'stat':
+    case 'quit':
+    case 'rset':
+    case 'noop':
+    case 'capa':
+    case 'stls':
+    case 'data':
+    case 'turn':
+    case 'starttls':
+      return k === 1;
+    case 'help':
+      return k <= 2;
+    case 'auth':
+      return (
+        (k === 2 || k === 3) &&
+        (SASL.has(b as string) ? k === 2 || /^[a-z0-9+/]{4,}={0,2}$/.test(c as string) : k === 3 && /^[a-z0-9+/]{8,}={0,2}$/.test(c as string))
+      );
+  }
+  // IMAP: tag SP command [SP arguments]
+  if (k < 2 || !/^[a-z0-9]{1,16}$/.test(a) || !(a.length === 1 || /\d/.test(a))) return false;
+  let cmd = b as string;
+  let args = t.slice(2);
+  if (cmd === 'uid') {
+    cmd = args[0] ?? '';
+    args = args.slice(1);
+    if (cmd === 'expunge') return args.length === 1 && SEQUENCE_SET.test(args[0] as string);
+    if (!(IMAP_SEQUENCE.has(cmd) || cmd === 'search')) return false;
+  }
+  const atoms = (n: number): boolean => args.length === n && args.every((x) => MAIL_ATOM.test(x));
+  if (IMAP_NO_ARGS.has(cmd)) return args.length === 0;
+  if (IMAP_MAILBOX.has(cmd)) return atoms(1);
+  if (IMAP_TWO.has(cmd)) return atoms(2);
+  if (IMAP_SEQUENCE.has(cmd)) return args.length >= 1 && SEQUENCE_SET.test(args[0] as string);
+  switch (cmd) {
+    case 'search':
+      return args.length >= 1 && (SEQUENCE_SET.test(args[0] as string) || IMAP_SEARCH_KEYS.has(args[0] as string));
+    case 'authenticate':
+      return (args.length === 1 || args.length === 2) && /^[a-z0-9_-]{1,20}$/.test(args[0] as string);
+    case 'status':
+      return args.length === 2 && MAIL_ATOM.test(args[0] as string) && (args[1] as string).startsWith('(');
+    case 'append':
+      return args.length >= 2 && MAIL_ATOM.test(args[0] as string) && /^\{\d{1,20}\+?\}$/.test(args[args.length - 1] as string);
+    case 'setacl':
+      return atoms(3);
+    case 'setquota':
+      return args.length === 2 && MAIL_ATOM.test(args[0] as string) && (args[1] as string).startsWith('(');
+    case 'enable':
+      return args.length >= 1 && args.length <= 4 && args.every((x) => /^[a-z0-9=+-]{1,32}$/.test(x));
+  }
+  return false;
+}
+
+/**
+ * A mail-protocol command line after a CR or LF (SMTP RFC 5321, IMAP RFC 9051, POP3 RFC 1939;
+ * compare CRS 932301, 932310, 932311, 932320, 932321). Each line is read once (at most 512
+ * characters of it), so the scan is linear. Returns the offset of the line, or -1.
+ */
+function mailCommand(s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 10 && c !== 13) continue;
+    let b = i + 1;
+    while (b < n && b - i <= 4 && (s.charCodeAt(b) === 32 || s.charCodeAt(b) === 9)) b++;
+    let e = b;
+    while (e < n && e - b <= 512 && s.charCodeAt(e) !== 10 && s.charCodeAt(e) !== 13) e++;
+    if (e > b && mailCommandLine(s.slice(b, e))) return i;
+  }
+  return -1;
+}
+
+/**
+ * Whether the backtick at `i` opens Markdown inline code inside a sentence rather than a command
+ * substitution: one to three plain words (letters, digits, `_ . - =`) closed by a backtick, with an
+ * English word (not a command name) or a list comma/colon right before it, an English word right
+ * after it, a Markdown link around it (`` [`gzip`](https://…) ``), a list bullet before it, or a
+ * table cell around it when `table` (the value has a GFM delimiter row). The classic payload (`` `id` ``
+ * as the whole value, after a separator or a quote, or after a command: `` echo `id` ``) is none of these.
+ */
+function proseCodeSpan(v: string, i: number, table: boolean): boolean {
+  const n = v.length;
+  let j = i + 1;
+  let spaces = 0;
+  while (j < n && j - i <= 48) {
+    const c = v.charCodeAt(j);
+    if (c === 32 && isWordCode(v.charCodeAt(j - 1)) && isLetter(v.charCodeAt(j + 1)) && ++spaces <= 2) j++;
+    else if (isWordCode(c) || c === 61) j++;
+    else break;
+  }
+  if (j === i + 1 || v.charCodeAt(j) !== 96 || v.charCodeAt(i + 1) === 45) return false;
+  const before = i > 0 ? v.charCodeAt(i - 1) : -1;
+  const after = v.charCodeAt(j + 1);
+  // the first thing in a Markdown list item ("*   `w` - start of the week")
+  let a = i;
+  while (a > 0 && v.charCodeAt(a - 1) === 32) a--;
+  if (a < i && a > 0) {
+    const m = v.charCodeAt(a - 1);
+    if ((m === 42 || m === 45 || m === 43) && (a === 1 || v.charCodeAt(a - 2) === 10 || v.charCodeAt(a - 2) === 13)) return true;
+  }
+  if (before === 91 && after === 93 && v.charCodeAt(j + 2) === 40) return true;
+  // a whole cell of a Markdown table ("| `users` | …")
+  if (table && before === 32 && v.charCodeAt(i - 2) === 124 && after === 32 && v.charCodeAt(j + 2) === 124) return true;
+  const plainWord = (a: number, b: number): boolean => {
+    if (b <= a || b - a > 24) return false;
+    for (let k = a; k < b; k++) if (!isLetter(v.charCodeAt(k))) return false;
+    const w = v.slice(a, b);
+    return !(UNIQUE.has(w) || WINDOWS.has(w) || PREFIX.has(w));
+  };
+  if (before === 32 && i >= 2) {
+    const p = v.charCodeAt(i - 2);
+    if (p === 44 || p === 58) return true;
+    let a = i - 1;
+    while (a > 0 && isLetter(v.charCodeAt(a - 1))) a--;
+    if (plainWord(a, i - 1)) return true;
+    // after a command (`` ping `id` ``) it is an argument substitution
+    if (a < i - 1) return false;
+  }
+  // an English word after it, when the span starts the value or follows a word ("`id` of the user"; not `a=\`id\` b`)
+  if (after === 32 && (before === -1 || (before === 32 && i >= 2 && (isLetter(v.charCodeAt(i - 2)) || v.charCodeAt(i - 2) === 46)))) {
+    let b = j + 2;
+    while (b < n && isLetter(v.charCodeAt(b))) b++;
+    if (plainWord(j + 2, b) && (b >= n || !isWordCode(v.charCodeAt(b)))) return true;
+  }
+  return false;
+}
 
 /**
  * Detects OS command injection in a normalised (decoded, lower-case) value.
@@ -378,8 +623,8 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   if (s.indexOf('\n') !== -1 || s.indexOf('\r') !== -1) {
     const m = MAIL_SMTP.exec(s);
     if (m) return { rule: 'smtp-command', index: m.index, paranoia: 1 };
-    const m2 = MAIL_OTHER.exec(s);
-    if (m2) weak = { rule: 'mail-command', index: m2.index, paranoia: 2 };
+    const m2 = mailCommand(s);
+    if (m2 !== -1) weak = { rule: 'mail-command', index: m2, paranoia: 2 };
   }
   const v = canonical(s);
   const n = v.length;
@@ -492,24 +737,46 @@ export function detectCmdi(s: string): CmdiHit | undefined {
   const ps = POWERSHELL.exec(v);
   if (ps) return { rule: 'powershell', index: ps.index, paranoia: 1 };
   // a separator, then (prefix commands and) a command
+  // a GFM table delimiter row (`| --- |`, `|:---`) makes the value Markdown with table cells
+  const table = v.indexOf('|') !== -1 && /\|[ \t]?:?-{3,}/.test(v);
+  let ticks = 0; // backticks so far: the next one opens a substitution when even, closes it when odd
   let lead = 0; // offset of the first character that is not a space
   while (lead < n && (v.charCodeAt(lead) === 32 || v.charCodeAt(lead) === 9)) lead++;
   for (let i = 0; i < n; i++) {
     const c = v.charCodeAt(i);
     const sepAt = i;
     let after = -1;
-    let how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' = 'separator';
+    let how: 'separator' | 'newline' | 'subst' | 'amp' | 'and' | 'markdown' = 'separator';
     if (c === 59 || c === 124) after = i + 1;
     else if (c === 10 || c === 13) {
       after = i + 1;
       how = 'newline';
     } else if (c === 96) {
       after = i + 1;
-      // a backtick after a space opens a Markdown code span ("run `make` first") more often than a substitution
-      how = i > 0 && v.charCodeAt(i - 1) === 32 ? 'markdown' : 'subst';
+      if (v.charCodeAt(i + 1) === 96) {
+        // a Markdown code fence (kept by canonical): a code block opens or closes, no substitution
+        while (v.charCodeAt(i + 1) === 96) i++;
+        continue;
+      }
+      if ((ticks++ & 1) === 1) {
+        // a closing backtick: the word after it is an argument of the substituted command's output
+        // (`` `x` set `` runs x's output with the argument `set`), unless glued to it (`` `true`id ``)
+        if (!isWordCode(v.charCodeAt(i + 1))) continue;
+        how = 'subst';
+      } else if (proseCodeSpan(v, i, table)) {
+        // Markdown inline code inside a sentence ("the `id` of", "[`gzip`](https://…)"): not a substitution;
+        // a command with no other meaning still counts from paranoia level 2
+        const w = commandAt(v, after).word;
+        if (UNIQUE.has(w) && !WORDY.has(w)) weak ??= { rule: `command:${w}`, index: i, paranoia: 2 };
+        continue;
+      } else {
+        // a backtick after a space opens a Markdown code span ("run `make` first") more often than a substitution
+        how = i > 0 && v.charCodeAt(i - 1) === 32 ? 'markdown' : 'subst';
+      }
     } else if (c === 38) {
       after = i + 1;
       if (!(i === 0 || v.charCodeAt(i + 1) === 38 || v.charCodeAt(i + 1) === 32 || v.charCodeAt(i - 1) === 32 || v.charCodeAt(i - 1) === 38)) how = 'amp';
+      else if (i > 0 && v.charCodeAt(i + 1) === 32 && v.charCodeAt(i - 1) === 32) how = 'and';
     } else if ((c === 36 || c === 60 || c === 62) && v.charCodeAt(i + 1) === 40) {
       after = i + 2; // $( <( >(
       how = 'subst';
@@ -521,7 +788,9 @@ export function detectCmdi(s: string): CmdiHit | undefined {
     const hit = commandChain(v, after, how);
     if (hit) {
       if (hit.paranoia === 1) return { ...hit, index: i };
-      weak ??= hit;
+      // in a Markdown table a spaced `|` is a cell border ("| type | description |"): only clear
+      // evidence (paranoia level 1: an option, a path, a command with no other meaning) counts there
+      if (!(table && v.charCodeAt(after - 1) === 124 && v.charCodeAt(after) === 32)) weak ??= hit;
     } else if ((c === 59 || c === 124) && sepAt === lead && weak === undefined) {
       // `;top x`, `|at 2:00`: a value that starts with a separator and a command (paranoia level 2)
       const w = commandAt(v, after).word;
@@ -708,7 +977,7 @@ export function detectCmdiBareWord(s: string): CmdiHit | undefined {
  * Reads `[prefix commands] command [argument]` at `at` and decides whether it is an injected
  * command. `how` is what precedes it: a separator, a newline, or the start of the value.
  */
-function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'markdown' | 'start'): CmdiHit | undefined {
+function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'subst' | 'amp' | 'and' | 'markdown' | 'start'): CmdiHit | undefined {
   let { word, end, path, start, versioned } = commandAt(v, at);
   if (word.length === 0) return undefined;
   const glued = !(start > at);
@@ -736,6 +1005,12 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   const known = UNIQUE.has(word) || WINDOWS.has(word) || PREFIX.has(word);
   if (!known) return undefined;
   const arg = commandArg(v, end);
+  // commands whose first plain argument has a grammar: `at 10:00`, `at now + 1 minute`; `net user x`
+  // ("time at which", "net amount of" are English)
+  if (arg === 'other' && (word === 'at' || word === 'net' || word === 'net1')) {
+    const next = commandAt(v, end).word;
+    if (word === 'at' ? !AT_TIMESPEC.test(next) : !NET_SUBCOMMANDS.has(next)) return undefined;
+  }
   // a versioned name with an argument (`python3.10 x`) is no ordinary word; alone it may name a runtime
   const wordy = (versioned !== true || arg === 'none') && (WORDY.has(word) || (PREFIX.has(word) && !UNIQUE.has(word)));
   if (how === 'amp') return wordy ? undefined : { rule: `command:${word}`, index: 0, paranoia: 1 };
@@ -743,6 +1018,12 @@ function commandChain(v: string, at: number, how: 'separator' | 'newline' | 'sub
   // `time`, `then`, `do` alone are words, not commands
   if (PREFIX_WORDS.has(word) && arg !== 'option' && arg !== 'path') return undefined;
   if (how === 'subst' && (arg === 'other' || wordy)) return { rule: `command:${word}`, index: 0, paranoia: 1 };
+  if (how === 'and') {
+    // a lone `&` between spaces reads as "and" in prose ("`read & write`", "secret & base64 key"): an
+    // ordinary word after it needs an option, a path or a non-word argument to be a command
+    if (wordy && (arg === 'none' || (arg === 'other' && /^[ \t]+[a-z]{1,24}(?:[ \t,;:!?)]|\.(?:\s|$)|$)/.test(v.slice(end, end + 32))))) return undefined;
+    how = 'separator';
+  }
   if (how === 'separator' || how === 'newline' || how === 'subst') {
     if (!wordy) return { rule: `command:${word}`, index: 0, paranoia: 1 };
     if (arg === 'option' || arg === 'path' || path) return { rule: `command:${word}`, index: 0, paranoia: 1 };

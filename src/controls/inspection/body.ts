@@ -593,9 +593,9 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
       } else if (k.startsWith('?')) {
       } else if (Array.isArray(val)) {
         if (top.depth + 1 > limits.maxDepth) throw new BodyLimitError('xml-limit-exceeded', 'max_depth', `XML nesting exceeds depth ${limits.maxDepth}.`);
-        if (visit(k, true, [...path, k]) === true) return;
-        const attrs = node[':@'] as Record<string, unknown> | undefined;
         path.push(k);
+        if (visit(k, true, path) === true) return;
+        const attrs = node[':@'] as Record<string, unknown> | undefined;
         if (attrs) {
           for (const [a, av] of Object.entries(attrs)) {
             path.push(a);
@@ -1033,11 +1033,15 @@ export function walkMultipart(body: Buffer, boundary: string | undefined, opts: 
     if (charsetReading(charset) === 'incompatible') throw new UnsupportedCharsetError(charset as string, 'a multipart part');
     const isFile = filename !== undefined || extFilename !== undefined;
     partIndex++;
-    if (name === undefined && !isFile && opts.formData === false) {
-      // an entity of multipart/mixed, related or alternative: what the backend reads is its contents
+    if (name === undefined && opts.formData === false) {
+      // an entity of multipart/mixed, related or alternative (an attachment's filename too): what
+      // the backend reads is its contents
       if (++fields > opts.maxFields) throw limit('max_fields');
       if (content.length > opts.maxFileBytes) throw limit('max_file_bytes');
-      if (walkFile(content, mt, [partIndex - 1], opts, visit)) return;
+      const at: PathStack = [partIndex - 1];
+      const fname = extFilename ?? filename;
+      if (fname !== undefined && fname !== '' && visit(fname, false, [partIndex - 1, 'filename']) === true) return;
+      if (walkFile(content, mt, at, opts, visit)) return;
       continue;
     }
     if (isFile) {

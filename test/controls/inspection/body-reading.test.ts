@@ -216,6 +216,10 @@ describe('body reading (through a real gateway)', () => {
       rejected(r, 403, 'injection-detected');
       assert.equal(r.json.location, 'body:/q');
       rejected(await send('no boundary here', { 'content-type': 'multipart/related; boundary=B' }, { chunked: true }), 400, 'body-malformed');
+      const attachment = multipart([['Content-Disposition: attachment; filename="notes.txt"\r\nContent-Type: text/plain', SQLI]]);
+      const a = await send(attachment, { 'content-type': 'multipart/mixed; boundary=B' });
+      rejected(a, 403, 'injection-detected');
+      assert.equal(a.json.location, 'body:/0');
     });
 
     it('passes a multipart/related upload (JSON metadata and media) and an OData-style batch', async () => {

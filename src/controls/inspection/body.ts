@@ -49,6 +49,68 @@ export class BodyLimitError extends Error {
   }
 }
 
+/**
+ * A declared charset under which the gateway's reading and a raw-byte reading disagree on ASCII
+ * (Werkzeug, PHP and Go ignore the charset of form, multipart and text bodies and read the bytes):
+ * 415 `unsupported-charset`.
+ */
+export class UnsupportedCharsetError extends Error {
+  /** The declared charset label (lower case, at most 40 characters). */
+  readonly charset: string;
+  constructor(charset: string, where: string) {
+    const c = charset.slice(0, 40);
+    super(`The charset "${c}" of ${where} is not ASCII-compatible or not known; it cannot be read one way only.`);
+    this.name = 'UnsupportedCharsetError';
+    this.charset = c;
+  }
+}
+
+/**
+ * WHATWG encodings (Encoding Standard §4.2 names) in which bytes 0x00-0x7F do not always stand for
+ * the ASCII characters: UTF-16 (two bytes a character: `' or 1=1--` read as UTF-16LE is CJK
+ * text), ISO-2022-JP (escape sequences switch ASCII bytes to JIS X 0208) and the `replacement`
+ * decoder (ISO-2022-KR, HZ-GB-2312, ISO-2022-CN: the whole body becomes one U+FFFD).
+ */
+const ASCII_INCOMPATIBLE = new Set(['utf-16le', 'utf-16be', 'iso-2022-jp', 'replacement']);
+
+/**
+ * How a declared charset relates to the raw bytes a backend that ignores it reads:
+ * - `utf-8`: none declared, or UTF-8/US-ASCII (one reading);
+ * - `ascii-compatible`: a WHATWG encoding (Encoding Standard) that reads bytes 0x00-0x7F as
+ *   ASCII — single-byte Latin/Cyrillic/IBM866 and the CJK multi-byte encodings (whose trail bytes
+ *   may still swallow an ASCII byte, so the raw reading is inspected too);
+ * - `incompatible`: {@link ASCII_INCOMPATIBLE} or a label the decoder does not know (UTF-32,
+ *   UTF-7, EBCDIC `cp037`/`ibm037`, `x-unknown`): fail closed.
+ * @param charset the lower-cased `charset` parameter, or `undefined`.
+ */
+export function charsetReading(charset: string | undefined): 'utf-8' | 'ascii-compatible' | 'incompatible' {
+  if (charset === undefined || charset === 'utf-8' || charset === 'utf8' || charset === 'us-ascii') return 'utf-8';
+  let enc: string;
+  try {
+    enc = new TextDecoder(charset).encoding;
+  } catch {
+    return 'incompatible';
+  }
+  if (enc === 'utf-8') return 'utf-8';
+  return ASCII_INCOMPATIBLE.has(enc) ? 'incompatible' : 'ascii-compatible';
+}
+
+/**
+ * The readings of textual bytes declared in `charset` (after {@link charsetReading} said it is not
+ * `incompatible`): the declared decoding first, then the raw-byte reading as UTF-8 (lenient) when
+ * it differs, as Werkzeug, PHP and Go read it. A leading BOM is dropped from each.
+ */
+export function textReadings(bytes: Buffer, charset: string | undefined): string[] {
+  const raw = stripBom(lenientUtf8.decode(bytes));
+  if (charsetReading(charset) === 'utf-8') return [raw];
+  const declared = stripBom(new TextDecoder(charset).decode(bytes));
+  return declared === raw ? [declared] : [declared, raw];
+}
+
+function stripBom(t: string): string {
+  return t.charCodeAt(0) === 0xfeff ? t.slice(1) : t;
+}
+
 /** Structural limits of JSON bodies. */
 export interface JsonLimits {
   maxDepth: number;
@@ -85,6 +147,9 @@ for (let c = 0; c < 128; c++) STR_CLASS[c] = c < 32 || c === 34 || c === 92 ? -1
 // Results of `scanString` (module state instead of an allocated pair: one string at a time).
 let strEnd = 0;
 let strMask = 0;
+
+const lenientUtf8 = new TextDecoder('utf-8');
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 function jsonFail(what: string, at: number): never {
   throw new BodyParseError('json', `${what} at offset ${at}`);
@@ -425,10 +490,25 @@ export interface XmlLimits {
 
 const DTD = /<!\s*(?:doctype|entity|element|attlist)/i;
 
+/** Characters of joined text content gathered per XML element for inspection (see {@link walkXml}). */
+export const XML_JOIN_CAP = 8192;
+
+/** Appends `t` to an element's joined text up to {@link XML_JOIN_CAP}; reaching the cap marks it full. */
+function join(f: { joined: string; full: boolean }, t: string): void {
+  const room = XML_JOIN_CAP - f.joined.length;
+  if (t.length < room) f.joined += t;
+  else {
+    f.joined += t.slice(0, room);
+    f.full = true;
+  }
+}
+
 /**
  * Parses `text` as XML, refusing DTDs first, and visits element/attribute names, attribute values
- * and text nodes. Locations are `/root/child/@attr` paths (element names, not positions).
- * @throws {BodyLimitError} `xml-dtd-refused` (XXE, entity expansion) or `xml-limit-exceeded`.
+ * and text nodes, and each element's joined text content (capped, never refused for its length).
+ * Locations are `/root/child/@attr` paths (element names, not positions).
+ * @throws {BodyLimitError} `xml-dtd-refused` (XXE, entity expansion) or `xml-limit-exceeded`
+ *   (nesting past `maxDepth`, one text node past `maxString`).
  * @throws {BodyParseError} on malformed XML (message from the validator, with line and column).
  */
 export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
@@ -461,10 +541,12 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
   // CDATA sections, and its child elements' text, in document order, comments and processing
   // instructions dropped), which is inspected when it is made of two or more non-blank pieces: a
   // payload split by `<![CDATA[`, `<?x?>` or a child element is seen whole, as the backend's DOM
-  // sees it. Text is appended once per open ancestor, so the work is at most `maxDepth` times the
-  // text length.
-  type Frame = { nodes: unknown[]; idx: number; depth: number; pathLen: number; joined: string; pieces: number };
-  const stack: Frame[] = [{ nodes: doc as unknown[], idx: 0, depth: 0, pathLen: 0, joined: '', pieces: 0 }];
+  // sees it. The joined text is an inspection aid, not a limit: at most XML_JOIN_CAP characters
+  // are gathered per element; once an element's cap is reached it stops joining, and so do its
+  // ancestors (what was gathered is inspected). Each element copies at most the cap, so the work
+  // is at most min(`maxDepth` × text length, elements × cap).
+  type Frame = { nodes: unknown[]; idx: number; depth: number; pathLen: number; joined: string; pieces: number; full: boolean };
+  const stack: Frame[] = [{ nodes: doc as unknown[], idx: 0, depth: 0, pathLen: 0, joined: '', pieces: 0, full: false }];
   const path: PathStack = [];
   while (stack.length > 0) {
     const top = stack[stack.length - 1] as Frame;
@@ -474,13 +556,14 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
         const parent = stack[stack.length - 1] as Frame;
         if (top.pieces > 1) {
           path.length = top.pathLen;
-          if (top.joined.length > limits.maxString)
-            throw new BodyLimitError('xml-limit-exceeded', 'max_string', `The text content of an XML element exceeds ${limits.maxString} characters.`);
           if (visit(top.joined, false, path) === true) return;
         }
         // a child counts as one piece: a parent holding only it has the same text, not inspected twice
         if (parent.depth > 0) {
-          parent.joined += top.joined;
+          if (!parent.full) {
+            join(parent, top.joined);
+            if (top.full) parent.full = true;
+          }
           if (top.pieces > 0) parent.pieces++;
         }
         path.length = parent.pathLen;
@@ -495,7 +578,7 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
         const t = String(val);
         if (t.length > limits.maxString)
           throw new BodyLimitError('xml-limit-exceeded', 'max_string', `An XML text node exceeds ${limits.maxString} characters.`);
-        if (top.depth > 0) top.joined += t;
+        if (top.depth > 0 && !top.full) join(top, t);
         if (t.trim() !== '') {
           top.pieces++;
           if (visit(t, false, path) === true) return;
@@ -510,9 +593,9 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
       } else if (k.startsWith('?')) {
       } else if (Array.isArray(val)) {
         if (top.depth + 1 > limits.maxDepth) throw new BodyLimitError('xml-limit-exceeded', 'max_depth', `XML nesting exceeds depth ${limits.maxDepth}.`);
-        if (visit(k, true, [...path, k]) === true) return;
-        const attrs = node[':@'] as Record<string, unknown> | undefined;
         path.push(k);
+        if (visit(k, true, path) === true) return;
+        const attrs = node[':@'] as Record<string, unknown> | undefined;
         if (attrs) {
           for (const [a, av] of Object.entries(attrs)) {
             path.push(a);
@@ -521,7 +604,7 @@ export function walkXml(text: string, limits: XmlLimits, visit: Visitor): void {
             path.pop();
           }
         }
-        stack.push({ nodes: val, idx: 0, depth: top.depth + 1, pathLen: path.length, joined: '', pieces: 0 });
+        stack.push({ nodes: val, idx: 0, depth: top.depth + 1, pathLen: path.length, joined: '', pieces: 0, full: false });
         break;
       }
     }
@@ -706,7 +789,17 @@ export function parseMediaType(value: string): MediaType {
 export interface MultipartOptions extends FormLimits, NameRules {
   json: JsonLimits;
   xml: XmlLimits;
+  /**
+   * The body is `multipart/form-data` (default). Any other `multipart/*` (mixed, related,
+   * alternative: Tomcat and Spring read them as forms too, OData and Google batches carry requests
+   * in them) also has parts without a field name, which are inspected as entities at `/<part
+   * index>` and counted against `maxFields` and `maxFileBytes`.
+   */
+  formData?: boolean;
 }
+
+/** Content-Transfer-Encoding values that leave the part's bytes as they are (RFC 2045 §6.1, RFC 7578 §4.7). */
+const IDENTITY_CTE = new Set(['7bit', '8bit', 'binary']);
 
 /** A part of a multipart body whose headers cannot be read one way only. */
 function ambiguous(message: string): BodyLimitError {
@@ -716,8 +809,6 @@ function ambiguous(message: string): BodyLimitError {
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** Bytes of one part's header block. */
 const MAX_PART_HEADER_BYTES = 16 * 1024;
-const lenientUtf8 = new TextDecoder('utf-8');
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Parses the parameters of a part's `Content-Disposition` (RFC 7578 §4.2, RFC 6266 §4.1):
@@ -776,24 +867,19 @@ function sniffText(buf: Buffer): boolean {
 function walkFile(content: Buffer, mt: MediaType, path: PathStack, opts: MultipartOptions, visit: Visitor): boolean {
   if (content.length === 0) return false;
   const declared = textualType(mt.type);
-  let text: string;
-  const charset = mt.params.get('charset')?.toLowerCase();
-  if (declared && charset !== undefined && charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') {
-    try {
-      text = new TextDecoder(charset).decode(content);
-    } catch {
-      text = lenientUtf8.decode(content);
-    }
-  } else if (declared) text = lenientUtf8.decode(content);
+  let readings: string[];
+  if (declared) readings = textReadings(content, mt.params.get('charset')?.toLowerCase());
   else {
     if (!sniffText(content)) return false;
     try {
-      text = strictUtf8.decode(content);
+      readings = [stripBom(strictUtf8.decode(content))];
     } catch {
       return false;
     }
   }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const text = readings[0] as string;
+  // a legacy charset's raw-byte reading, as a backend that ignores the charset reads it: one text leaf
+  if (readings.length > 1 && visit(readings[1] as string, false, path) === true) return true;
   const base = path.length;
   let stopped = false;
   const nested: Visitor = (v, isName, p, classes) => {
@@ -837,10 +923,16 @@ function looksLikeJsonText(text: string): boolean {
  * - A part is a file exactly when its Content-Disposition has a `filename` (or `filename*`)
  *   parameter, as Werkzeug, PHP and Go decide; any other part is a field, whatever its
  *   Content-Type (busboy made `application/octet-stream` parts files and skipped them).
- * - Fields: name and value visited (value decoded as UTF-8, or the part's charset).
+ * - Fields: name and value visited (value decoded as UTF-8; under a legacy ASCII-compatible
+ *   charset both the declared and the raw-byte reading, {@link textReadings}).
  * - Files: name and filename(s) visited, and the contents when textual ({@link walkFile}).
- * - Ambiguity is refused: a part with two Content-Disposition or Content-Type headers, or a
- *   parameter named twice in one of them (`multipart-part-ambiguous`).
+ * - Other `multipart/*` (`opts.formData` false): parts without a field name are entities,
+ *   inspected like files at `/<part index>`.
+ * - Ambiguity is refused: a part with two Content-Disposition or Content-Type headers, a
+ *   parameter named twice in one of them, or a Content-Transfer-Encoding other than
+ *   `7bit`/`8bit`/`binary` (RFC 7578 §4.7 forbids it; Go decodes quoted-printable, the others do
+ *   not) gets `multipart-part-ambiguous`; a part charset that is not ASCII-compatible
+ *   ({@link charsetReading}) gets {@link UnsupportedCharsetError}.
  * - Names go through {@link checkParamName} and `_method` through {@link checkMethodOverride}.
  *
  * Linear: one boundary search (`Buffer.indexOf`) per part.
@@ -848,6 +940,7 @@ function looksLikeJsonText(text: string): boolean {
  * @throws {BodyParseError} kind `multipart` on a malformed body.
  * @throws {BodyLimitError} `multipart-limit-exceeded` on a field, file or size limit,
  *   `multipart-part-ambiguous`, `prototype-pollution`, `method-override-refused`.
+ * @throws {UnsupportedCharsetError} on a part charset that cannot be read one way only.
  */
 export function walkMultipart(body: Buffer, boundary: string | undefined, opts: MultipartOptions, visit: Visitor): void {
   if (boundary === undefined || boundary === '' || boundary.length > 70)
@@ -868,6 +961,7 @@ export function walkMultipart(body: Buffer, boundary: string | undefined, opts: 
   }
   let fields = 0;
   let files = 0;
+  let partIndex = 0;
   for (;;) {
     let i = pos + dash.length;
     if (body[i] === 45 && body[i + 1] === 45) return; // close delimiter: the epilogue is ignored
@@ -895,6 +989,7 @@ export function walkMultipart(body: Buffer, boundary: string | undefined, opts: 
     // headers (RFC 5322 fields, obsolete folding joined)
     let disposition: string | undefined;
     let ctype: string | undefined;
+    let cte: string | undefined;
     let pairs = 0;
     if (headerText !== '') {
       const lines = headerText.split('\r\n');
@@ -914,6 +1009,13 @@ export function walkMultipart(body: Buffer, boundary: string | undefined, opts: 
         } else if (hn === 'content-type') {
           if (ctype !== undefined) throw ambiguous('A multipart part has two Content-Type headers.');
           ctype = hv;
+        } else if (hn === 'content-transfer-encoding') {
+          // RFC 7578 §4.7: senders MUST NOT use it in form-data; Go's mime/multipart decodes
+          // quoted-printable transparently, others hand the encoded bytes over
+          if (cte !== undefined) throw ambiguous('A multipart part has two Content-Transfer-Encoding headers.');
+          cte = hv.toLowerCase();
+          if (!IDENTITY_CTE.has(cte))
+            throw ambiguous(`A multipart part has Content-Transfer-Encoding "${hv.slice(0, 40)}" (RFC 7578 §4.7; backends disagree whether to decode it).`);
         }
       }
     }
@@ -927,7 +1029,21 @@ export function walkMultipart(body: Buffer, boundary: string | undefined, opts: 
     const extFilename = disp?.get('filename*');
     const mt = parseMediaType(ctype ?? '');
     if (mt.duplicate !== undefined) throw ambiguous(`A multipart part's Content-Type names "${mt.duplicate}" twice.`);
+    const charset = mt.params.get('charset')?.toLowerCase();
+    if (charsetReading(charset) === 'incompatible') throw new UnsupportedCharsetError(charset as string, 'a multipart part');
     const isFile = filename !== undefined || extFilename !== undefined;
+    partIndex++;
+    if (name === undefined && opts.formData === false) {
+      // an entity of multipart/mixed, related or alternative (an attachment's filename too): what
+      // the backend reads is its contents
+      if (++fields > opts.maxFields) throw limit('max_fields');
+      if (content.length > opts.maxFileBytes) throw limit('max_file_bytes');
+      const at: PathStack = [partIndex - 1];
+      const fname = extFilename ?? filename;
+      if (fname !== undefined && fname !== '' && visit(fname, false, [partIndex - 1, 'filename']) === true) return;
+      if (walkFile(content, mt, at, opts, visit)) return;
+      continue;
+    }
     if (isFile) {
       if (++files > opts.maxFiles) throw limit('max_files');
       if (content.length > opts.maxFileBytes) throw limit('max_file_bytes');
@@ -946,15 +1062,11 @@ export function walkMultipart(body: Buffer, boundary: string | undefined, opts: 
       if (extFilename !== undefined && extFilename !== filename && extFilename !== '' && visit(extFilename, false, [name, 'filename']) === true) return;
       if (walkFile(content, mt, path, opts, visit)) return;
     } else {
-      const charset = mt.params.get('charset')?.toLowerCase();
-      let value: string;
-      try {
-        value = charset === undefined || charset === 'utf-8' || charset === 'utf8' ? lenientUtf8.decode(content) : new TextDecoder(charset).decode(content);
-      } catch {
-        value = lenientUtf8.decode(content);
+      // the declared charset's reading, and the raw bytes' when they differ (a legacy charset)
+      for (const value of textReadings(content, charset)) {
+        checkMethodOverride(name, value, opts.method);
+        if (value !== '' && visit(value, false, path) === true) return;
       }
-      checkMethodOverride(name, value, opts.method);
-      if (value !== '' && visit(value, false, path) === true) return;
     }
   }
 }

@@ -110,17 +110,33 @@ const GRAMMARS: ReadonlyMap<string, RegExp> = new Map([
   ['connection', TOKEN_LIST],
 ]);
 
+/** An empty value or an empty quoted string (`""`, Chrome's `Sec-CH-UA-Model` on desktop): nothing to inspect. */
+const EMPTY = /^[ \t]*(?:""[ \t]*)?$/;
+
+/**
+ * Whether a header is a client hint: `Sec-CH-*` (RFC 8942, WICG User-Agent Client Hints, Media
+ * Feature Client Hints: `sec-ch-ua-model`, `sec-ch-ua-full-version-list`,
+ * `sec-ch-prefers-color-scheme`, ...). Browsers send the high-entropy ones after `Accept-CH`, all
+ * as RFC 8941 structured fields, so every one is skipped when its value fits {@link SF_LIST},
+ * whether or not `skip_headers` names it.
+ * @param name lower-case header name.
+ */
+export function isClientHint(name: string): boolean {
+  return name.length > 7 && name.startsWith('sec-ch-');
+}
+
 /**
  * Whether a skip-listed header's value may go uninspected: it fits the grammar of its header
- * (client hints `sec-ch-ua*` share the structured-field grammar). Headers without a known grammar
- * (an operator's own additions to `skip_headers`) are the operator's decision: skipped.
+ * (client hints, {@link isClientHint}, share the RFC 8941 structured-field grammar), or it is
+ * empty or the empty quoted string `""` (no grammar's content, and no payload). Headers without a
+ * known grammar (an operator's own additions to `skip_headers`) are the operator's decision: skipped.
  * @param name lower-case header name.
  * @param value the value as received (latin1 code units).
  */
 export function fitsHeaderGrammar(name: string, value: string): boolean {
   if (value.length > 8192) return false;
-  const g = GRAMMARS.get(name) ?? (name.startsWith('sec-ch-') ? SF_LIST : undefined);
-  return g === undefined || g.test(value);
+  const g = GRAMMARS.get(name) ?? (isClientHint(name) ? SF_LIST : undefined);
+  return g === undefined || g.test(value) || EMPTY.test(value);
 }
 
 /** Header names {@link fitsHeaderGrammar} knows a grammar for (besides every `sec-ch-*`). */

@@ -26,9 +26,22 @@ import { Problem } from '../../pipeline/problem.ts';
 import type { Rejection, Verdict } from '../../pipeline/verdict.ts';
 import { deny } from '../../pipeline/verdict.ts';
 import { CorruptEncodingError, DecodedTooLargeError, decodeBody, parseCoding } from '../../http/coding.ts';
-import { BodyLimitError, BodyParseError, type NameRules, type PathStack, parseMediaType, walkJson, walkMultipart, walkUrlEncoded, walkXml } from './body.ts';
+import {
+  BodyLimitError,
+  BodyParseError,
+  charsetReading,
+  type NameRules,
+  type PathStack,
+  parseMediaType,
+  textReadings,
+  UnsupportedCharsetError,
+  walkJson,
+  walkMultipart,
+  walkUrlEncoded,
+  walkXml,
+} from './body.ts';
 import { type CompiledExclusion, DETECTORS, type DetectorName, Engine, type Scan } from './engine.ts';
-import { fitsHeaderGrammar } from './headers.ts';
+import { fitsHeaderGrammar, isClientHint } from './headers.ts';
 import { detectRestrictedPath, detectRestrictedUpload } from './lfi.ts';
 import { normalize, percentDecode } from './normalize.ts';
 
@@ -61,7 +74,8 @@ export const inspectionSchema = z.strictObject({
    * Headers not inspected when `headers` has `*` and their value fits the header's grammar
    * (structured protocol fields, opaque keys: see `headers.ts`); a value that does not fit is
    * inspected (`Accept-Language: ../../etc/passwd`). Names without a known grammar are skipped
-   * whatever their value. `Cookie` is inspected per cookie (`cookies`). `Authorization`/
+   * whatever their value. Every client hint (`sec-ch-*`) is treated as listed here (skipped when it
+   * fits the RFC 8941 grammar). `Cookie` is inspected per cookie (`cookies`). `Authorization`/
    * `Proxy-Authorization` are inspected by their grammar (see {@link credentialParts}) unless listed here.
    */
   skip_headers: z
@@ -206,8 +220,8 @@ type BodyKind = 'json' | 'xml' | 'form' | 'multipart' | 'text' | 'unknown';
  * Classifies a `Content-Type` value (RFC 9110 §8.3) by media type; charset, boundary and the first
  * parameter named twice (ambiguous) returned separately.
  */
-function bodyKind(ct: string | undefined): { kind: BodyKind; charset: string | undefined; boundary?: string; duplicate?: string } {
-  if (ct === undefined || ct.trim() === '') return { kind: 'unknown', charset: undefined };
+function bodyKind(ct: string | undefined): { kind: BodyKind; type: string; charset: string | undefined; boundary?: string; duplicate?: string } {
+  if (ct === undefined || ct.trim() === '') return { kind: 'unknown', type: '', charset: undefined };
   const media = parseMediaType(ct);
   const mt = media.type;
   const charset = media.params.get('charset')?.toLowerCase();
@@ -215,9 +229,10 @@ function bodyKind(ct: string | undefined): { kind: BodyKind; charset: string | u
   if (mt === 'application/json' || mt === 'text/json' || (mt.startsWith('application/') && mt.endsWith('+json'))) kind = 'json';
   else if (mt === 'application/xml' || mt === 'text/xml' || mt.endsWith('+xml')) kind = 'xml';
   else if (mt === 'application/x-www-form-urlencoded') kind = 'form';
-  else if (mt === 'multipart/form-data') kind = 'multipart';
+  else if (mt.startsWith('multipart/'))
+    kind = 'multipart'; // Tomcat and Spring read any multipart/* as a form
   else if (mt === 'text/plain') kind = 'text';
-  return { kind, charset, boundary: media.params.get('boundary'), duplicate: media.duplicate };
+  return { kind, type: mt, charset, boundary: media.params.get('boundary'), duplicate: media.duplicate };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -330,6 +345,23 @@ function bodyRuleProblem(e: BodyLimitError, location = 'body'): Rejection {
     new Problem(400, e.code, RULE_TITLES[e.code] ?? 'Body Structure Limit Exceeded', { detail: e.message, extensions: { limit: e.limit, location } }),
     HIGH_RULES.has(e.code) ? 'high' : 'low',
     { limit: e.limit, location },
+  );
+}
+
+/**
+ * The 415 rejection of a body whose declared charset cannot be read one way only
+ * ({@link charsetReading}): UTF-16/32, UTF-7, EBCDIC or a label the decoder does not know.
+ */
+function charsetProblem(charset: string, detail?: string): Rejection {
+  const c = charset.slice(0, 40);
+  return deny(
+    new Problem(415, 'unsupported-charset', 'Unsupported Media Type', {
+      detail:
+        detail ?? `The charset "${c}" is not supported: it is not ASCII-compatible or not known, and backends that read the raw bytes would see another body.`,
+      extensions: { charset: c },
+    }),
+    'medium',
+    { charset: c },
   );
 }
 
@@ -483,7 +515,7 @@ export const inspectionControl = defineControl({
       // chosen headers
       const h = ctx.headers;
       for (const name of allHeaders ? Object.keys(h) : headerNames) {
-        const skippable = allHeaders && skipHeaders.has(name);
+        const skippable = allHeaders && (skipHeaders.has(name) || isClientHint(name));
         if (skippable && name === 'cookie') continue; // inspected cookie by cookie below
         const v = h[name];
         if (v === undefined) continue;
@@ -530,7 +562,7 @@ export const inspectionControl = defineControl({
       const h = ctx.headers;
       const cl = h['content-length'];
       if ((cl === undefined || cl === '0') && h['transfer-encoding'] === undefined) return undefined;
-      const { kind, charset, boundary, duplicate } = bodyKind(h['content-type']);
+      const { kind, type, charset, boundary, duplicate } = bodyKind(h['content-type']);
       if (duplicate !== undefined)
         return deny(
           new Problem(400, 'content-type-ambiguous', 'Ambiguous Content-Type', {
@@ -600,41 +632,8 @@ export const inspectionControl = defineControl({
         leafPath = path;
         return scan.inspect(v, isName, location, classes);
       };
-      try {
-        if (kind === 'multipart') {
-          walkMultipart(buf, boundary, { ...formLimits, ...nameRules(ctx), json: jsonLimits, xml: xmlLimits }, visit);
-          return undefined;
-        }
-        let text: string;
-        if (charset === undefined || charset === 'utf-8' || charset === 'utf8' || charset === 'us-ascii') {
-          try {
-            text = utf8.decode(buf);
-          } catch {
-            if (kind === 'unknown') return undefined; // opaque bytes: nothing to inspect
-            return deny(
-              new Problem(400, 'invalid-encoding', 'Invalid Encoding', {
-                detail: 'The request body is not well-formed UTF-8 (RFC 3629).',
-                extensions: { location: 'body' },
-              }),
-              'medium',
-              { location: 'body' },
-            );
-          }
-        } else {
-          let dec: InstanceType<typeof TextDecoder>;
-          try {
-            dec = new TextDecoder(charset);
-          } catch {
-            if (kind === 'unknown') return undefined; // opaque bytes in an unknown charset: nothing to inspect
-            return deny(
-              new Problem(415, 'unsupported-charset', 'Unsupported Media Type', { detail: `The charset "${charset.slice(0, 40)}" is not supported.` }),
-              'low',
-              { charset: charset.slice(0, 40) },
-            );
-          }
-          text = dec.decode(buf);
-        }
-        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      /** Walks one reading of a non-multipart body under its kind. */
+      const walkText = (text: string): void => {
         if (kind === 'json') walkJson(text, jsonLimits, visit);
         else if (kind === 'xml') walkXml(text, xmlLimits, visit);
         else if (kind === 'form') {
@@ -648,7 +647,7 @@ export const inspectionControl = defineControl({
               } catch (e) {
                 if (!(e instanceof BodyParseError)) throw e;
               }
-              if (scan.blocked && engine.opts.stopAtThreshold) return undefined;
+              if (scan.blocked && engine.opts.stopAtThreshold) return;
             }
           }
           walkUrlEncoded(text, formLimits.maxFields, formLimits.maxFieldBytes, true, visit, [], nameRules(ctx));
@@ -662,6 +661,52 @@ export const inspectionControl = defineControl({
             scan.inspect(text, false, () => 'body:');
           }
         }
+      };
+      try {
+        if (kind === 'multipart') {
+          walkMultipart(buf, boundary, { ...formLimits, ...nameRules(ctx), json: jsonLimits, xml: xmlLimits, formData: type === 'multipart/form-data' }, visit);
+          return undefined;
+        }
+        // Form, text and unknown-type bodies: Werkzeug, PHP and Go read the raw bytes whatever the
+        // charset, so a charset that reads ASCII bytes otherwise (UTF-16, UTF-7, EBCDIC, one the
+        // decoder does not know) is refused, and a legacy ASCII-compatible one is inspected in both
+        // readings. JSON and XML keep their declared charset (Express and Python's json decode
+        // UTF-16 JSON as declared; a mismatch does not parse and is refused as malformed).
+        const rawReader = kind === 'form' || kind === 'text' || kind === 'unknown';
+        const reading = charsetReading(charset);
+        if (rawReader && reading === 'incompatible') return charsetProblem(charset as string);
+        let text: string;
+        let rawText: string | undefined;
+        if (reading === 'utf-8') {
+          try {
+            text = utf8.decode(buf);
+          } catch {
+            if (kind === 'unknown') return undefined; // opaque bytes: nothing to inspect
+            return deny(
+              new Problem(400, 'invalid-encoding', 'Invalid Encoding', {
+                detail: 'The request body is not well-formed UTF-8 (RFC 3629).',
+                extensions: { location: 'body' },
+              }),
+              'medium',
+              { location: 'body' },
+            );
+          }
+        } else if (rawReader) {
+          const readings = textReadings(buf, charset);
+          text = readings[0] as string;
+          rawText = readings[1];
+        } else {
+          let dec: InstanceType<typeof TextDecoder>;
+          try {
+            dec = new TextDecoder(charset);
+          } catch {
+            return charsetProblem(charset as string);
+          }
+          text = dec.decode(buf);
+        }
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+        walkText(text);
+        if (rawText !== undefined && !(scan.blocked && engine.opts.stopAtThreshold)) walkText(rawText);
       } catch (e) {
         if (e instanceof BodyParseError) {
           if (e.kind === 'utf-8')
@@ -682,6 +727,7 @@ export const inspectionControl = defineControl({
         if (e instanceof BodyLimitError) {
           return bodyRuleProblem(e);
         }
+        if (e instanceof UnsupportedCharsetError) return charsetProblem(e.charset, e.message);
         if (e instanceof RangeError) {
           // stack exhaustion or similar in a parser: refuse the body, never crash
           return deny(

@@ -140,8 +140,9 @@ describe('inspection control', () => {
     const big = await run(await stageFor({ body: { max_bytes: 2 } }), jpeg);
     assert.equal(big.v, undefined);
     assert.equal(big.reads, 0);
+    // a charset the decoder does not know cannot be read one way only: refused (415), not skipped
     const odd = await run(await stageFor(), { body: 'plain words', headers: { 'content-type': 'application/octet-stream; charset=x-unknown' } });
-    assert.deepEqual([odd.v, odd.reads], [undefined, 1]);
+    assert.deepEqual([odd.v?.problem.status, odd.v?.problem.code, odd.reads], [415, 'unsupported-charset', 1]);
   });
 
   it('rejects unparsable bodies with 400 naming the parser error', async () => {

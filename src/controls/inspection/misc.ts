@@ -79,11 +79,29 @@ export function detectNosql(s: string, isName: boolean): MiscHit | undefined {
 
 const EXPR_CHARS = /[*+\-/%.()[\]|'"_<>=!~]/;
 
-/** Finds the end of a template block `open ... close` starting at `p`, at most 256 characters on. */
-function blockBody(s: string, p: number, open: string, close: string): string | undefined {
-  const win = s.slice(p + open.length, p + open.length + 256);
-  const e = win.indexOf(close);
-  return e === -1 ? undefined : win.slice(0, e);
+/**
+ * Finds template blocks `open … close` whose body is at most 256 characters (`close` within the 256
+ * characters after `open`). One instance serves the openers of one kind in increasing order: it
+ * remembers the next `close`, so a run of openers without a close (`<%<%<%…`) costs one forward scan
+ * instead of a 256-character window per opener.
+ */
+class Blocks {
+  private next = -2;
+  private readonly s: string;
+  private readonly open: string;
+  private readonly close: string;
+  constructor(s: string, open: string, close: string) {
+    this.s = s;
+    this.open = open;
+    this.close = close;
+  }
+  /** The body of the block opened at `p` (openers must come in increasing order), or undefined. */
+  at(p: number): string | undefined {
+    const from = p + this.open.length;
+    if (this.next !== -1 && this.next < from) this.next = this.s.indexOf(this.close, from);
+    if (this.next === -1 || this.next + this.close.length > from + 256) return undefined;
+    return this.s.slice(from, this.next);
+  }
 }
 
 /**
@@ -122,12 +140,13 @@ export function detectTemplateDirective(s: string, paranoia: number): MiscHit | 
  */
 export function detectSsti(s: string, paranoia = 1): MiscHit | undefined {
   let p = s.indexOf('${');
+  const dollar = new Blocks(s, '${', '}');
   while (p !== -1) {
     const rest = s.slice(p + 2, p + 40);
     if (/^\s*(?:jndi|lower|upper|env|sys|java|date|main|ctx|spring|k8s|docker|log4j|bundle|base64|::-)[:-]/.test(rest) || rest.includes('${')) {
       if (/jndi|\$\{|::-/.test(s.slice(p, p + 200))) return { rule: 'jndi-lookup', index: p, paranoia: 1 };
     }
-    const body = blockBody(s, p, '${', '}');
+    const body = dollar.at(p);
     if (body !== undefined && EXPR_CHARS.test(body) && !/^[a-z_][a-z0-9_]*$/.test(body.trim())) return { rule: 'dollar-expression', index: p, paranoia: 1 };
     p = s.indexOf('${', p + 2);
   }
@@ -141,8 +160,9 @@ export function detectSsti(s: string, paranoia = 1): MiscHit | undefined {
     ['[[', ']]'],
   ] as const) {
     let q = s.indexOf(open);
+    const blocks = new Blocks(s, open, close);
     while (q !== -1) {
-      const body = blockBody(s, q, open, close);
+      const body = blocks.at(q);
       if (body !== undefined) {
         if (open === '<%' || open === '{%') {
           if (/^[=\-#]|\b(?:import|include|set|for|if|macro|extends|load|exec|eval|system|runtime|request|response|out\.print)\b/.test(body))

@@ -149,8 +149,53 @@ function highBitClosingTag(s0: string): number {
   return -1;
 }
 
+/**
+ * `url(javascript`, `url( 'vbscript`: a CSS URL with a script scheme (CRS 941140). The quote and its
+ * spaces form one optional group, so no two `\s*` compete for the same run of spaces (the former
+ * `\s*['"]?\s*` backtracked quadratically on `url(` and a long run of spaces).
+ */
+const CSS_SCRIPT_URL = /url\(\s*(?:['"]\s*)?(?:java|vb)script/;
+const CSS_SCRIPT_URL_AT = /^url\(\s*(?:['"]\s*)?(?:java|vb)script/;
+
+/**
+ * The whitespace around each dot removed (what a global replace of `\s*` `.` `\s*` by `.` did) in one
+ * pass. The regex tried
+ * every start inside a run of spaces and scanned the run each time (quadratic on `(` + spaces + `x .`).
+ */
+export function joinDots(s: string): string {
+  let out = '';
+  let from = 0;
+  for (let d = s.indexOf('.'); d !== -1; d = s.indexOf('.', d + 1)) {
+    let a = d;
+    while (a > from && isJsSpace(s.charCodeAt(a - 1))) a--;
+    let b = d + 1;
+    while (b < s.length && isJsSpace(s.charCodeAt(b))) b++;
+    out += `${s.slice(from, a)}.`;
+    from = b;
+    d = b - 1;
+  }
+  return out + s.slice(from);
+}
+
+/** JavaScript's `\s` (WhiteSpace and LineTerminator, ECMA-262 §12.2-12.3). */
+function isJsSpace(c: number): boolean {
+  return (
+    (c >= 9 && c <= 13) ||
+    c === 32 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
+  );
+}
+
 const JS_SINKS =
-  /(?:\balert|\bprompt|\bconfirm|\beval|fromcharcode|\bexecscript|\bsettimeout|\bsetinterval|\bfunction)\s*[(`]|document\s*\.\s*(?:cookie|write|domain|location)|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.\s*href)?\s*=|\bconstructor\s*\(|\bimport\s*\(|top\s*\[/;
+  /(?:\balert|\bprompt|\bconfirm|\beval|fromcharcode|\bexecscript|\bsettimeout|\bsetinterval|\bfunction)\s*[(`]|document\s*\.\s*(?:cookie|write|domain|location)|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.\s*href\s*)?=|\bconstructor\s*\(|\bimport\s*\(|top\s*\[/;
 
 /**
  * Detects XSS in a normalised (decoded, lower-case) value.
@@ -256,9 +301,18 @@ export function detectXss(s0: string): XssHit | undefined {
             if (v1 === -1) v1 = n;
             k = Math.min(n, v1 + escq[0].length);
           } else {
+            // an unquoted value ends at whitespace or `>`; it also stops at `<`, where the next tag
+            // starts its own scan (the outer loop), so no stretch of the input is scanned once per `<`
+            // before it (`<x=<x=<x=…` was quadratic). A value cut at `<` is no plain link (PAGE_URL
+            // excludes `<`); CSS after the `<` is left to the value-wide CSS checks below.
             v1 = k;
-            while (v1 < n && !isWs(s.charCodeAt(v1)) && s.charCodeAt(v1) !== 62) v1++;
+            while (v1 < n) {
+              const d = s.charCodeAt(v1);
+              if (isWs(d) || d === 62 || d === 60) break;
+              v1++;
+            }
             k = v1;
+            if (s.charCodeAt(v1) === 60) plainLink = false;
           }
           if (attr === 'href' && plainLink && !PAGE_URL.test(s.slice(v0, v1))) plainLink = false;
           if (URL_ATTRS.has(attr)) {
@@ -266,7 +320,7 @@ export function detectXss(s0: string): XssHit | undefined {
             if (u !== undefined) return { rule: `${u}:${attr}`, index: v0, paranoia: 1 };
             if (attr === 'style') {
               const v = s.slice(v0, v1);
-              if (v.includes('expression(') || v.includes('-moz-binding') || v.includes('behavior:') || /url\(\s*['"]?\s*(?:java|vb)script/.test(v))
+              if (v.includes('expression(') || v.includes('-moz-binding') || v.includes('behavior:') || CSS_SCRIPT_URL.test(v))
                 return { rule: 'style-script', index: v0, paranoia: 1 };
             }
           }
@@ -306,7 +360,7 @@ export function detectXss(s0: string): XssHit | undefined {
   }
   // `url(javascript`: a CSS URL with a script scheme, colon or not (CRS 941140)
   for (let q = s.indexOf('url('); q !== -1; q = s.indexOf('url(', q + 4)) {
-    if (/^url\(\s*['"]?\s*(?:java|vb)script/.test(s.slice(q, q + 24))) return { rule: 'css-script', index: q, paranoia: 1 };
+    if (CSS_SCRIPT_URL_AT.test(s.slice(q, q + 24))) return { rule: 'css-script', index: q, paranoia: 1 };
   }
   // ES module import of named bindings: `import { a, b } from "./x.js"` (CRS 941390 domain, PL2)
   const imp = s.indexOf('import');
@@ -516,7 +570,7 @@ function jsEvidence(s: string): XssHit | undefined {
   if (!(s.indexOf('(') !== -1 || s.indexOf('.') !== -1 || s.indexOf('[') !== -1 || s.indexOf('`') !== -1)) return undefined;
   let c = s;
   if (c.indexOf('/*') !== -1) c = c.replace(/\/\*[^*]{0,200}\*\//g, '');
-  if (c.indexOf(' ') !== -1 && (c.indexOf(' .') !== -1 || c.indexOf('. ') !== -1)) c = c.replace(/\s*\.\s*/g, '.');
+  if (c.indexOf(' ') !== -1 && (c.indexOf(' .') !== -1 || c.indexOf('. ') !== -1)) c = joinDots(c);
   const m = JS_STRONG.exec(c);
   if (m) {
     // comments or spaces inside a member access (`document/*x*/./*y*/cookie`) are deliberate obfuscation

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { canonical, detectCmdi, detectCmdiBareWord, detectCmdiWords } from '../../../src/controls/inspection/cmdi.ts';
 import { DETECTORS, Engine } from '../../../src/controls/inspection/engine.ts';
 import { normalize } from '../../../src/controls/inspection/normalize.ts';
+import { settle } from '../../helpers/settle.ts';
 
 /** `rule@paranoia` of the first hit, or `pass`. */
 const at = (v: string, f: (s: string) => { rule: string; paranoia: number } | undefined = detectCmdi): string => {
@@ -91,10 +92,11 @@ describe('command injection: shell grammar (round 3)', () => {
   // Regression: these took 5-43 s at 100 KB when quadratic. At 400 KB a quadratic scan takes
   // minutes and a linear one well under a second; the test timeout tells them apart (no
   // wall-clock assertion: speed belongs in bench/inspection/speed.ts).
-  it('stays linear on long runs of newlines, `<(`, `/bin/` and `{`', { timeout: 10_000 }, () => {
+  it('stays linear on long runs of newlines, `<(`, `/bin/` and `{`', { timeout: 10_000 }, async () => {
     for (const unit of ['\n', '\r\n', '<(', '/bin/', 'bin/', '{', '${', '`', '```\n', ' `a` ', '\n* `', '   `', '| --- ', ' & ', '\na001 ']) {
       const s = unit.repeat(Math.ceil(400_000 / unit.length));
       detectCmdi(s);
+      await settle();
     }
   });
 });

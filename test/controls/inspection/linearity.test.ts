@@ -28,6 +28,7 @@ import { detectXss } from '../../../src/controls/inspection/xss.ts';
 import { RequestContext } from '../../../src/pipeline/context.ts';
 import type { RequestStage } from '../../../src/pipeline/stage.ts';
 import { MemoryStore } from '../../../src/state/memory.ts';
+import { settle } from '../../helpers/settle.ts';
 
 const SIZE = 400_000;
 
@@ -94,7 +95,7 @@ const SUBJECTS: [string, boolean, (s: string) => unknown][] = [
 ];
 
 /** One turn of the event loop, so that an expired test timeout fires. */
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+const turn = settle;
 
 describe('linear time on 400 KB of a repeated pattern', () => {
   const inputs = CASES.map(build);

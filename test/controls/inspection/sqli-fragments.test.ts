@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { DETECTORS, Engine } from '../../../src/controls/inspection/engine.ts';
 import { normalize } from '../../../src/controls/inspection/normalize.ts';
 import { detectSqli } from '../../../src/controls/inspection/sqli.ts';
+import { settle } from '../../helpers/settle.ts';
 
 /** The sqli hit on the normalised value at paranoia level `pl`, as `rule@level`, or `pass`. */
 const at = (v: string, pl = 2): string => {
@@ -130,7 +131,7 @@ describe('sqli whole-value fragments (paranoia level 2)', () => {
 
   // A quadratic rule would take minutes on these 100 KB inputs; the test timeout catches that
   // (no wall-clock assertion: speed belongs in bench/inspection/speed.ts).
-  it('stays linear on long inputs', { timeout: 10_000 }, () => {
+  it('stays linear on long inputs', { timeout: 10_000 }, async () => {
     for (const v of [
       '1 as '.repeat(20000),
       `${' '.repeat(100000)}as from`,
@@ -139,6 +140,7 @@ describe('sqli whole-value fragments (paranoia level 2)', () => {
       `\\0x${'0'.repeat(100000)}`,
     ]) {
       at(v);
+      await settle();
     }
   });
 });

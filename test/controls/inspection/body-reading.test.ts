@@ -6,17 +6,14 @@
  * reach the upstream.
  */
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { charsetReading, textReadings, walkXml, XML_JOIN_CAP } from '../../../src/controls/inspection/body.ts';
 import { fitsHeaderGrammar } from '../../../src/controls/inspection/headers.ts';
-import { inspectionControl } from '../../../src/controls/inspection/index.ts';
-import { RequestContext } from '../../../src/pipeline/context.ts';
 import type { RequestStage } from '../../../src/pipeline/stage.ts';
 import type { Rejection } from '../../../src/pipeline/verdict.ts';
-import { MemoryStore } from '../../../src/state/memory.ts';
 import { echoUpstream, httpRequestText, type RawResponse, startTestGateway, type TestGateway, type TestUpstream } from '../../helpers/gateway.ts';
+import { inspectionStage, runInspection } from '../../helpers/inspection.ts';
 
 const SQLI = "1' UNION SELECT password FROM users--";
 
@@ -298,39 +295,9 @@ describe('body reading (through a real gateway)', () => {
 });
 
 describe('XML joined text is an inspection aid, not a limit (finding 4)', () => {
-  async function stageFor(): Promise<RequestStage> {
-    const inst = await inspectionControl.create(inspectionControl.schema.parse({}), {
-      apiName: 'api',
-      configDir: '.',
-      store: new MemoryStore(),
-      emit() {},
-      log: { info() {}, warn() {}, error() {} },
-    });
-    return (inst.request as RequestStage[])[0] as RequestStage;
-  }
-  async function run(stage: RequestStage, body: string): Promise<Rejection | undefined> {
-    const buf = Buffer.from(body);
-    const headers = { host: 'api.test', 'content-type': 'application/xml', 'content-length': String(buf.length) };
-    const req = { headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
-    const ctx = new RequestContext(
-      {
-        id: 'r1',
-        req,
-        method: 'POST',
-        target: '/',
-        clientIp: '127.0.0.1',
-        peerIp: '127.0.0.1',
-        scheme: 'http',
-        host: 'api.test',
-        apiName: 'api',
-        body: { buffered: undefined, read: async () => buf },
-        emit() {},
-        signal: new AbortController().signal,
-      },
-      16 * 1024 * 1024,
-    );
-    return (await stage.run(ctx)) as Rejection | undefined;
-  }
+  const stageFor = () => inspectionStage();
+  const run = async (stage: RequestStage, body: string): Promise<Rejection | undefined> =>
+    (await runInspection(stage, { body, headers: { 'content-type': 'application/xml' }, maxBodyBytes: 16 * 1024 * 1024 })).v;
 
   it('passes a 3.6 MB feed of 50,000 items', { timeout: 30_000 }, async () => {
     const feed = `<?xml version="1.0"?><rss><channel>${'<item><title>Hello world</title><desc>Some text here</desc></item>'.repeat(50_000)}</channel></rss>`;

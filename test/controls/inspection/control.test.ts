@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
-import type { EventInput } from '../../../src/events/event.ts';
 import { inspectionControl } from '../../../src/controls/inspection/index.ts';
-import { RequestContext } from '../../../src/pipeline/context.ts';
 import type { RequestStage } from '../../../src/pipeline/stage.ts';
-import type { Rejection } from '../../../src/pipeline/verdict.ts';
 import { MemoryStore } from '../../../src/state/memory.ts';
+import { inspectionStage, runInspection } from '../../helpers/inspection.ts';
 import { settle } from '../../helpers/settle.ts';
 
 interface Req {
@@ -16,53 +13,8 @@ interface Req {
   body?: string | Buffer;
 }
 
-async function stageFor(config: unknown = {}): Promise<RequestStage> {
-  const inst = await inspectionControl.create(inspectionControl.schema.parse(config), {
-    apiName: 'api',
-    configDir: '.',
-    store: new MemoryStore(),
-    emit() {},
-    log: { info() {}, warn() {}, error() {} },
-  });
-  return (inst.request as RequestStage[])[0] as RequestStage;
-}
-
-/** Runs the stage on a constructed context; returns the verdict, the emitted events and how often the body was read. */
-async function run(stage: RequestStage, r: Req): Promise<{ v: Rejection | undefined; events: EventInput[]; reads: number }> {
-  const body = r.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(r.body) ? r.body : Buffer.from(r.body);
-  const headers: Record<string, string> = { host: 'api.test', ...(r.body !== undefined ? { 'content-length': String(body.length) } : {}), ...r.headers };
-  const events: EventInput[] = [];
-  let reads = 0;
-  const access = {
-    buffered: undefined as Buffer | undefined,
-    async read(max?: number) {
-      reads++;
-      if (max !== undefined && body.length > max) throw new Error('too large');
-      access.buffered = body;
-      return body;
-    },
-  };
-  const req = { headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
-  const ctx = new RequestContext(
-    {
-      id: 'r1',
-      req,
-      method: r.method ?? (r.body === undefined ? 'GET' : 'POST'),
-      target: r.target ?? '/',
-      clientIp: '127.0.0.1',
-      peerIp: '127.0.0.1',
-      scheme: 'http',
-      host: 'api.test',
-      apiName: 'api',
-      body: access,
-      emit: (e) => events.push(e),
-      signal: new AbortController().signal,
-    },
-    1024 * 1024,
-  );
-  const v = (await stage.run(ctx)) as Rejection | undefined;
-  return { v, events, reads };
-}
+const stageFor = inspectionStage;
+const run = (stage: RequestStage, r: Req) => runInspection(stage, r);
 
 const json = (o: unknown): Req => ({ body: typeof o === 'string' ? o : JSON.stringify(o), headers: { 'content-type': 'application/json' } });
 

@@ -14,7 +14,6 @@
  * and SQL punctuation with a few words.
  */
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { detectCmdi } from '../../../src/controls/inspection/cmdi.ts';
 import { DETECTORS, Engine } from '../../../src/controls/inspection/engine.ts';
@@ -23,12 +22,9 @@ import { detectLdap, detectNosql, detectSsti } from '../../../src/controls/inspe
 import { normalize } from '../../../src/controls/inspection/normalize.ts';
 import { detectSqli } from '../../../src/controls/inspection/sqli.ts';
 import { detectSsrf } from '../../../src/controls/inspection/ssrf.ts';
-import { inspectionControl } from '../../../src/controls/inspection/index.ts';
 import { detectXss } from '../../../src/controls/inspection/xss.ts';
-import { RequestContext } from '../../../src/pipeline/context.ts';
-import type { RequestStage } from '../../../src/pipeline/stage.ts';
-import { MemoryStore } from '../../../src/state/memory.ts';
 import { settle } from '../../helpers/settle.ts';
+import { inspectionStage, runInspection } from '../../helpers/inspection.ts';
 
 const SIZE = 400_000;
 
@@ -125,43 +121,9 @@ describe('linear time through the inspection stage', () => {
     ['text/plain', x],
   ];
   it(`${bodies.length} bodies (JSON, XML siblings and joined text, form, multipart)`, { timeout: 10_000 }, async () => {
-    const inst = await inspectionControl.create(inspectionControl.schema.parse({ mode: 'monitor', body: { inspect_unknown: true } }), {
-      apiName: 'api',
-      configDir: '.',
-      store: new MemoryStore(),
-      emit() {},
-      log: { info() {}, warn() {}, error() {} },
-    });
-    const stage = (inst.request as RequestStage[])[0] as RequestStage;
+    const stage = await inspectionStage({ mode: 'monitor', body: { inspect_unknown: true } });
     for (const [type, text] of bodies) {
-      const body = Buffer.from(text);
-      const headers: Record<string, string> = { host: 'api.test', 'content-length': String(body.length), 'content-type': type };
-      const access = {
-        buffered: undefined as Buffer | undefined,
-        async read() {
-          access.buffered = body;
-          return body;
-        },
-      };
-      const req = { headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
-      const ctx = new RequestContext(
-        {
-          id: 'r1',
-          req,
-          method: 'POST',
-          target: '/',
-          clientIp: '127.0.0.1',
-          peerIp: '127.0.0.1',
-          scheme: 'http',
-          host: 'api.test',
-          apiName: 'api',
-          body: access,
-          emit: () => {},
-          signal: new AbortController().signal,
-        },
-        4 * 1024 * 1024,
-      );
-      const v = await stage.run(ctx);
+      const { v } = await runInspection(stage, { method: 'POST', body: text, headers: { 'content-type': type }, maxBodyBytes: 4 * 1024 * 1024 });
       // monitor mode: no verdict; a parser limit would answer instead and hide the scan
       assert.equal(v, undefined, type);
       await turn();

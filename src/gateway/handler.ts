@@ -605,6 +605,19 @@ export function upstreamProblem(code: string): Problem {
 }
 
 /**
+ * Headers of every answer the gateway writes itself (problem details, parser errors): `no-store`
+ * and the headers control's defaults, so gateway answers are as safe as proxied ones.
+ */
+export const ANSWER_HEADERS: Readonly<Record<string, string>> = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+/**
  * Writes `problem` as `application/problem+json` (RFC 9457) with the request id as `instance`.
  * `closeConnection` is set when the request body was not read, so leftover bytes cannot be
  * taken as the next request. Returns the body size in bytes.
@@ -618,13 +631,7 @@ export function sendProblem(res: ServerResponse, problem: Problem, requestId: st
   const headers: Record<string, string | string[]> = {
     'content-type': PROBLEM_CONTENT_TYPE,
     'content-length': String(Buffer.byteLength(body)),
-    'cache-control': 'no-store',
-    // The headers control's defaults, so gateway answers are as safe as proxied ones.
-    'x-content-type-options': 'nosniff',
-    'x-frame-options': 'DENY',
-    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-    'referrer-policy': 'no-referrer',
-    'cross-origin-resource-policy': 'same-origin',
+    ...ANSWER_HEADERS,
     ...problem.headers,
   };
   if (requestId) headers['x-request-id'] = requestId;

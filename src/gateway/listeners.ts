@@ -19,6 +19,7 @@ import { clientCertificateOf } from '../pki/cert.ts';
 import { loadTlsMaterial, sniContext, type TlsMaterial } from '../pki/sni.ts';
 import { normalizeIp } from '../proxy/headers.ts';
 import { CONTINUE_PENDING, type ContinueCapable } from './body.ts';
+import { ANSWER_HEADERS, sendProblem } from './handler.ts';
 
 /** Splits `host:port` / `[v6]:port`. */
 export function parseAddress(addr: string): { host: string; port: number } {
@@ -77,13 +78,10 @@ export function onClientError(emit: (e: EventInput) => void) {
  */
 export function rawProblem(problem: Problem, requestId: string): string {
   const body = JSON.stringify(problem.toBody(requestId));
-  const extra = Object.entries(problem.headers)
+  const lines = Object.entries({ ...ANSWER_HEADERS, 'x-request-id': requestId, ...problem.headers })
     .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}\r\n`)
     .join('');
-  return (
-    `HTTP/1.1 ${problem.status} ${problem.title}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `cache-control: no-store\r\nx-content-type-options: nosniff\r\nx-request-id: ${requestId}\r\n${extra}connection: close\r\n\r\n${body}`
-  );
+  return `HTTP/1.1 ${problem.status} ${problem.title}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${lines}connection: close\r\n\r\n${body}`;
 }
 
 /**
@@ -105,27 +103,8 @@ export function refuseExpectation(emit: (e: EventInput) => void) {
       path: req.url,
       client_ip: normalizeIp(req.socket.remoteAddress),
     });
-    answerProblem(res, problem, id, true);
+    sendProblem(res, problem, id, true);
   };
-}
-
-/**
- * Answers `problem` on a response object no request handler owns (417, HTTP/2 CONNECT): problem
- * details with the request id as `instance` and `X-Request-Id`, `no-store`, `nosniff`.
- */
-function answerProblem(res: ServerResponse | Http2ServerResponse, problem: Problem, id: string, close: boolean): void {
-  const body = JSON.stringify(problem.toBody(id));
-  const headers: Record<string, string | string[]> = {
-    'content-type': PROBLEM_CONTENT_TYPE,
-    'content-length': String(Buffer.byteLength(body)),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    'x-request-id': id,
-    ...problem.headers,
-  };
-  if (close) headers.connection = 'close';
-  (res as ServerResponse).writeHead(problem.status, headers);
-  res.end(body);
 }
 
 /**
@@ -192,7 +171,7 @@ export function refuseConnect(emit: (e: EventInput) => void) {
     });
     if (req.httpVersionMajor === 2) {
       // HTTP/2 (RFC 9113 §8.5): the second argument is the stream's response, not a raw socket.
-      answerProblem(socket as Http2ServerResponse, problem, id, false);
+      sendProblem(socket as unknown as ServerResponse, problem, id, false);
       return;
     }
     (socket as import('node:stream').Duplex).end(rawProblem(problem, id));

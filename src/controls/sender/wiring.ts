@@ -20,7 +20,7 @@ export function prepareSender(config: RampartConfig): RampartConfig {
     const controls = api.controls as Record<string, unknown>;
     const identity = controls.identity;
     const sender = controls.sender as SenderConfigInput | false | undefined;
-    if (identity === undefined || identity === false || identity === null || typeof identity !== 'object') return api;
+    if (typeof identity !== 'object' || identity === null) return api; // absent or `identity: false`
     if (sender === false || sender?.dpop?.enabled === false) return api;
     changed = true;
     const algs = sender?.dpop?.algorithms ?? DEFAULT_DPOP_ALGORITHMS;
